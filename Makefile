@@ -1,0 +1,40 @@
+# Huiyuan: `make run` to try it, `make test` to test it. Nothing else needs installing first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint venv migrate seed worker clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(FLASK) db upgrade
+
+seed: migrate
+	$(FLASK) demo seed --if-empty
+
+run: seed
+	@$(FLASK) admin create-token make-run
+	@echo "API docs:     http://$(HOST):$(PORT)/docs  (OpenAPI: /openapi.json)"
+	@echo "Health:       http://$(HOST):$(PORT)/healthz"
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,83 @@
+"""Huiyuan: an open-source membership backend for Chinese retail brands."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from app.config import Config
+
+
+def create_app(config: Config | None = None, **overrides: Any) -> Flask:
+    """Build the application. Nothing is read from the environment before this is called."""
+    config = config or Config.from_env(**overrides)
+    app = Flask(__name__, instance_path=str(_instance_dir()))
+    app.config.from_mapping(config.flask_mapping())
+    app.config["HUIYUAN_CONFIG"] = config
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    _configure_logging(app)
+
+    from app import models  # noqa: F401  (registers every model with the metadata)
+    from app.errors import register_error_handlers
+    from app.extensions import api, db, migrate, redis_store
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    redis_store.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "adminToken",
+        {"type": "http", "scheme": "bearer", "description": "flask admin create-token"},
+    )
+    api.spec.components.security_scheme(
+        "memberToken",
+        {"type": "http", "scheme": "bearer", "description": "from mini-program login"},
+    )
+    api.spec.components.security_scheme(
+        "clerkToken", {"type": "http", "scheme": "bearer", "description": "from /clerk/v1/login"}
+    )
+    register_error_handlers(app)
+    _register_blueprints(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.extensions import api
+    from app.health import blp as health
+    from app.stores.views import blp as admin_stores
+
+    for blueprint in (health, admin_stores):
+        api.register_blueprint(blueprint)
+
+
+def _configure_logging(app: Flask) -> None:
+    from app.common.phone import PhoneMaskingFilter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(PhoneMaskingFilter())
+    root = logging.getLogger()
+    if not any(isinstance(f, PhoneMaskingFilter) for h in root.handlers for f in h.filters):
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if not app.config["TESTING"] else logging.WARNING)
+    for h in root.handlers:
+        if not any(isinstance(f, PhoneMaskingFilter) for f in h.filters):
+            h.addFilter(PhoneMaskingFilter())
+
+
+def _instance_dir() -> Any:
+    from app.config import INSTANCE_DIR
+
+    return INSTANCE_DIR
+
+
+def _migrations_dir() -> Any:
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / "migrations"

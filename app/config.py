@@ -1,0 +1,145 @@
+"""One typed configuration, read from the environment (see CONTRACT.md for the variables).
+
+Development defaults are safe and local: SQLite under ``instance/`` and an in-process Redis
+stand-in. In production mode (``HUIYUAN_ENV=production``) secrets and services have no
+default: a missing one stops start-up with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run: the message says which variable and why."""
+
+
+def _read_pem(value: str | None) -> str | None:
+    """PEM keys may be given as text or as a path to a file holding the text."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("-----BEGIN"):
+        return text.replace("\\n", "\n") + "\n"
+    path = Path(text)
+    if path.is_file():
+        return path.read_text()
+    raise ConfigError(f"expected PEM text or a readable file path, got {text[:16]!r}…")
+
+
+@dataclass
+class Config:
+    ENV: str = "development"
+    SECRET_KEY: str | None = None
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    TESTING: bool = False
+
+    POINTS_PER_YUAN: int = 1
+    POINTS_EXPIRY: str = "year_end_next"
+    TIMEZONE: str = "Asia/Shanghai"
+
+    WECHAT_APPID: str | None = None
+    WECHAT_APP_SECRET: str | None = None
+    WECHAT_API_BASE_URL: str = "https://api.weixin.qq.com/"
+    WECHAT_MCH_ID: str | None = None
+    WECHAT_PAY_API_KEY: str | None = None
+    WECHAT_PAY_API_V3_KEY: str | None = None
+    WECHAT_PAY_PUBLIC_KEY: str | None = None
+    WECHAT_PAY_PUBLIC_KEY_ID: str | None = None
+
+    ALIPAY_APP_ID: str | None = None
+    ALIPAY_APP_PRIVATE_KEY: str | None = None
+    ALIPAY_PUBLIC_KEY: str | None = None
+    ALIPAY_SELLER_ID: str | None = None
+    ALIPAY_GATEWAY_URL: str = "https://openapi.alipay.com/gateway.do"
+    ALIPAY_AES_KEY: str | None = None
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENV == "production"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = "HUIYUAN_ENV" if f.name == "ENV" else f.name
+            raw = env.get(key)
+            if raw is None or raw == "":
+                continue
+            if f.type in ("int",):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+            elif f.type in ("bool",):
+                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.ENV not in ("development", "production", "testing"):
+            raise ConfigError(
+                f"HUIYUAN_ENV must be development, production or testing, not {self.ENV!r}"
+            )
+        if self.is_production:
+            missing = [name for name in REQUIRED_IN_PRODUCTION if not getattr(self, name)]
+            if missing:
+                raise ConfigError(
+                    "production mode (HUIYUAN_ENV=production) needs "
+                    + ", ".join(missing)
+                    + ": set them in the environment"
+                )
+            if self.SECRET_KEY and len(self.SECRET_KEY) < 32:
+                raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if self.POINTS_PER_YUAN < 0:
+            raise ConfigError("POINTS_PER_YUAN must not be negative")
+        for name in ("WECHAT_PAY_PUBLIC_KEY", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY"):
+            setattr(self, name, _read_pem(getattr(self, name)))
+
+    def flask_mapping(self) -> dict[str, Any]:
+        """The values Flask and its extensions read from ``app.config``."""
+        database_url = self.DATABASE_URL or f"sqlite:///{INSTANCE_DIR / 'huiyuan.db'}"
+        secret = self.SECRET_KEY or "dev-insecure-secret-key-do-not-use-in-production"
+        mapping: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"
+        }
+        mapping.update(
+            SECRET_KEY=secret,
+            SQLALCHEMY_DATABASE_URI=database_url,
+            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(database_url),
+            TESTING=self.TESTING,
+            API_TITLE="Huiyuan membership API",
+            API_VERSION="v1",
+            OPENAPI_VERSION="3.0.3",
+            OPENAPI_URL_PREFIX="/",
+            OPENAPI_JSON_PATH="openapi.json",
+            OPENAPI_SWAGGER_UI_PATH="/docs",
+            OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+            JSON_SORT_KEYS=False,
+        )
+        mapping.update(self.extra)
+        return mapping
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}

@@ -1,0 +1,38 @@
+"""The demo brand: something a newcomer can look at right after ``make run``."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.stores import services as stores
+from app.stores.models import Store
+
+DEMO_STORES = [
+    ("SH001", "茶语 上海静安店", "上海"),
+    ("SH002", "茶语 上海徐汇店", "上海"),
+    ("HZ001", "茶语 杭州西湖店", "杭州"),
+]
+DEMO_CLERK_PASSWORD = "demo-clerk-pass"  # noqa: S105 (a documented demo credential)
+
+
+def seed_demo_brand(*, if_empty: bool = False) -> list[str]:
+    """Create the demo brand; returns lines to print (activation codes are shown only here)."""
+    if if_empty and db.session.scalar(select(func.count()).select_from(Store)):
+        return ["demo: database already has stores; nothing seeded"]
+    lines = ["demo brand seeded:"]
+    for code, name, city in DEMO_STORES:
+        if db.session.scalar(select(Store.id).where(Store.code == code)):
+            lines.append(f"  store {code} exists; skipped")
+            continue
+        stores.create_store(code, name, city)
+        terminal, activation = stores.create_terminal(code, f"{code} 收银台 1")
+        clerk = stores.create_clerk(
+            code, f"clerk.{code.lower()}", DEMO_CLERK_PASSWORD, f"{city}导购"
+        )
+        lines.append(
+            f"  store {code} {name}: terminal {terminal.terminal_id} activation code "
+            f"{activation}; clerk {clerk.username} / {DEMO_CLERK_PASSWORD}"
+        )
+    # Feature packages add their own demo data below (tag catalog, coupon templates, …).
+    return lines

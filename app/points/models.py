@@ -1,0 +1,90 @@
+"""The points ledger: append-only entries and a cached balance that always equals their sum."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.common.clock import utcnow
+from app.db import UTCDateTime
+from app.extensions import db
+
+ENTRY_KINDS = (
+    "earn",
+    "redeem",
+    "hold",
+    "release",
+    "clawback",
+    "return_of_redeemed",
+    "expire",
+    "adjust",
+    "import",
+    "merge_in",
+    "merge_out",
+    "exchange",
+)
+
+
+class PointsAccount(db.Model):
+    """The cached balance of one member, changed only together with a ledger entry."""
+
+    __tablename__ = "points_accounts"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PointsEntry(db.Model):
+    """One change to a balance. Never updated or deleted; a repeat of its key changes nothing."""
+
+    __tablename__ = "points_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(24))
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    ref_type: Mapped[str | None] = mapped_column(String(24))
+    ref_id: Mapped[str | None] = mapped_column(String(128))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Purchase(db.Model):
+    """Money a member paid, from a payment notification or a POS sale, and the points it keeps.
+
+    ``points_earned`` is what the purchase currently keeps: after refunds it equals what the
+    net paid amount (``paid_fen - refunded_fen``) would have earned.
+    """
+
+    __tablename__ = "purchases"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # wechat | alipay | pos
+    external_id: Mapped[str] = mapped_column(String(128))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    paid_fen: Mapped[int] = mapped_column(BigInteger)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PurchaseRefund(db.Model):
+    __tablename__ = "purchase_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
+    refund_key: Mapped[str] = mapped_column(String(160), unique=True)
+    refund_fen: Mapped[int] = mapped_column(BigInteger)
+    points_taken: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,115 @@
+"""Points for money paid, and the refund rule shared by payment notifications and POS returns.
+
+After any number of refunds a purchase keeps exactly what its net paid amount would have
+earned; each refund takes back the difference, never more than was earned.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import ValidationFailed
+from app.extensions import db
+from app.points.models import Purchase, PurchaseRefund
+from app.points.services import points_for_paid, post_entry
+
+
+def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
+    stmt = select(Purchase).where(Purchase.source == source, Purchase.external_id == external_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def record_purchase(
+    *,
+    source: str,
+    external_id: str,
+    member_id: int | None,
+    store_id: int | None,
+    paid_fen: int,
+    occurred_at: datetime,
+) -> tuple[Purchase, bool]:
+    """Record a paid purchase once and credit its points. ``(purchase, created)``.
+
+    A concurrent duplicate waits on the unique key and then finds the first one's row.
+    """
+    if paid_fen < 0:
+        raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
+    existing = find_purchase(source, external_id)
+    if existing is not None:
+        return existing, False
+    purchase = Purchase(
+        source=source,
+        external_id=external_id,
+        member_id=member_id,
+        store_id=store_id,
+        paid_fen=paid_fen,
+        refunded_fen=0,
+        points_earned=0,
+        occurred_at=occurred_at,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(purchase)
+    except IntegrityError:
+        existing = find_purchase(source, external_id)
+        if existing is None:
+            raise
+        return existing, False
+    earned = points_for_paid(paid_fen)
+    if member_id is not None and earned > 0:
+        post_entry(
+            member_id,
+            earned,
+            kind="earn",
+            idempotency_key=f"purchase:{purchase.id}:earn",
+            ref_type="purchase",
+            ref_id=f"{source}:{external_id}",
+            store_id=store_id,
+        )
+        purchase.points_earned = earned
+    return purchase, True
+
+
+def record_refund(
+    purchase: Purchase, *, refund_key: str, refund_fen: int, occurred_at: datetime
+) -> tuple[PurchaseRefund, bool]:
+    """Apply one refund of a purchase once. ``(refund, created)``."""
+    if refund_fen <= 0:
+        raise ValidationFailed("refund amount must be positive", code="INVALID_AMOUNT")
+    locked = find_purchase(purchase.source, purchase.external_id, lock=True)
+    assert locked is not None
+    existing = db.session.execute(
+        select(PurchaseRefund).where(PurchaseRefund.refund_key == refund_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing, False
+    locked.refunded_fen = min(locked.paid_fen, locked.refunded_fen + refund_fen)
+    target = points_for_paid(locked.paid_fen - locked.refunded_fen)
+    take = max(0, locked.points_earned - target)
+    refund = PurchaseRefund(
+        purchase_id=locked.id,
+        refund_key=refund_key,
+        refund_fen=refund_fen,
+        points_taken=take,
+        occurred_at=occurred_at,
+    )
+    db.session.add(refund)
+    db.session.flush()
+    if take and locked.member_id is not None:
+        post_entry(
+            locked.member_id,
+            -take,
+            kind="clawback",
+            idempotency_key=f"refund:{refund.id}:clawback",
+            ref_type="refund",
+            ref_id=refund_key,
+            store_id=locked.store_id,
+            allow_negative=True,
+        )
+    locked.points_earned -= take
+    return refund, True

@@ -1,0 +1,133 @@
+"""The one place points change: every credit and debit is a ledger entry with an idempotency key.
+
+These functions work inside the caller's unit of work and never commit. The member's account row
+is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so the
+idempotency check, the balance check and the update see one consistent state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.common.clock import utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.points.models import ENTRY_KINDS, PointsAccount, PointsEntry
+
+
+class InsufficientPoints(Conflict):
+    default_code = "INSUFFICIENT_POINTS"
+
+
+@dataclass(frozen=True)
+class PostResult:
+    entry: PointsEntry
+    created: bool  # False when the idempotency key had already been used
+
+
+def lock_account(member_id: int) -> PointsAccount:
+    account = db.session.execute(
+        select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update()
+    ).scalar_one_or_none()
+    if account is None:
+        raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
+    return account
+
+
+def open_account(member_id: int) -> PointsAccount:
+    """Created with the member, in the same transaction."""
+    account = PointsAccount(member_id=member_id, balance=0, updated_at=utcnow())
+    db.session.add(account)
+    return account
+
+
+def post_entry(
+    member_id: int,
+    points: int,
+    *,
+    kind: str,
+    idempotency_key: str,
+    ref_type: str | None = None,
+    ref_id: str | None = None,
+    store_id: int | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    allow_negative: bool = False,
+) -> PostResult:
+    """Append one entry and move the cached balance with it.
+
+    A negative entry may not take the balance below zero unless ``allow_negative`` (clawbacks:
+    the member then owes points). Reusing a key returns the first entry and changes nothing; a
+    reuse with other content is refused, since it means two different events share a key.
+    """
+    if kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    if not isinstance(points, int) or isinstance(points, bool):
+        raise ValidationFailed("points must be an integer", code="INVALID_POINTS")
+    account = lock_account(member_id)
+    existing = db.session.execute(
+        select(PointsEntry).where(PointsEntry.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.member_id != member_id or existing.points != points or existing.kind != kind:
+            raise Conflict(
+                "this idempotency key was used for a different change",
+                code="IDEMPOTENCY_KEY_REUSED",
+            )
+        return PostResult(existing, created=False)
+    new_balance = account.balance + points
+    if points < 0 and new_balance < 0 and not allow_negative:
+        raise InsufficientPoints(
+            "not enough points", details={"balance": account.balance, "requested": -points}
+        )
+    now = utcnow()
+    entry = PointsEntry(
+        member_id=member_id,
+        points=points,
+        balance_after=new_balance,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        store_id=store_id,
+        actor=actor,
+        reason=reason,
+        created_at=now,
+    )
+    account.balance = new_balance
+    account.updated_at = now
+    db.session.add(entry)
+    db.session.flush()
+    return PostResult(entry, created=True)
+
+
+def balance_of(member_id: int) -> int:
+    value = db.session.execute(
+        select(PointsAccount.balance).where(PointsAccount.member_id == member_id)
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
+def points_for_paid(paid_fen: int) -> int:
+    """``floor(paid_fen × POINTS_PER_YUAN / 100)``, in integers."""
+    if paid_fen <= 0:
+        return 0
+    return (paid_fen * int(current_app.config["POINTS_PER_YUAN"])) // 100
+
+
+def audit_differences() -> list[tuple[int, int, int]]:
+    """``(member_id, cached, ledger_sum)`` for every account whose cache differs from its ledger."""
+    sums = (
+        select(PointsEntry.member_id, func.coalesce(func.sum(PointsEntry.points), 0).label("total"))
+        .group_by(PointsEntry.member_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(PointsAccount.member_id, PointsAccount.balance, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.member_id == PointsAccount.member_id)
+        .where(PointsAccount.balance != func.coalesce(sums.c.total, 0))
+    ).all()
+    return [(int(m), int(b), int(t)) for m, b, t in rows]

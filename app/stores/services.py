@@ -1,0 +1,87 @@
+"""Stores, terminals and clerks, as HQ manages them."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import generate_password_hash
+
+from app.common.clock import utcnow
+from app.common.crypto import hash_token
+from app.db import unit_of_work
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.stores.models import Clerk, Store, Terminal
+
+ACTIVATION_TTL = timedelta(hours=24)
+_ACTIVATION_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: typed at a till
+
+
+def get_store_by_code(code: str) -> Store:
+    store = db.session.execute(select(Store).where(Store.code == code)).scalar_one_or_none()
+    if store is None:
+        raise NotFound(f"store {code!r} not found", code="STORE_NOT_FOUND")
+    return store
+
+
+def find_store_by_code(code: str | None) -> Store | None:
+    if not code:
+        return None
+    return db.session.execute(select(Store).where(Store.code == code)).scalar_one_or_none()
+
+
+def create_store(code: str, name: str, city: str | None = None) -> Store:
+    with unit_of_work():
+        store = Store(code=code, name=name, city=city)
+        db.session.add(store)
+        try:
+            db.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"store {code!r} already exists", code="STORE_EXISTS") from exc
+    return store
+
+
+def new_activation_code() -> str:
+    raw = "".join(secrets.choice(_ACTIVATION_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalize_activation_code(code: str) -> str:
+    return code.strip().upper().replace(" ", "")
+
+
+def create_terminal(store_code: str, name: str) -> tuple[Terminal, str]:
+    """A pending terminal and its activation code (single use, 24 h; only its hash is kept)."""
+    with unit_of_work():
+        store = get_store_by_code(store_code)
+        code = new_activation_code()
+        terminal = Terminal(
+            terminal_id="T" + secrets.token_hex(8).upper(),
+            store_id=store.id,
+            name=name,
+            status="pending",
+            activation_code_hash=hash_token(normalize_activation_code(code)),
+            activation_expires_at=utcnow() + ACTIVATION_TTL,
+        )
+        db.session.add(terminal)
+    return terminal, code
+
+
+def create_clerk(store_code: str, username: str, password: str, name: str) -> Clerk:
+    with unit_of_work():
+        store = get_store_by_code(store_code)
+        clerk = Clerk(
+            store_id=store.id,
+            username=username,
+            password_hash=generate_password_hash(password, method="scrypt"),
+            name=name,
+        )
+        db.session.add(clerk)
+        try:
+            db.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"username {username!r} is taken", code="USERNAME_TAKEN") from exc
+    return clerk

@@ -1,0 +1,1 @@
+"""Consumer endpoints for the brand's WeChat and Alipay mini-programs (``/mp/v1``)."""

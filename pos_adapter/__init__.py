@@ -1,0 +1,1 @@
+"""The POS terminal protocol (``/pos/v1``) and vendor adapters."""
