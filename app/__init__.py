@@ -52,7 +52,11 @@ def _register_blueprints(app: Flask) -> None:
     from app.health import blp as health
     from app.stores.views import blp as admin_stores
 
-    for blueprint in (health, admin_stores):
+    blueprints = [
+        health,
+        admin_stores,
+    ]
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
 

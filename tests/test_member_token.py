@@ -1,0 +1,26 @@
+import pytest
+
+from app.db import unit_of_work
+from app.errors import Unauthorized
+from app.extensions import db
+from app.members.services import create_member
+from miniprogram_api.auth import issue_member_token, member_from_token
+
+
+def test_a_member_token_resolves_to_its_member_and_follows_merges():
+    with unit_of_work():
+        absorbed = create_member(source="test")
+        survivor = create_member(source="test", phone="13900000000")
+    token = issue_member_token(absorbed.id, "wechat")
+    assert member_from_token(token).id == absorbed.id
+    absorbed = db.session.get(type(absorbed), absorbed.id)
+    absorbed.merged_into_id = survivor.id
+    absorbed.status = "merged"
+    db.session.commit()
+    assert member_from_token(token).id == survivor.id
+
+
+@pytest.mark.parametrize("token", [None, "", "garbage", "eyJtIjoxfQ.bad.sig"])
+def test_missing_or_forged_member_tokens_are_refused(token):
+    with pytest.raises(Unauthorized):
+        member_from_token(token)
