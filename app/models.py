@@ -2,7 +2,7 @@
 
 from app.admin.models import AdminToken
 from app.members.models import Member, MemberIdentity
-from app.points.models import PointsAccount, PointsEntry, Purchase, PurchaseRefund
+from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
 from app.stores.models import Clerk, Store, Terminal
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "MemberIdentity",
     "PointsAccount",
     "PointsEntry",
+    "PointsHold",
     "Purchase",
     "PurchaseRefund",
     "Store",

@@ -131,3 +131,35 @@ def audit_differences() -> list[tuple[int, int, int]]:
         .where(PointsAccount.balance != func.coalesce(sums.c.total, 0))
     ).all()
     return [(int(m), int(b), int(t)) for m, b, t in rows]
+
+
+def transfer_on_merge(absorbed_id: int, survivor_id: int, *, merge_key: str) -> int:
+    """Move an absorbed member's whole balance (positive or owed) to the survivor.
+
+    Two entries, ``merge_out`` on the absorbed and ``merge_in`` on the survivor, so both ledgers
+    still sum to their balances. Accounts are locked in id order. Returns the points moved.
+    """
+    for member_id in sorted((absorbed_id, survivor_id)):
+        lock_account(member_id)
+    amount = balance_of(absorbed_id)
+    if amount == 0:
+        return 0
+    post_entry(
+        absorbed_id,
+        -amount,
+        kind="merge_out",
+        idempotency_key=f"merge:{merge_key}:out",
+        ref_type="merge",
+        ref_id=merge_key,
+        allow_negative=True,
+    )
+    post_entry(
+        survivor_id,
+        amount,
+        kind="merge_in",
+        idempotency_key=f"merge:{merge_key}:in",
+        ref_type="merge",
+        ref_id=merge_key,
+        allow_negative=True,
+    )
+    return amount

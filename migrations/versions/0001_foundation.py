@@ -2,7 +2,7 @@
 
 Revision ID: 0001_foundation
 Revises: 
-Create Date: 2026-11-23 10:56:31.926843
+Create Date: 2026-11-23 11:00:45.112550
 
 """
 from alembic import op
@@ -133,6 +133,23 @@ def upgrade():
     with op.batch_alter_table('points_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_points_entries_member_id'), ['member_id'], unique=False)
 
+    op.create_table('points_holds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('hold_key', sa.String(length=160), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('store_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_points_holds_member_id_members')),
+    sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_points_holds_store_id_stores')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_points_holds')),
+    sa.UniqueConstraint('hold_key', name=op.f('uq_points_holds_hold_key'))
+    )
+    with op.batch_alter_table('points_holds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_points_holds_member_id'), ['member_id'], unique=False)
+
     op.create_table('purchases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
@@ -182,6 +199,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_purchases_member_id'))
 
     op.drop_table('purchases')
+    with op.batch_alter_table('points_holds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_points_holds_member_id'))
+
+    op.drop_table('points_holds')
     with op.batch_alter_table('points_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_points_entries_member_id'))
 

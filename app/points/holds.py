@@ -1,0 +1,87 @@
+"""Points held for a POS redemption, then captured by the sale or released.
+
+A hold is a negative ``hold`` entry (the points leave the spendable balance at once, so two
+tills cannot both spend the last points); a release is a positive ``release`` entry; a capture
+changes no balance: the held points stay spent.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.common.clock import utcnow
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.points.models import PointsHold
+from app.points.services import lock_account, post_entry
+
+
+def _lock_hold(hold_key: str) -> PointsHold:
+    hold = db.session.execute(
+        select(PointsHold).where(PointsHold.hold_key == hold_key).with_for_update()
+    ).scalar_one_or_none()
+    if hold is None:
+        raise NotFound("points hold not found", code="HOLD_NOT_FOUND")
+    return hold
+
+
+def hold_points(
+    member_id: int, points: int, *, hold_key: str, store_id: int | None = None
+) -> PointsHold:
+    """Hold ``points`` (> 0) of a member's balance; a repeat of ``hold_key`` returns the hold."""
+    if points <= 0:
+        raise Conflict("points to hold must be positive", code="INVALID_POINTS")
+    lock_account(member_id)
+    existing = db.session.execute(
+        select(PointsHold).where(PointsHold.hold_key == hold_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    post_entry(
+        member_id,
+        -points,
+        kind="hold",
+        idempotency_key=f"hold:{hold_key}",
+        ref_type="hold",
+        ref_id=hold_key,
+        store_id=store_id,
+    )
+    hold = PointsHold(
+        hold_key=hold_key, member_id=member_id, points=points, store_id=store_id, state="held"
+    )
+    db.session.add(hold)
+    db.session.flush()
+    return hold
+
+
+def release_points(hold_key: str) -> PointsHold:
+    """Give held points back. Releasing twice is a no-op; a captured hold cannot be released."""
+    hold = _lock_hold(hold_key)
+    if hold.state == "released":
+        return hold
+    if hold.state == "captured":
+        raise Conflict("points already captured by a sale", code="HOLD_CAPTURED")
+    post_entry(
+        hold.member_id,
+        hold.points,
+        kind="release",
+        idempotency_key=f"release:{hold_key}",
+        ref_type="hold",
+        ref_id=hold_key,
+        store_id=hold.store_id,
+    )
+    hold.state = "released"
+    hold.settled_at = utcnow()
+    return hold
+
+
+def capture_points(hold_key: str) -> PointsHold:
+    """The sale used the held points: they stay spent. Capturing twice is a no-op."""
+    hold = _lock_hold(hold_key)
+    if hold.state == "captured":
+        return hold
+    if hold.state == "released":
+        raise Conflict("points hold was released", code="HOLD_RELEASED")
+    hold.state = "captured"
+    hold.settled_at = utcnow()
+    return hold
