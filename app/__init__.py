@@ -16,6 +16,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__, instance_path=str(_instance_dir()))
     app.config.from_mapping(config.flask_mapping())
     app.config["HUIYUAN_CONFIG"] = config
+    if not config.DATABASE_URL:  # the embedded SQLite default lives under instance/
+        _instance_dir().mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _configure_logging(app)
 
