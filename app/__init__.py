@@ -61,6 +61,10 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
+    from app.docs_assets import bp as docs_assets
+
+    app.register_blueprint(docs_assets)
+
 
 def _configure_logging(app: Flask) -> None:
     from app.common.phone import PhoneMaskingFilter

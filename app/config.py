@@ -132,7 +132,7 @@ class Config:
             OPENAPI_URL_PREFIX="/",
             OPENAPI_JSON_PATH="openapi.json",
             OPENAPI_SWAGGER_UI_PATH="/docs",
-            OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+            OPENAPI_SWAGGER_UI_URL="/docs-assets/",
             JSON_SORT_KEYS=False,
         )
         mapping.update(self.extra)

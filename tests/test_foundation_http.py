@@ -88,6 +88,10 @@ def test_openapi_spec_and_docs_are_served(client):
     docs = client.get("/docs")
     assert docs.status_code == 200
     assert b"swagger" in docs.data.lower()
+    assert b"/docs-assets/swagger-ui-bundle.js" in docs.data
+    asset = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    asset.close()
 
 
 def test_every_documented_error_response_uses_the_contract_schema(client):
