@@ -52,11 +52,13 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
+    from app.ops.views import blp as ops
     from app.stores.views import blp as admin_stores
 
     blueprints = [
         health,
         admin_stores,
+        ops,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

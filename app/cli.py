@@ -47,5 +47,7 @@ def audit() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (admin_cli, demo_cli, points_cli):
+    from app.jobs.cli import jobs_cli
+
+    for group in (admin_cli, demo_cli, points_cli, jobs_cli):
         app.cli.add_command(group)

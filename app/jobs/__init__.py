@@ -1,0 +1,1 @@
+"""Background work: named RQ queues, a scheduler for periodic jobs, the worker."""

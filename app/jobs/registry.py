@@ -1,0 +1,73 @@
+"""Every job by name, its queue and limits, and the periodic schedule.
+
+Job functions live in their feature packages (``app/<feature>/jobs.py``) and take keyword
+arguments only; periodic ones take ``now`` and return a small dict of counts. Each must be
+idempotent and resumable: work in short batches, each its own transaction.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from app.common.clock import SHANGHAI
+
+QUEUES = ("default", "outbox", "maintenance")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    target: str  # "module:function"
+    queue: str = "default"
+    timeout: int = 300  # seconds; the worker kills a job that runs longer
+    retries: int = 3  # only for retryable errors (database/network faults)
+
+    def function(self) -> Callable[..., Any]:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Either every ``every`` or once a day at ``daily_at`` (Asia/Shanghai)."""
+
+    every: timedelta | None = None
+    daily_at: time | None = None
+
+    def period_key(self, now: datetime) -> str | None:
+        """The period ``now`` falls in, or None when nothing is due yet today."""
+        if self.every is not None:
+            seconds = int(self.every.total_seconds())
+            return f"every{seconds}:{int(now.timestamp()) // seconds}"
+        assert self.daily_at is not None
+        local = now.astimezone(SHANGHAI)
+        if local.time() < self.daily_at:
+            return None
+        return f"day:{local.date().isoformat()}"
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec(
+            "outbox.dispatch", "app.outbox.dispatcher:dispatch_outbox", queue="outbox", timeout=120
+        ),
+        JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
+    )
+}
+
+PERIODIC: dict[str, Schedule] = {
+    "outbox.dispatch": Schedule(every=timedelta(seconds=15)),
+    "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
+}
+
+
+def get_job(name: str) -> JobSpec:
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; known: {', '.join(sorted(JOBS))}") from None

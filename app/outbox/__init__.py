@@ -1,0 +1,1 @@
+"""Member messages written in the same transaction as the change, delivered afterwards."""

@@ -1,0 +1,73 @@
+"""Writing messages: call ``enqueue_message`` inside the business transaction that causes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.common.clock import utcnow
+from app.extensions import db
+from app.members.models import Member
+from app.outbox.models import MESSAGE_KINDS, OutboxMessage
+
+DEFAULT_CHANNEL = "wechat_subscribe"
+
+
+def enqueue_message(
+    member_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str,
+    channel: str = DEFAULT_CHANNEL,
+) -> OutboxMessage:
+    """Record a message to send after commit. The same (channel, dedupe_key) is written once.
+
+    Marketing messages to a member who opted out are recorded as ``skipped``, so the decision is
+    visible and no later run sends them.
+    """
+    if kind not in MESSAGE_KINDS:
+        raise ValueError(f"unknown message kind {kind!r}")
+    existing = db.session.execute(
+        select(OutboxMessage).where(
+            OutboxMessage.channel == channel, OutboxMessage.dedupe_key == dedupe_key
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    marketing = MESSAGE_KINDS[kind]
+    member = db.session.get(Member, member_id)
+    opted_out = bool(member is not None and member.marketing_opt_out)
+    message = OutboxMessage(
+        member_id=member_id,
+        kind=kind,
+        channel=channel,
+        dedupe_key=dedupe_key,
+        payload=payload,
+        marketing=marketing,
+        status="skipped" if marketing and opted_out else "pending",
+        last_error="member opted out of marketing" if marketing and opted_out else None,
+        next_attempt_at=utcnow(),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+    except IntegrityError:
+        existing = db.session.execute(
+            select(OutboxMessage).where(
+                OutboxMessage.channel == channel, OutboxMessage.dedupe_key == dedupe_key
+            )
+        ).scalar_one()
+        return existing
+    return message
+
+
+def set_marketing_opt_out(member_id: int, opted_out: bool) -> Member:
+    """Opt a member out of (or back into) marketing messages. Commits."""
+    member = db.session.get(Member, member_id)
+    assert member is not None
+    member.marketing_opt_out = opted_out
+    db.session.commit()
+    return member
