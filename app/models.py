@@ -1,20 +1,48 @@
 """Imports every model module so the metadata (and Alembic) sees the whole schema."""
 
 from app.admin.models import AdminToken
+from app.clerks.models import (
+    ClerkAccessGrant,
+    ClerkAccessLog,
+    ClerkNote,
+    ClerkSession,
+    MemberAttribution,
+)
 from app.members.models import Member, MemberIdentity
 from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
 from app.stores.models import Clerk, Store, Terminal
+from app.tags.models import (
+    MemberTag,
+    MemberTagEvent,
+    Tag,
+    TagGroup,
+    TagRule,
+    TagRuleApplication,
+    TagRuleSku,
+)
 
 __all__ = [
     "AdminToken",
     "Clerk",
+    "ClerkAccessGrant",
+    "ClerkAccessLog",
+    "ClerkNote",
+    "ClerkSession",
     "Member",
+    "MemberAttribution",
     "MemberIdentity",
+    "MemberTag",
+    "MemberTagEvent",
     "PointsAccount",
     "PointsEntry",
     "PointsHold",
     "Purchase",
     "PurchaseRefund",
     "Store",
+    "Tag",
+    "TagGroup",
+    "TagRule",
+    "TagRuleApplication",
+    "TagRuleSku",
     "Terminal",
 ]
