@@ -32,13 +32,26 @@ def scene(client):
     with unit_of_work():
         alice = create_member(source="test", phone=PHONE, name="王女士")
         bob = create_member(source="test", phone=OTHER_PHONE)
-    sh001, sh002 = (db.session.scalar(select(Store.id).where(Store.code == c)) for c in
-                    ("SH001", "SH002"))
+    sh001, sh002 = (
+        db.session.scalar(select(Store.id).where(Store.code == c)) for c in ("SH001", "SH002")
+    )
     with unit_of_work():
-        record_purchase(source="pos", external_id="s1", member_id=alice.id, store_id=sh001,
-                        paid_fen=3200, occurred_at=T0 - timedelta(days=3))
-        record_purchase(source="pos", external_id="s2", member_id=alice.id, store_id=sh002,
-                        paid_fen=5000, occurred_at=T0 - timedelta(days=1))
+        record_purchase(
+            source="pos",
+            external_id="s1",
+            member_id=alice.id,
+            store_id=sh001,
+            paid_fen=3200,
+            occurred_at=T0 - timedelta(days=3),
+        )
+        record_purchase(
+            source="pos",
+            external_id="s2",
+            member_id=alice.id,
+            store_id=sh002,
+            paid_fen=5000,
+            occurred_at=T0 - timedelta(days=1),
+        )
     gender = create_group("性别", exclusive=True, tag_names=["女", "男"])
     return {
         "lily": clerk_headers(client, "lily"),
@@ -59,10 +72,10 @@ def member_calls(client, headers, member_id, tag_id):
     """Every clerk request that names a member id."""
     return [
         client.get(f"/clerk/v1/members/{member_id}", headers=headers),
-        client.post(f"/clerk/v1/members/{member_id}/tags", json={"add": [tag_id]},
-                    headers=headers),
-        client.post(f"/clerk/v1/members/{member_id}/notes", json={"text": "喜欢少糖"},
-                    headers=headers),
+        client.post(f"/clerk/v1/members/{member_id}/tags", json={"add": [tag_id]}, headers=headers),
+        client.post(
+            f"/clerk/v1/members/{member_id}/notes", json={"text": "喜欢少糖"}, headers=headers
+        ),
     ]
 
 
@@ -77,7 +90,9 @@ def test_lookup_by_phone_shows_the_clerk_view_with_a_masked_phone(client, scene)
     assert view["points_balance"] == 32 + 50
     # only this store's purchases; the last visit anywhere
     assert view["store_purchases"] == {
-        "days": 90, "count": 1, "net_paid_fen": 3200,
+        "days": 90,
+        "count": 1,
+        "net_paid_fen": 3200,
         "last_at": (T0 - timedelta(days=3)).isoformat(),
     }
     assert view["last_visit_at"] == (T0 - timedelta(days=1)).isoformat()
@@ -94,19 +109,22 @@ def test_lookup_by_member_code_grants_access_too(client, scene):
 
 def test_lookup_needs_exactly_one_key_and_refuses_unknowns(client, scene):
     assert_error(lookup(client, scene["lily"]), 422, "VALIDATION_ERROR")
-    assert_error(lookup(client, scene["lily"], phone=PHONE, member_code="HY1"), 422,
-                 "VALIDATION_ERROR")
+    assert_error(
+        lookup(client, scene["lily"], phone=PHONE, member_code="HY1"), 422, "VALIDATION_ERROR"
+    )
     assert_error(lookup(client, scene["lily"], phone="12345"), 422, "INVALID_PHONE")
     assert_error(lookup(client, scene["lily"], phone="13700000000"), 404, "MEMBER_NOT_FOUND")
-    assert_error(lookup(client, scene["lily"], member_code="HY" + "0" * 20), 404,
-                 "MEMBER_CODE_INVALID")
+    assert_error(
+        lookup(client, scene["lily"], member_code="HY" + "0" * 20), 404, "MEMBER_CODE_INVALID"
+    )
 
 
 def test_without_a_lookup_every_member_id_looks_absent(client, scene):
     """By id, by guessing, by paging through ids: the same 404 as for an id that never existed."""
     nonexistent = max(scene["alice"], scene["bob"]) + 5
-    baseline = [r.get_json() for r in member_calls(client, scene["lily"], nonexistent,
-                                                   scene["tag"])]
+    baseline = [
+        r.get_json() for r in member_calls(client, scene["lily"], nonexistent, scene["tag"])
+    ]
     assert all(body["error"]["code"] == "MEMBER_NOT_FOUND" for body in baseline)
     for member_id in range(1, nonexistent + 3):
         for response, expected in zip(
@@ -120,37 +138,51 @@ def test_without_a_lookup_every_member_id_looks_absent(client, scene):
 def test_a_lookup_opens_that_member_only_and_only_for_30_minutes(client, scene):
     with frozen(T0):
         lookup(client, scene["lily"], phone=PHONE)
-        assert all(r.status_code in (200, 201)
-                   for r in member_calls(client, scene["lily"], scene["alice"], scene["tag"]))
-        assert all(r.status_code == 404
-                   for r in member_calls(client, scene["lily"], scene["bob"], scene["tag"]))
+        assert all(
+            r.status_code in (200, 201)
+            for r in member_calls(client, scene["lily"], scene["alice"], scene["tag"])
+        )
+        assert all(
+            r.status_code == 404
+            for r in member_calls(client, scene["lily"], scene["bob"], scene["tag"])
+        )
         advance(timedelta(minutes=31))
-        assert all(r.status_code == 404
-                   for r in member_calls(client, scene["lily"], scene["alice"], scene["tag"]))
+        assert all(
+            r.status_code == 404
+            for r in member_calls(client, scene["lily"], scene["alice"], scene["tag"])
+        )
         lookup(client, scene["lily"], phone=PHONE)
-        assert client.get(f"/clerk/v1/members/{scene['alice']}", headers=scene["lily"]).status_code == 200
+        assert (
+            client.get(f"/clerk/v1/members/{scene['alice']}", headers=scene["lily"]).status_code
+            == 200
+        )
 
 
 def test_a_grant_belongs_to_one_clerk_and_one_store(client, scene):
     lookup(client, scene["lily"], phone=PHONE)
-    assert all(r.status_code == 404
-               for r in member_calls(client, scene["mei"], scene["alice"], scene["tag"]))
+    assert all(
+        r.status_code == 404
+        for r in member_calls(client, scene["mei"], scene["alice"], scene["tag"])
+    )
     # a clerk moved to another store keeps nothing from the old one
     from app.stores.models import Clerk
 
     db.session.get(Clerk, scene["lily_id"]).store_id = db.session.scalar(
-        select(Store.id).where(Store.code == "SH002"))
+        select(Store.id).where(Store.code == "SH002")
+    )
     db.session.commit()
     moved = clerk_headers(client, "lily")
     assert client.get(f"/clerk/v1/members/{scene['alice']}", headers=moved).status_code == 404
 
 
 def test_a_clerk_cannot_name_another_store(client, scene):
-    assert_error(lookup(client, scene["lily"], phone=PHONE, store="SH002"), 422,
-                 "VALIDATION_ERROR")
+    assert_error(lookup(client, scene["lily"], phone=PHONE, store="SH002"), 422, "VALIDATION_ERROR")
     with frozen(T0):
-        view = client.post("/clerk/v1/members/lookup", json={"phone": PHONE},
-                           headers={**scene["lily"], "X-Store": "SH002"}).get_json()
+        view = client.post(
+            "/clerk/v1/members/lookup",
+            json={"phone": PHONE},
+            headers={**scene["lily"], "X-Store": "SH002"},
+        ).get_json()
     assert view["store_purchases"]["net_paid_fen"] == 3200  # SH001's, from the token
 
 
@@ -158,8 +190,7 @@ def test_merged_ids_resolve_to_the_survivor_and_need_a_grant_for_it(client, scen
     db.session.get(Member, scene["bob"]).merged_into_id = scene["alice"]
     db.session.get(Member, scene["bob"]).status = "merged"
     db.session.commit()
-    assert client.get(f"/clerk/v1/members/{scene['bob']}", headers=scene["lily"]).status_code \
-        == 404
+    assert client.get(f"/clerk/v1/members/{scene['bob']}", headers=scene["lily"]).status_code == 404
     lookup(client, scene["lily"], phone=PHONE)
     view = client.get(f"/clerk/v1/members/{scene['bob']}", headers=scene["lily"]).get_json()
     assert view["id"] == scene["alice"]
@@ -170,8 +201,11 @@ def test_every_request_for_a_member_is_in_the_access_log(client, scene, admin_he
     lookup(client, scene["lily"], phone=PHONE)
     member_calls(client, scene["lily"], scene["alice"], scene["tag"])
     lookup(client, scene["lily"], phone="13700000000")
-    log = client.get("/admin/v1/clerk-access-log", query_string={"clerk_id": scene["lily_id"]},
-                     headers=admin_headers).get_json()["items"]
+    log = client.get(
+        "/admin/v1/clerk-access-log",
+        query_string={"clerk_id": scene["lily_id"]},
+        headers=admin_headers,
+    ).get_json()["items"]
     assert [(e["action"], e["outcome"], e["member_id"]) for e in reversed(log)] == [
         ("view", "denied", scene["alice"]),
         ("lookup", "granted", scene["alice"]),
@@ -194,14 +228,19 @@ def test_lookups_are_rate_limited_per_clerk(client, scene, monkeypatch):
 def test_notes_are_length_limited_and_recorded_with_clerk_and_store(client, scene, admin_headers):
     lookup(client, scene["lily"], phone=PHONE)
     url = f"/clerk/v1/members/{scene['alice']}/notes"
-    assert_error(client.post(url, json={"text": "x" * 501}, headers=scene["lily"]), 422,
-                 "VALIDATION_ERROR")
-    assert_error(client.post(url, json={"text": "   "}, headers=scene["lily"]), 422,
-                 "VALIDATION_ERROR")
-    assert client.post(url, json={"text": "怕针，别推荐项目"}, headers=scene["lily"]).status_code \
+    assert_error(
+        client.post(url, json={"text": "x" * 501}, headers=scene["lily"]), 422, "VALIDATION_ERROR"
+    )
+    assert_error(
+        client.post(url, json={"text": "   "}, headers=scene["lily"]), 422, "VALIDATION_ERROR"
+    )
+    assert (
+        client.post(url, json={"text": "怕针，别推荐项目"}, headers=scene["lily"]).status_code
         == 201
-    notes = client.get("/admin/v1/clerk-notes", query_string={"member_id": scene["alice"]},
-                       headers=admin_headers).get_json()["items"]
+    )
+    notes = client.get(
+        "/admin/v1/clerk-notes", query_string={"member_id": scene["alice"]}, headers=admin_headers
+    ).get_json()["items"]
     assert [(n["text"], n["clerk_id"]) for n in notes] == [("怕针，别推荐项目", scene["lily_id"])]
     view = lookup(client, scene["lily"], phone=PHONE).get_json()
     assert view["notes"][0]["store"] == "SH001" and view["notes"][0]["clerk_name"] == "导购lily"
@@ -219,8 +258,10 @@ def test_no_clerk_response_ever_carries_a_full_phone(app, client, scene):
     spec = client.get("/openapi.json").get_json()
     operations = [
         (method, path)
-        for path, item in spec["paths"].items() if path.startswith("/clerk/")
-        for method in item if method in ("get", "post", "put", "patch", "delete")
+        for path, item in spec["paths"].items()
+        if path.startswith("/clerk/")
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
     ]
     assert len(operations) >= 8
     # a member name that is itself a phone number must not leak either
@@ -233,8 +274,9 @@ def test_no_clerk_response_ever_carries_a_full_phone(app, client, scene):
             if ("logout" in path) and extra:
                 continue
             url = path.replace("{member_id}", str(scene["alice"]))
-            response = client.open(url, method=method.upper(), headers=scene["lily"],
-                                   json=bodies.get((method, path)))
+            response = client.open(
+                url, method=method.upper(), headers=scene["lily"], json=bodies.get((method, path))
+            )
             assert response.status_code < 400, (path, response.get_json())
             text = response.get_data(as_text=True)
             assert not FULL_PHONE.search(text), (path, text)

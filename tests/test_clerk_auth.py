@@ -55,8 +55,9 @@ def test_repeated_failures_lock_the_account_even_for_the_right_password(client):
     clerk = make_clerk()
     with frozen(T0):
         for i in range(LOCKOUT_AFTER):
-            assert_error(login(client, password="wrong-pass", ip=f"10.0.1.{i}"), 401,
-                         "INVALID_CREDENTIALS")
+            assert_error(
+                login(client, password="wrong-pass", ip=f"10.0.1.{i}"), 401, "INVALID_CREDENTIALS"
+            )
         assert_error(login(client, ip="10.0.2.1"), 403, "ACCOUNT_LOCKED")
         advance(timedelta(minutes=16))
         assert login(client, ip="10.0.2.1").status_code == 200
@@ -111,7 +112,9 @@ def test_hq_revokes_every_session_and_lifts_a_lockout(client, admin_headers):
     for _ in range(LOCKOUT_AFTER):
         login(client, password="wrong-pass")
     assert_error(login(client), 403, "ACCOUNT_LOCKED")
-    assert client.post(f"/admin/v1/clerks/{clerk.id}/unlock", headers=admin_headers).status_code == 200
+    assert (
+        client.post(f"/admin/v1/clerks/{clerk.id}/unlock", headers=admin_headers).status_code == 200
+    )
     assert login(client).status_code == 200
 
 

@@ -26,12 +26,19 @@ def test_creating_a_group_answers_as_the_contract_says(client, admin_headers):
 def test_group_names_are_unique_and_tag_names_unique_in_a_group(client, admin_headers):
     create_group(client, admin_headers, "口味", False, ["奶茶"])
     assert_error(create_group(client, admin_headers, "口味", False, []), 409, "TAG_GROUP_EXISTS")
-    assert_error(create_group(client, admin_headers, "甜度", True, ["少糖", "少糖"]), 422,
-                 "DUPLICATE_TAG_NAME")
-    assert_error(create_group(client, admin_headers, "体型", True, [], kind="odd"), 422,
-                 "VALIDATION_ERROR")
-    assert_error(client.post("/admin/v1/tag-groups", json={"name": "x"}, headers=admin_headers),
-                 422, "VALIDATION_ERROR")
+    assert_error(
+        create_group(client, admin_headers, "甜度", True, ["少糖", "少糖"]),
+        422,
+        "DUPLICATE_TAG_NAME",
+    )
+    assert_error(
+        create_group(client, admin_headers, "体型", True, [], kind="odd"), 422, "VALIDATION_ERROR"
+    )
+    assert_error(
+        client.post("/admin/v1/tag-groups", json={"name": "x"}, headers=admin_headers),
+        422,
+        "VALIDATION_ERROR",
+    )
 
 
 def test_tag_groups_need_an_admin_token(client):
@@ -42,17 +49,24 @@ def test_clerks_see_live_groups_and_tags_in_the_order_hq_set(client, admin_heade
     style = create_group(client, admin_headers, "风格", False, ["简约", "甜美", "通勤"]).get_json()
     gender = create_group(client, admin_headers, "性别", True, ["女", "男"]).get_json()
     old = create_group(client, admin_headers, "旧分组", False, ["x"]).get_json()
-    added = client.post(f"/admin/v1/tag-groups/{style['id']}/tags",
-                        json={"name": "约会", "kind": "dynamic"}, headers=admin_headers)
+    added = client.post(
+        f"/admin/v1/tag-groups/{style['id']}/tags",
+        json={"name": "约会", "kind": "dynamic"},
+        headers=admin_headers,
+    )
     assert added.status_code == 201 and added.get_json()["kind"] == "dynamic"
     ids = {t["name"]: t["id"] for t in style["tags"]}
     client.post(f"/admin/v1/tags/{ids['甜美']}/archive", headers=admin_headers)
     client.post(f"/admin/v1/tag-groups/{old['id']}/archive", headers=admin_headers)
-    reordered = client.post(f"/admin/v1/tag-groups/{style['id']}/tags/reorder",
-                            json={"tag_ids": [ids["通勤"]]}, headers=admin_headers)
+    reordered = client.post(
+        f"/admin/v1/tag-groups/{style['id']}/tags/reorder",
+        json={"tag_ids": [ids["通勤"]]},
+        headers=admin_headers,
+    )
     assert [t["name"] for t in reordered.get_json()["tags"]] == ["通勤", "简约", "甜美", "约会"]
-    client.post("/admin/v1/tag-groups/reorder", json={"group_ids": [gender["id"]]},
-                headers=admin_headers)
+    client.post(
+        "/admin/v1/tag-groups/reorder", json={"group_ids": [gender["id"]]}, headers=admin_headers
+    )
 
     make_clerk()
     catalog = client.get("/clerk/v1/tag-groups", headers=clerk_headers(client)).get_json()
@@ -62,17 +76,31 @@ def test_clerks_see_live_groups_and_tags_in_the_order_hq_set(client, admin_heade
     ]
     everything = client.get("/admin/v1/tag-groups", headers=admin_headers).get_json()["items"]
     assert {g["name"]: g["archived"] for g in everything} == {
-        "风格": False, "性别": False, "旧分组": True}
+        "风格": False,
+        "性别": False,
+        "旧分组": True,
+    }
 
 
 def test_reordering_refuses_foreign_and_unknown_ids(client, admin_headers):
     a = create_group(client, admin_headers, "A", False, ["a1"]).get_json()
     b = create_group(client, admin_headers, "B", False, ["b1"]).get_json()
-    assert_error(client.post(f"/admin/v1/tag-groups/{a['id']}/tags/reorder",
-                             json={"tag_ids": [b["tags"][0]["id"]]}, headers=admin_headers),
-                 422, "TAG_NOT_IN_GROUP")
-    assert_error(client.post("/admin/v1/tag-groups/reorder", json={"group_ids": [999]},
-                             headers=admin_headers), 404, "TAG_GROUP_NOT_FOUND")
+    assert_error(
+        client.post(
+            f"/admin/v1/tag-groups/{a['id']}/tags/reorder",
+            json={"tag_ids": [b["tags"][0]["id"]]},
+            headers=admin_headers,
+        ),
+        422,
+        "TAG_NOT_IN_GROUP",
+    )
+    assert_error(
+        client.post(
+            "/admin/v1/tag-groups/reorder", json={"group_ids": [999]}, headers=admin_headers
+        ),
+        404,
+        "TAG_GROUP_NOT_FOUND",
+    )
 
 
 def test_the_demo_seed_brings_a_tag_catalog_once(app):

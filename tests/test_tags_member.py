@@ -58,10 +58,12 @@ def test_an_exclusive_group_keeps_one_tag(client, tagging):
     change(client, tagging, add=["女"])
     assert names(change(client, tagging, add=["男"])) == ["男"]
     assert_error(change(client, tagging, add=["男", "女"]), 422, "EXCLUSIVE_GROUP_CONFLICT")
-    assert_error(change(client, tagging, add=["男"], remove=["男"]), 422,
-                 "TAG_ADD_REMOVE_OVERLAP")
-    response = client.post(f"/clerk/v1/members/{tagging['member']}/tags", json={"add": [999]},
-                           headers=tagging["headers"])
+    assert_error(change(client, tagging, add=["男"], remove=["男"]), 422, "TAG_ADD_REMOVE_OVERLAP")
+    response = client.post(
+        f"/clerk/v1/members/{tagging['member']}/tags",
+        json={"add": [999]},
+        headers=tagging["headers"],
+    )
     assert_error(response, 422, "UNKNOWN_TAG")
 
 
@@ -72,23 +74,34 @@ def test_archived_tags_cannot_be_applied_but_stay_in_history(client, tagging, ad
     assert names(change(client, tagging, remove=["奶茶"])) == []
     archive_group(db.session.get(Tag, tagging["tags"]["女"]).group_id)
     assert_error(change(client, tagging, add=["女"]), 409, "TAG_ARCHIVED")
-    history = client.get("/admin/v1/tag-history", query_string={"member_id": tagging["member"]},
-                         headers=admin_headers).get_json()["items"]
-    assert [(e["tag_name"], e["action"]) for e in history] == [("奶茶", "removed"),
-                                                                ("奶茶", "added")]
+    history = client.get(
+        "/admin/v1/tag-history",
+        query_string={"member_id": tagging["member"]},
+        headers=admin_headers,
+    ).get_json()["items"]
+    assert [(e["tag_name"], e["action"]) for e in history] == [
+        ("奶茶", "removed"),
+        ("奶茶", "added"),
+    ]
 
 
 def test_every_change_is_recorded_with_clerk_store_and_time(client, tagging, admin_headers):
     change(client, tagging, add=["女"])
     change(client, tagging, add=["男"])
-    history = client.get("/admin/v1/tag-history", query_string={"member_id": tagging["member"]},
-                         headers=admin_headers).get_json()
+    history = client.get(
+        "/admin/v1/tag-history",
+        query_string={"member_id": tagging["member"]},
+        headers=admin_headers,
+    ).get_json()
     clerk = db.session.scalar(select(Clerk))
     assert [(e["tag_name"], e["action"], e["source"]) for e in reversed(history["items"])] == [
-        ("女", "added", "clerk"), ("女", "removed", "clerk"), ("男", "added", "clerk"),
+        ("女", "added", "clerk"),
+        ("女", "removed", "clerk"),
+        ("男", "added", "clerk"),
     ]
     assert {(e["clerk_id"], e["store_id"]) for e in history["items"]} == {
-        (clerk.id, clerk.store_id)}
+        (clerk.id, clerk.store_id)
+    }
     assert all(e["created_at"].endswith("+00:00") for e in history["items"])
 
 
@@ -106,7 +119,7 @@ def test_two_clerks_setting_one_exclusive_group_at_once_leave_one_tag(app, clien
     for _ in range(8):
         barrier = threading.Barrier(2)
 
-        def clerk(ctx: ClerkContext, tag_id: int) -> None:
+        def clerk(ctx: ClerkContext, tag_id: int, barrier: threading.Barrier = barrier) -> None:
             with app.app_context():
                 try:
                     barrier.wait()
@@ -116,14 +129,19 @@ def test_two_clerks_setting_one_exclusive_group_at_once_leave_one_tag(app, clien
                 finally:
                     db.session.remove()
 
-        threads = [threading.Thread(target=clerk, args=(contexts[0], her)),
-                   threading.Thread(target=clerk, args=(contexts[1], him))]
+        threads = [
+            threading.Thread(target=clerk, args=(contexts[0], her)),
+            threading.Thread(target=clerk, args=(contexts[1], him)),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        held = list(db.session.scalars(select(MemberTag.tag_id).where(
-            MemberTag.member_id == tagging["member"])))
+        held = list(
+            db.session.scalars(
+                select(MemberTag.tag_id).where(MemberTag.member_id == tagging["member"])
+            )
+        )
         assert len(held) == 1 and held[0] in (her, him)
         db.session.remove()
     assert errors == []
