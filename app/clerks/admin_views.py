@@ -13,12 +13,12 @@ from app.clerks.models import ClerkAccessLog, ClerkNote
 from app.clerks.schemas import (
     AccessLogQuerySchema,
     AccessLogSchema,
-    AdminNotesSchema,
-    NotesQuerySchema,
-    QrPayloadSchema,
-    ReportQuerySchema,
-    ReportSchema,
-    RevokedSchema,
+    AdminClerkNotesSchema,
+    AttributionReportQuerySchema,
+    AttributionReportSchema,
+    ClerkNotesQuerySchema,
+    ClerkQrPayloadSchema,
+    ClerkSessionsRevokedSchema,
 )
 from app.common.pagination import paginate
 from app.members.services import resolve_member
@@ -61,8 +61,8 @@ class Notes(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(NotesQuerySchema, location="query")
-    @blp.response(200, AdminNotesSchema)
+    @blp.arguments(ClerkNotesQuerySchema, location="query")
+    @blp.response(200, AdminClerkNotesSchema)
     def get(self, query: dict):
         """A member's notes from every store, newest first"""
         member_id = resolve_member(query["member_id"]).id
@@ -80,8 +80,8 @@ class Report(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ReportQuerySchema, location="query")
-    @blp.response(200, ReportSchema)
+    @blp.arguments(AttributionReportQuerySchema, location="query")
+    @blp.response(200, AttributionReportSchema)
     def get(self, query: dict):
         """New members attributed per store and clerk in [since, until)"""
         return {"items": attribution_report(query["since"], query["until"])}
@@ -92,7 +92,7 @@ class ClerkQr(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.response(200, QrPayloadSchema)
+    @blp.response(200, ClerkQrPayloadSchema)
     def get(self, clerk_id: int):
         """The clerk's signed QR payload, to print as a mini-program code"""
         return {"clerk_id": clerk_id, "qr_payload": clerk_qr_payload(auth.get_clerk(clerk_id).id)}
@@ -103,7 +103,7 @@ class RevokeSessions(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.response(200, RevokedSchema)
+    @blp.response(200, ClerkSessionsRevokedSchema)
     def post(self, clerk_id: int):
         """End every live session of a clerk (lost tablet, clerk leaving)"""
         return {"revoked": auth.revoke_clerk_sessions(clerk_id)}

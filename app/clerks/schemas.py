@@ -6,7 +6,7 @@ from app.clerks.services import NOTE_MAX_LENGTH
 from app.common.pagination import PageQuerySchema
 
 
-class LoginInSchema(ma.Schema):
+class ClerkLoginInSchema(ma.Schema):
     username = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
     password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(1, 128))
 
@@ -17,7 +17,7 @@ class ClerkBriefSchema(ma.Schema):
     name = ma.fields.String()
 
 
-class LoginSchema(ma.Schema):
+class ClerkLoginSchema(ma.Schema):
     token = ma.fields.String(metadata={"description": "Bearer token for /clerk/v1"})
     expires_at = ma.fields.AwareDateTime()
     store = ma.fields.String(metadata={"description": "store code; the token acts only for it"})
@@ -25,7 +25,7 @@ class LoginSchema(ma.Schema):
     clerk = ma.fields.Nested(ClerkBriefSchema)
 
 
-class MeSchema(ClerkBriefSchema):
+class ClerkMeSchema(ClerkBriefSchema):
     store = ma.fields.String()
     store_name = ma.fields.String()
     qr_payload = ma.fields.String(
@@ -33,28 +33,28 @@ class MeSchema(ClerkBriefSchema):
     )
 
 
-class CatalogTagSchema(ma.Schema):
+class ClerkCatalogTagSchema(ma.Schema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     kind = ma.fields.String()
 
 
-class CatalogGroupSchema(ma.Schema):
+class ClerkCatalogGroupSchema(ma.Schema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     exclusive = ma.fields.Boolean()
-    tags = ma.fields.List(ma.fields.Nested(CatalogTagSchema))
+    tags = ma.fields.List(ma.fields.Nested(ClerkCatalogTagSchema))
 
 
-class CatalogSchema(ma.Schema):
+class ClerkCatalogSchema(ma.Schema):
     items = ma.fields.List(
-        ma.fields.Nested(CatalogGroupSchema),
+        ma.fields.Nested(ClerkCatalogGroupSchema),
         metadata={"description": "live groups and tags, in display order"},
     )
     next_cursor = ma.fields.String(allow_none=True, metadata={"description": "always null"})
 
 
-class LookupInSchema(ma.Schema):
+class ClerkLookupInSchema(ma.Schema):
     phone = ma.fields.String(validate=ma.validate.Length(1, 20))
     member_code = ma.fields.String(validate=ma.validate.Length(1, 40))
 
@@ -64,7 +64,7 @@ class LookupInSchema(ma.Schema):
             raise ma.ValidationError("give phone or member_code, not both", "phone")
 
 
-class MemberTagSchema(ma.Schema):
+class ClerkMemberTagSchema(ma.Schema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     kind = ma.fields.String()
@@ -72,7 +72,7 @@ class MemberTagSchema(ma.Schema):
     group_name = ma.fields.Function(lambda t: t.group.name)
 
 
-class NoteSchema(ma.Schema):
+class ClerkNoteSchema(ma.Schema):
     id = ma.fields.Integer()
     text = ma.fields.String()
     clerk_name = ma.fields.String()
@@ -80,14 +80,14 @@ class NoteSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime()
 
 
-class StorePurchasesSchema(ma.Schema):
+class ClerkStorePurchasesSchema(ma.Schema):
     days = ma.fields.Integer(metadata={"description": "the window summarised"})
     count = ma.fields.Integer()
     net_paid_fen = ma.fields.Integer(metadata={"description": "paid minus refunded"})
     last_at = ma.fields.AwareDateTime(allow_none=True)
 
 
-class MemberViewSchema(ma.Schema):
+class ClerkMemberViewSchema(ma.Schema):
     id = ma.fields.Integer()
     phone_masked = ma.fields.String(allow_none=True, metadata={"example": "138****5678"})
     name = ma.fields.String(allow_none=True)
@@ -98,16 +98,18 @@ class MemberViewSchema(ma.Schema):
         metadata={"description": "present once the coupons feature is connected"}
     )
     store_purchases = ma.fields.Nested(
-        StorePurchasesSchema, metadata={"description": "this store's recent purchases"}
+        ClerkStorePurchasesSchema, metadata={"description": "this store's recent purchases"}
     )
-    tags = ma.fields.List(ma.fields.Nested(MemberTagSchema))
-    notes = ma.fields.List(ma.fields.Nested(NoteSchema), metadata={"description": "newest first"})
+    tags = ma.fields.List(ma.fields.Nested(ClerkMemberTagSchema))
+    notes = ma.fields.List(
+        ma.fields.Nested(ClerkNoteSchema), metadata={"description": "newest first"}
+    )
     access_expires_at = ma.fields.AwareDateTime(
         metadata={"description": "this clerk's access ends then; look the member up again"}
     )
 
 
-class TagChangeInSchema(ma.Schema):
+class ClerkTagChangeInSchema(ma.Schema):
     add = ma.fields.List(
         ma.fields.Integer(), load_default=list, validate=ma.validate.Length(max=50)
     )
@@ -121,7 +123,7 @@ def _not_blank(text: str) -> None:
         raise ma.ValidationError("blank")
 
 
-class NoteInSchema(ma.Schema):
+class ClerkNoteInSchema(ma.Schema):
     text = ma.fields.String(
         required=True,
         validate=ma.validate.And(
@@ -131,7 +133,7 @@ class NoteInSchema(ma.Schema):
     )
 
 
-class NoteOutSchema(ma.Schema):
+class ClerkNoteOutSchema(ma.Schema):
     id = ma.fields.Integer()
     member_id = ma.fields.Integer()
     text = ma.fields.String()
@@ -159,26 +161,26 @@ class AccessLogSchema(ma.Schema):
     next_cursor = ma.fields.String(allow_none=True)
 
 
-class NotesQuerySchema(PageQuerySchema):
+class ClerkNotesQuerySchema(PageQuerySchema):
     member_id = ma.fields.Integer(required=True)
 
 
-class AdminNoteSchema(NoteOutSchema):
+class AdminClerkNoteSchema(ClerkNoteOutSchema):
     clerk_id = ma.fields.Integer()
     store_id = ma.fields.Integer()
 
 
-class AdminNotesSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(AdminNoteSchema))
+class AdminClerkNotesSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AdminClerkNoteSchema))
     next_cursor = ma.fields.String(allow_none=True)
 
 
-class ReportQuerySchema(ma.Schema):
+class AttributionReportQuerySchema(ma.Schema):
     since = ma.fields.AwareDateTime(required=True)
     until = ma.fields.AwareDateTime(required=True)
 
 
-class ReportRowSchema(ma.Schema):
+class AttributionReportRowSchema(ma.Schema):
     store = ma.fields.String()
     store_name = ma.fields.String()
     clerk_id = ma.fields.Integer()
@@ -186,16 +188,16 @@ class ReportRowSchema(ma.Schema):
     new_members = ma.fields.Integer()
 
 
-class ReportSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ReportRowSchema))
+class AttributionReportSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AttributionReportRowSchema))
 
 
-class QrPayloadSchema(ma.Schema):
+class ClerkQrPayloadSchema(ma.Schema):
     clerk_id = ma.fields.Integer()
     qr_payload = ma.fields.String()
 
 
-class RevokedSchema(ma.Schema):
+class ClerkSessionsRevokedSchema(ma.Schema):
     revoked = ma.fields.Integer(metadata={"description": "sessions ended"})
 
 

@@ -10,15 +10,15 @@ from app.clerks import auth, services
 from app.clerks.attribution import clerk_qr_payload
 from app.clerks.auth import CLERK_SECURITY, clerk_required
 from app.clerks.schemas import (
-    CatalogSchema,
-    LoginInSchema,
-    LoginSchema,
-    LookupInSchema,
-    MemberViewSchema,
-    MeSchema,
-    NoteInSchema,
-    NoteOutSchema,
-    TagChangeInSchema,
+    ClerkCatalogSchema,
+    ClerkLoginInSchema,
+    ClerkLoginSchema,
+    ClerkLookupInSchema,
+    ClerkMemberViewSchema,
+    ClerkMeSchema,
+    ClerkNoteInSchema,
+    ClerkNoteOutSchema,
+    ClerkTagChangeInSchema,
 )
 from app.tags.catalog import active_catalog, live_tags
 
@@ -42,8 +42,8 @@ blp = Blueprint(
 
 @blp.route("/login")
 class Login(MethodView):
-    @blp.arguments(LoginInSchema)
-    @blp.response(200, LoginSchema)
+    @blp.arguments(ClerkLoginInSchema)
+    @blp.response(200, ClerkLoginSchema)
     def post(self, body: dict):
         """Log in: a bearer token valid for one shift (8 h), acting for the clerk's store"""
         result = auth.login(body["username"], body["password"], request.remote_addr or "")
@@ -72,7 +72,7 @@ class Me(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.response(200, MeSchema)
+    @blp.response(200, ClerkMeSchema)
     def get(self):
         """The logged-in clerk, their store and their signed QR payload for new members"""
         clerk = auth.get_clerk(g.clerk.clerk_id)
@@ -91,7 +91,7 @@ class TagCatalog(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.response(200, CatalogSchema)
+    @blp.response(200, ClerkCatalogSchema)
     def get(self):
         """The tag catalog to tap: live groups and tags in display order (one page)"""
         groups = [
@@ -106,8 +106,8 @@ class Lookup(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.arguments(LookupInSchema)
-    @blp.response(200, MemberViewSchema)
+    @blp.arguments(ClerkLookupInSchema)
+    @blp.response(200, ClerkMemberViewSchema)
     def post(self, body: dict):
         """Look up the customer at the counter by phone or member code; grants 30 min access"""
         return services.lookup_member(
@@ -120,7 +120,7 @@ class MemberView(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.response(200, MemberViewSchema)
+    @blp.response(200, ClerkMemberViewSchema)
     def get(self, member_id: int):
         """A member this clerk looked up within the last 30 minutes"""
         return services.view_member(g.clerk, member_id)
@@ -131,8 +131,8 @@ class MemberTags(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.arguments(TagChangeInSchema)
-    @blp.response(200, MemberViewSchema)
+    @blp.arguments(ClerkTagChangeInSchema)
+    @blp.response(200, ClerkMemberViewSchema)
     def post(self, body: dict, member_id: int):
         """Add and remove tags in one change; an exclusive group keeps one tag"""
         return services.tag_member(g.clerk, member_id, add=body["add"], remove=body["remove"])
@@ -143,8 +143,8 @@ class MemberNotes(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.arguments(NoteInSchema)
-    @blp.response(201, NoteOutSchema)
+    @blp.arguments(ClerkNoteInSchema)
+    @blp.response(201, ClerkNoteOutSchema)
     def post(self, body: dict, member_id: int):
         """Add a note (at most 500 characters; phone numbers in it are masked)"""
         return services.add_note(g.clerk, member_id, body["text"])
