@@ -23,11 +23,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.admin.auth import bearer_token
 from app.clerks.models import ClerkSession
+from app.clerks.ratelimit import count_or_refuse, reset
 from app.common.clock import utcnow
 from app.common.crypto import hash_token, new_token
 from app.db import unit_of_work
-from app.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
-from app.extensions import db, redis_store
+from app.errors import Forbidden, NotFound, Unauthorized
+from app.extensions import db
 from app.stores.models import Clerk, Store
 
 CLERK_SECURITY = [{"clerkToken": []}]
@@ -63,22 +64,18 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH[0]
 
 
-def _count_attempt(username: str, ip: str) -> None:
-    key = f"clerk-login:{username.lower()}:{ip}"
-    client = redis_store.client
-    count = client.incr(key)
-    if count == 1:
-        client.expire(key, LOGIN_WINDOW_SECONDS)
-    if count > LOGIN_ATTEMPTS:
-        raise TooManyRequests(
-            "too many login attempts; try again later",
-            code="LOGIN_RATE_LIMITED",
-            details={"retry_after_seconds": max(int(client.ttl(key)), 1)},
-        )
+def _attempts_key(username: str, ip: str) -> str:
+    return f"clerk-login:{username.lower()}:{ip}"
 
 
 def login(username: str, password: str, ip: str) -> LoginResult:
-    _count_attempt(username, ip)
+    count_or_refuse(
+        _attempts_key(username, ip),
+        limit=LOGIN_ATTEMPTS,
+        window_seconds=LOGIN_WINDOW_SECONDS,
+        code="LOGIN_RATE_LIMITED",
+        message="too many login attempts; try again later",
+    )
     now = utcnow()
     refusal: Exception | None = None
     with unit_of_work():
@@ -117,7 +114,7 @@ def login(username: str, password: str, ip: str) -> LoginResult:
             result = LoginResult(token, expires_at, clerk, clerk.store)
     if refusal is not None:
         raise refusal
-    redis_store.client.delete(f"clerk-login:{username.lower()}:{ip}")
+    reset(_attempts_key(username, ip))
     return result
 
 

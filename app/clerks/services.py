@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 
 from app.clerks.auth import ClerkContext
 from app.clerks.models import ClerkAccessGrant, ClerkAccessLog, ClerkNote
+from app.clerks.ratelimit import count_or_refuse
 from app.common.clock import utcnow
 from app.common.phone import mask_phone, mask_phones_in_text
 from app.db import unit_of_work, with_retry
-from app.errors import NotFound, TooManyRequests
-from app.extensions import db, redis_store
+from app.errors import NotFound
+from app.extensions import db
 from app.members.codes import resolve_member_code
 from app.members.models import Member
 from app.members.services import find_by_phone, resolve_member
@@ -76,21 +77,17 @@ def _refuse(ctx: ClerkContext, action: str, asked: int | None, outcome: str) -> 
     return _not_found()
 
 
-def _count_lookup(ctx: ClerkContext) -> None:
-    key = f"clerk-lookups:{ctx.clerk_id}"
-    client = redis_store.client
-    count = client.incr(key)
-    if count == 1:
-        client.expire(key, 3600)
-    if count > LOOKUPS_PER_HOUR:
-        raise TooManyRequests("too many lookups; try again later", code="LOOKUP_RATE_LIMITED")
-
-
 def lookup_member(
     ctx: ClerkContext, *, phone: str | None = None, member_code: str | None = None
 ) -> dict[str, Any]:
     """Find the customer at the counter and grant this clerk access for ``GRANT_TTL``."""
-    _count_lookup(ctx)
+    count_or_refuse(
+        f"clerk-lookups:{ctx.clerk_id}",
+        limit=LOOKUPS_PER_HOUR,
+        window_seconds=3600,
+        code="LOOKUP_RATE_LIMITED",
+        message="too many lookups; try again later",
+    )
     if phone is not None:
         member, via = find_by_phone(phone), "phone"
     else:
