@@ -50,15 +50,23 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.clerks.admin_views import blp as admin_clerks
+    from app.clerks.views import blp as clerk_api
     from app.extensions import api
     from app.health import blp as health
     from app.ops.views import blp as ops
     from app.stores.views import blp as admin_stores
+    from app.tags.views import blp as admin_tags
+    from miniprogram_api.attribution import blp as mp_attribution
 
     blueprints = [
         health,
         admin_stores,
         ops,
+        admin_tags,
+        admin_clerks,
+        clerk_api,
+        mp_attribution,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

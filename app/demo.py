@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.stores import services as stores
 from app.stores.models import Store
+from app.tags.demo import seed_demo_tags
 
 DEMO_STORES = [
     ("SH001", "茶语 上海静安店", "上海"),
@@ -35,4 +36,5 @@ def seed_demo_brand(*, if_empty: bool = False) -> list[str]:
             f"{activation}; clerk {clerk.username} / {DEMO_CLERK_PASSWORD}"
         )
     # Feature packages add their own demo data below (tag catalog, coupon templates, …).
+    lines.extend(seed_demo_tags())
     return lines

@@ -1,18 +1,41 @@
 """Imports every model module so the metadata (and Alembic) sees the whole schema."""
 
 from app.admin.models import AdminToken
+from app.clerks.models import (
+    ClerkAccessGrant,
+    ClerkAccessLog,
+    ClerkNote,
+    ClerkSession,
+    MemberAttribution,
+)
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity
 from app.outbox.models import OutboxMessage
 from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
 from app.stores.models import Clerk, Store, Terminal
+from app.tags.models import (
+    MemberTag,
+    MemberTagEvent,
+    Tag,
+    TagGroup,
+    TagRule,
+    TagRuleApplication,
+    TagRuleSku,
+)
 
 __all__ = [
     "AdminToken",
     "Clerk",
+    "ClerkAccessGrant",
+    "ClerkAccessLog",
+    "ClerkNote",
+    "ClerkSession",
     "JobRun",
     "Member",
+    "MemberAttribution",
     "MemberIdentity",
+    "MemberTag",
+    "MemberTagEvent",
     "OutboxMessage",
     "PointsAccount",
     "PointsEntry",
@@ -20,5 +43,10 @@ __all__ = [
     "Purchase",
     "PurchaseRefund",
     "Store",
+    "Tag",
+    "TagGroup",
+    "TagRule",
+    "TagRuleApplication",
+    "TagRuleSku",
     "Terminal",
 ]
