@@ -50,11 +50,15 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
+    from app.points.views import blp as admin_points
     from app.stores.views import blp as admin_stores
+    from miniprogram_api.points import blp as mp_points
 
     blueprints = [
         health,
         admin_stores,
+        admin_points,
+        mp_points,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

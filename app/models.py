@@ -2,7 +2,16 @@
 
 from app.admin.models import AdminToken
 from app.members.models import Member, MemberIdentity
-from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
+from app.points.models import (
+    MultiplierRule,
+    PointsAccount,
+    PointsEntry,
+    PointsHold,
+    PointsLot,
+    PointsLotConsumption,
+    Purchase,
+    PurchaseRefund,
+)
 from app.stores.models import Clerk, Store, Terminal
 
 __all__ = [
@@ -10,9 +19,12 @@ __all__ = [
     "Clerk",
     "Member",
     "MemberIdentity",
+    "MultiplierRule",
     "PointsAccount",
     "PointsEntry",
     "PointsHold",
+    "PointsLot",
+    "PointsLotConsumption",
     "Purchase",
     "PurchaseRefund",
     "Store",

@@ -1,8 +1,9 @@
 """Points held for a POS redemption, then captured by the sale or released.
 
 A hold is a negative ``hold`` entry (the points leave the spendable balance at once, so two
-tills cannot both spend the last points); a release is a positive ``release`` entry; a capture
-changes no balance: the held points stay spent.
+tills cannot both spend the last points); a release is a positive ``release`` entry giving back
+exactly the lots the hold took, with their original expiries; a capture changes no balance: the
+held points stay spent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from app.common.clock import utcnow
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.points.models import PointsHold
+from app.points.lots import LotPiece, fresh_piece, pieces_consumed_by
+from app.points.models import PointsEntry, PointsHold
 from app.points.services import lock_account, post_entry
 
 
@@ -62,13 +64,14 @@ def release_points(hold_key: str) -> PointsHold:
     if hold.state == "captured":
         raise Conflict("points already captured by a sale", code="HOLD_CAPTURED")
     post_entry(
-        hold.member_id,
+        _live_member_id(hold.member_id),
         hold.points,
         kind="release",
         idempotency_key=f"release:{hold_key}",
         ref_type="hold",
         ref_id=hold_key,
         store_id=hold.store_id,
+        restore_lots=_held_lots(hold),
     )
     hold.state = "released"
     hold.settled_at = utcnow()
@@ -85,3 +88,22 @@ def capture_points(hold_key: str) -> PointsHold:
     hold.state = "captured"
     hold.settled_at = utcnow()
     return hold
+
+
+def _held_lots(hold: PointsHold) -> list[LotPiece]:
+    """The lots the hold took, to give back with their expiries (fresh ones for any rest)."""
+    entry_id = db.session.execute(
+        select(PointsEntry.id).where(PointsEntry.idempotency_key == f"hold:{hold.hold_key}")
+    ).scalar_one()
+    pieces = pieces_consumed_by(entry_id)
+    rest = hold.points - sum(p.points for p in pieces)
+    if rest > 0:  # a hold taken before lots existed
+        pieces.append(fresh_piece(rest, utcnow()))
+    return pieces
+
+
+def _live_member_id(member_id: int) -> int:
+    """Points released after a merge go to the surviving member."""
+    from app.members.services import resolve_member  # members import points: resolve lazily
+
+    return resolve_member(member_id).id
