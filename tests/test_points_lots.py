@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.common.clock import frozen
 from app.db import unit_of_work
 from app.extensions import db
-from app.points.holds import hold_points, release_points
+from app.points.holds import capture_points, hold_points, release_points, return_redeemed_points
 from app.points.lots import lot_differences
 from app.points.models import PointsEntry, PointsLot, PointsLotConsumption
 from app.points.services import audit_differences, balance_of, post_entry, transfer_on_merge
@@ -153,3 +153,29 @@ def test_a_debt_moves_with_a_merge_and_takes_from_the_survivors_lots():
     assert open_lots(survivor) == [(3, END_2027)]
     assert_consistent(owing)
     assert_consistent(survivor)
+
+
+def test_returns_give_back_redeemed_points_in_proportion_with_their_expiries():
+    member_id = new_member()
+    two_lots(member_id)
+    with frozen(SPRING_2027), unit_of_work():
+        hold_points(member_id, 20, hold_key="sale-1")  # 10 ending 2027, 10 ending 2028
+        capture_points("sale-1")
+    # a sale of 100.00 yuan; 30.00 returned, then the same return again, then 70.00 more
+    with frozen(SPRING_2027):
+        for returned, key in ((3000, "ret-1"), (3000, "ret-1"), (10000, "ret-2")):
+            with unit_of_work():
+                return_redeemed_points(
+                    "sale-1", returned_fen=returned, sale_total_fen=10000, return_key=key
+                )
+            if key == "ret-1":
+                assert balance_of(member_id) == 10 + 6  # floor(20 × 30%), latest expiry first
+                assert sorted(open_lots(member_id)) == [(6, END_2028), (10, END_2028)]
+    assert balance_of(member_id) == 30
+    assert sorted(open_lots(member_id), key=lambda x: (x[1], x[0])) == [
+        (10, END_2027),
+        (4, END_2028),
+        (6, END_2028),
+        (10, END_2028),
+    ]
+    assert_consistent(member_id)

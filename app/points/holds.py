@@ -8,10 +8,12 @@ held points stay spent.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 
 from app.common.clock import utcnow
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points.lots import LotPiece, fresh_piece, pieces_consumed_by
 from app.points.models import PointsEntry, PointsHold
@@ -88,6 +90,63 @@ def capture_points(hold_key: str) -> PointsHold:
     hold.state = "captured"
     hold.settled_at = utcnow()
     return hold
+
+
+def return_redeemed_points(
+    hold_key: str, *, returned_fen: int, sale_total_fen: int, return_key: str
+) -> int:
+    """Give back, in proportion, points a captured hold redeemed on a sale now (partly) returned.
+
+    ``returned_fen`` is the total returned so far on the sale (all returns, this one included),
+    ``sale_total_fen`` the sale's total. After any number of returns the member has back
+    ``floor(points × returned / total)``; each call posts the difference as a
+    ``return_of_redeemed`` entry keyed by ``return_key`` (a repeat changes nothing), restoring
+    the lots the hold took, latest-expiring first, with their expiries. Returns points given.
+    """
+    if sale_total_fen <= 0 or returned_fen < 0:
+        raise ValidationFailed("amounts must be positive", code="INVALID_AMOUNT")
+    hold = _lock_hold(hold_key)
+    if hold.state != "captured":
+        raise Conflict("only points a sale captured can be returned", code="HOLD_NOT_CAPTURED")
+    key = f"return-redeemed:{return_key}"
+    done = db.session.execute(
+        select(PointsEntry.points).where(PointsEntry.idempotency_key == key)
+    ).scalar_one_or_none()
+    if done is not None:
+        return int(done)
+    target = hold.points * min(returned_fen, sale_total_fen) // sale_total_fen
+    amount = target - hold.returned_points
+    if amount <= 0:
+        return 0
+    latest_first = sorted(
+        _held_lots(hold), key=lambda p: (p.expires_at is None, p.expires_at), reverse=True
+    )
+    pieces = _slice(latest_first, skip=hold.returned_points, take=amount)
+    post_entry(
+        _live_member_id(hold.member_id),
+        amount,
+        kind="return_of_redeemed",
+        idempotency_key=key,
+        ref_type="hold",
+        ref_id=hold_key,
+        store_id=hold.store_id,
+        restore_lots=pieces,
+    )
+    hold.returned_points += amount
+    return amount
+
+
+def _slice(pieces: list[LotPiece], *, skip: int, take: int) -> list[LotPiece]:
+    """The pieces covering points ``skip`` … ``skip + take`` of the list, in order."""
+    out = []
+    for piece in pieces:
+        start = max(0, skip)
+        use = min(piece.points - start, take) if start < piece.points else 0
+        skip -= piece.points
+        if use > 0:
+            out.append(replace(piece, points=use))
+            take -= use
+    return out
 
 
 def _held_lots(hold: PointsHold) -> list[LotPiece]:

@@ -102,6 +102,8 @@ class PointsHold(db.Model):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     points: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default="held")
+    # points given back since capture because the sale was (partly) returned
+    returned_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
