@@ -21,6 +21,7 @@ from app.points.holds import capture_points, hold_points, release_points
 from app.points.jobs import expire_points
 from app.points.models import PointsAccount, PointsEntry, PointsLot, PointsLotConsumption
 from app.points.services import InsufficientPoints, balance_of, post_entry, transfer_on_merge
+from tests.conftest import on_postgres
 from tests.test_points_core import new_member
 
 _phones = itertools.count(1)
@@ -171,7 +172,7 @@ class Run:
 
 
 @settings(
-    max_examples=30,
+    max_examples=12 if on_postgres() else 30,  # each step commits: PostgreSQL pays fsyncs
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -92,7 +92,10 @@ def _expire_one(member_id: int, now: datetime) -> tuple[int, int]:
 
 
 def expire_points(now: datetime | None = None, batch_size: int = 200) -> ExpiryRun:
-    """Expire every lot whose expiry is at or before ``now`` (default: the clock's now)."""
+    """Expire every lot whose expiry is at or before ``now`` (default: the clock's now).
+
+    A job: it owns its transactions (one per batch), so call it outside any unit of work.
+    """
     now = now or utcnow()
     run = ExpiryRun()
     deferred: list[int] = []
