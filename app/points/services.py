@@ -35,7 +35,10 @@ class PostResult:
 
 def lock_account(member_id: int) -> PointsAccount:
     account = db.session.execute(
-        select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update()
+        select(PointsAccount)
+        .where(PointsAccount.member_id == member_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the locked row, not a stale copy
     ).scalar_one_or_none()
     if account is None:
         raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
