@@ -81,7 +81,7 @@ def test_an_expiry_run_goes_through_every_member_in_batches():
     assert all(balance_of(m) == 0 for m in members)
 
 
-def test_the_reminder_lists_members_whose_points_expire_within_30_days():
+def test_the_reminder_lists_members_whose_points_expire_within_30_days_and_only_those():
     soon, later, opted_out = (new_member(f"1380000000{i}") for i in range(3))
     with frozen(datetime(2026, 6, 1, tzinfo=UTC)):
         earn(soon, 12, "a")
@@ -92,12 +92,15 @@ def test_the_reminder_lists_members_whose_points_expire_within_30_days():
     with unit_of_work():
         db.session.get(Member, opted_out).marketing_opt_out = True
     rows = members_with_points_expiring(30, now=END_2027 - timedelta(days=29))
-    assert [(r.member_id, r.points, r.expires_at) for r in rows] == [(soon, 12, END_2027)]
+    assert [(r.member_id, r.points, r.expires_at) for r in rows] == [
+        (soon, 12, END_2027),
+        (opted_out, 4, END_2027),
+    ]
     assert members_with_points_expiring(30, now=END_2027 - timedelta(days=31)) == []
-    everyone = members_with_points_expiring(
-        30, now=END_2027 - timedelta(days=1), include_opted_out=True
+    marketing = members_with_points_expiring(
+        30, now=END_2027 - timedelta(days=1), exclude_opted_out=True
     )
-    assert {r.member_id for r in everyone} == {soon, opted_out}
+    assert [r.member_id for r in marketing] == [soon]
 
 
 def test_the_cli_expires_lists_and_audits(app):

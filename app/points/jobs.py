@@ -29,6 +29,9 @@ class ExpiryRun:
     points: int = 0
     deferred: int = 0  # members another transaction held when their batch ran
 
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("members", "lots", "points", "deferred")}
+
     def add(self, lots: int, points: int) -> None:
         self.members += 1 if lots else 0
         self.lots += lots
@@ -134,11 +137,12 @@ class ExpiringPoints:
 
 
 def members_with_points_expiring(
-    within_days: int = 30, *, now: datetime | None = None, include_opted_out: bool = False
+    within_days: int = 30, *, now: datetime | None = None, exclude_opted_out: bool = False
 ) -> list[ExpiringPoints]:
     """Members whose points expire in the next ``within_days`` days, for a reminder.
 
-    Members who opted out of marketing messages are left out unless ``include_opted_out``.
+    The reminder is a service message (the outbox's ``points_expiring`` is not marketing), so
+    everyone is listed; ``exclude_opted_out`` leaves out members who opted out of marketing.
     """
     now = now or utcnow()
     until = now + timedelta(days=within_days)
@@ -158,7 +162,7 @@ def members_with_points_expiring(
         .group_by(PointsLot.member_id)
         .order_by(PointsLot.member_id)
     )
-    if not include_opted_out:
+    if exclude_opted_out:
         stmt = stmt.where(Member.marketing_opt_out.is_(False))
     rows = db.session.execute(stmt).all()
     return [ExpiringPoints(int(m), int(p), e) for m, p, e in rows]
