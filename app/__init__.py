@@ -55,9 +55,11 @@ def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
     from app.ops.views import blp as ops
+    from app.points.views import blp as admin_points
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
     from miniprogram_api.attribution import blp as mp_attribution
+    from miniprogram_api.points import blp as mp_points
 
     blueprints = [
         health,
@@ -67,6 +69,8 @@ def _register_blueprints(app: Flask) -> None:
         admin_clerks,
         clerk_api,
         mp_attribution,
+        admin_points,
+        mp_points,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -35,15 +35,41 @@ def seed(if_empty: bool) -> None:
 
 @points_cli.command("audit")
 def audit() -> None:
-    """Recompute every balance from the ledger; exit 1 if any cached balance differs."""
+    """Recompute every balance from the ledger and the lots; exit 1 on any difference."""
+    from app.points.lots import lot_differences
     from app.points.services import audit_differences
 
     differences = audit_differences()
     for member_id, cached, ledger in differences:
         click.echo(f"member {member_id}: cached {cached} != ledger {ledger}")
-    if differences:
+    lot_gaps = lot_differences()
+    for member_id, balance, remaining in lot_gaps:
+        click.echo(f"member {member_id}: balance {balance} but lots hold {remaining}")
+    if differences or lot_gaps:
         raise SystemExit(1)
-    click.echo("points audit: every cached balance equals its ledger sum")
+    click.echo("points audit: every cached balance equals its ledger sum and its lots")
+
+
+@points_cli.command("expire")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 10000))
+def expire(batch_size: int) -> None:
+    """Expire every lot past its expiry (safe to run twice or concurrently)."""
+    from app.points.jobs import expire_points
+
+    run = expire_points(batch_size=batch_size)
+    click.echo(f"expired {run.points} points in {run.lots} lots of {run.members} members")
+
+
+@points_cli.command("expiring")
+@click.option("--within-days", default=30, show_default=True, type=click.IntRange(1, 3660))
+def expiring(within_days: int) -> None:
+    """List members whose points expire soon: member id, points, soonest expiry (UTC)."""
+    from app.points.jobs import members_with_points_expiring
+
+    rows = members_with_points_expiring(within_days)
+    for row in rows:
+        click.echo(f"{row.member_id}\t{row.points}\t{row.expires_at.isoformat()}")
+    click.echo(f"{len(rows)} members with points expiring within {within_days} days")
 
 
 def register_cli(app: Flask) -> None:

@@ -111,6 +111,12 @@ class Config:
                 raise ConfigError("SECRET_KEY must be at least 32 characters in production")
         if self.POINTS_PER_YUAN < 0:
             raise ConfigError("POINTS_PER_YUAN must not be negative")
+        from app.points.expiry import parse_policy
+
+        try:
+            parse_policy(self.POINTS_EXPIRY)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         for name in ("WECHAT_PAY_PUBLIC_KEY", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY"):
             setattr(self, name, _read_pem(getattr(self, name)))
 

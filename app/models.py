@@ -11,7 +11,16 @@ from app.clerks.models import (
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity
 from app.outbox.models import OutboxMessage
-from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
+from app.points.models import (
+    MultiplierRule,
+    PointsAccount,
+    PointsEntry,
+    PointsHold,
+    PointsLot,
+    PointsLotConsumption,
+    Purchase,
+    PurchaseRefund,
+)
 from app.stores.models import Clerk, Store, Terminal
 from app.tags.models import (
     MemberTag,
@@ -36,10 +45,13 @@ __all__ = [
     "MemberIdentity",
     "MemberTag",
     "MemberTagEvent",
+    "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",
     "PointsEntry",
     "PointsHold",
+    "PointsLot",
+    "PointsLotConsumption",
     "Purchase",
     "PurchaseRefund",
     "Store",

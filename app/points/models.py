@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.common.clock import utcnow
 from app.db import UTCDateTime
@@ -72,6 +72,8 @@ class Purchase(db.Model):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
     paid_fen: Mapped[int] = mapped_column(BigInteger)
+    # the earn multiplier in force when it was paid (100 = ×1), reused by every refund
+    multiplier_percent: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -100,6 +102,85 @@ class PointsHold(db.Model):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     points: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default="held")
+    # points given back since capture because the sale was (partly) returned
+    returned_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+_BIGINT_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class PointsLot(db.Model):
+    """Spendable points from one credit, with their own expiry (``None``: never).
+
+    ``remaining`` only goes down (spends, expiry, merge-out); a release or a merge creates new
+    lots carrying the original expiry, pointing back at the lot they came from. Invariant per
+    member: sum of ``remaining`` minus the debt (``max(0, -balance)``) equals the balance, and a
+    member in debt holds no remaining lots.
+    """
+
+    __tablename__ = "points_lots"
+    __table_args__ = (
+        Index(
+            "ix_points_lots_open",
+            "member_id",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
+        Index(
+            "ix_points_lots_due",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("points_entries.id"), index=True)
+    origin_lot_id: Mapped[int | None] = mapped_column(ForeignKey("points_lots.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    earned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    entry: Mapped[PointsEntry | None] = relationship()
+
+
+class PointsLotConsumption(db.Model):
+    """``points`` of one lot taken by one negative entry (spend, hold, expiry, merge-out…)."""
+
+    __tablename__ = "points_lot_consumptions"
+
+    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("points_entries.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("points_lots.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+    entry: Mapped[PointsEntry] = relationship()
+    lot: Mapped[PointsLot] = relationship()
+
+
+class MultiplierRule(db.Model):
+    """An earn multiplier (``percent``: 200 = double points) for purchases it matches.
+
+    Bounded by ``starts_at`` ≤ occurred_at < ``ends_at``; ``store_id`` None means every store;
+    ``day_of_month`` (local time) makes a member-day rule. The highest matching rule wins.
+    """
+
+    __tablename__ = "points_multiplier_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    percent: Mapped[int] = mapped_column(Integer)
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    day_of_month: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

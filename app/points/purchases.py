@@ -1,7 +1,8 @@
 """Points for money paid, and the refund rule shared by payment notifications and POS returns.
 
 After any number of refunds a purchase keeps exactly what its net paid amount would have
-earned; each refund takes back the difference, never more than was earned.
+earned (with the multiplier recorded on the purchase); each refund takes back the difference,
+never more than was earned.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.common.clock import utcnow
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase, PurchaseRefund
+from app.points.multipliers import multiplier_for
 from app.points.services import points_for_paid, post_entry
 
 
@@ -35,19 +38,23 @@ def record_purchase(
 ) -> tuple[Purchase, bool]:
     """Record a paid purchase once and credit its points. ``(purchase, created)``.
 
-    A concurrent duplicate waits on the unique key and then finds the first one's row.
+    Points follow the multiplier rules in force for (store, occurred_at); their expiry counts
+    from ``occurred_at`` (a sale uploaded late expires as if synced at once). A concurrent
+    duplicate waits on the unique key and then finds the first one's row.
     """
     if paid_fen < 0:
         raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
     existing = find_purchase(source, external_id)
     if existing is not None:
         return existing, False
+    percent = multiplier_for(store_id, occurred_at)
     purchase = Purchase(
         source=source,
         external_id=external_id,
         member_id=member_id,
         store_id=store_id,
         paid_fen=paid_fen,
+        multiplier_percent=percent,
         refunded_fen=0,
         points_earned=0,
         occurred_at=occurred_at,
@@ -60,7 +67,7 @@ def record_purchase(
         if existing is None:
             raise
         return existing, False
-    earned = points_for_paid(paid_fen)
+    earned = points_for_paid(paid_fen, percent)
     if member_id is not None and earned > 0:
         post_entry(
             member_id,
@@ -70,6 +77,7 @@ def record_purchase(
             ref_type="purchase",
             ref_id=f"{source}:{external_id}",
             store_id=store_id,
+            earned_at=min(occurred_at, utcnow()),
         )
         purchase.points_earned = earned
     return purchase, True
@@ -89,7 +97,7 @@ def record_refund(
     if existing is not None:
         return existing, False
     locked.refunded_fen = min(locked.paid_fen, locked.refunded_fen + refund_fen)
-    target = points_for_paid(locked.paid_fen - locked.refunded_fen)
+    target = points_for_paid(locked.paid_fen - locked.refunded_fen, locked.multiplier_percent)
     take = max(0, locked.points_earned - target)
     refund = PurchaseRefund(
         purchase_id=locked.id,

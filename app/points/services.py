@@ -2,12 +2,15 @@
 
 These functions work inside the caller's unit of work and never commit. The member's account row
 is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so the
-idempotency check, the balance check and the update see one consistent state.
+idempotency check, the balance check, the lots (``app.points.lots``) and the update see one
+consistent state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -15,6 +18,8 @@ from sqlalchemy import func, select
 from app.common.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
+from app.points import lots
+from app.points.lots import LotPiece
 from app.points.models import ENTRY_KINDS, PointsAccount, PointsEntry
 
 
@@ -30,7 +35,10 @@ class PostResult:
 
 def lock_account(member_id: int) -> PointsAccount:
     account = db.session.execute(
-        select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update()
+        select(PointsAccount)
+        .where(PointsAccount.member_id == member_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the locked row, not a stale copy
     ).scalar_one_or_none()
     if account is None:
         raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
@@ -56,12 +64,20 @@ def post_entry(
     actor: str | None = None,
     reason: str | None = None,
     allow_negative: bool = False,
+    earned_at: datetime | None = None,
+    restore_lots: Sequence[LotPiece] | None = None,
+    from_lot: int | None = None,
 ) -> PostResult:
-    """Append one entry and move the cached balance with it.
+    """Append one entry and move the cached balance and the lots with it.
 
     A negative entry may not take the balance below zero unless ``allow_negative`` (clawbacks:
     the member then owes points). Reusing a key returns the first entry and changes nothing; a
     reuse with other content is refused, since it means two different events share a key.
+
+    A positive entry first repays any debt, then becomes lots expiring by ``POINTS_EXPIRY``
+    counted from ``earned_at`` (default now), or, given ``restore_lots`` (a release, a merge),
+    lots with those pieces' own expiries. A negative entry takes the soonest-expiring lots
+    first (only lot ``from_lot`` when given: the expiry job) and records what it took.
     """
     if kind not in ENTRY_KINDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}")
@@ -78,11 +94,14 @@ def post_entry(
                 code="IDEMPOTENCY_KEY_REUSED",
             )
         return PostResult(existing, created=False)
-    new_balance = account.balance + points
+    old_balance = account.balance
+    new_balance = old_balance + points
     if points < 0 and new_balance < 0 and not allow_negative:
         raise InsufficientPoints(
             "not enough points", details={"balance": account.balance, "requested": -points}
         )
+    if restore_lots is not None and sum(p.points for p in restore_lots) != points:
+        raise ValueError("restored lots must add up to the points credited")
     now = utcnow()
     entry = PointsEntry(
         member_id=member_id,
@@ -100,6 +119,14 @@ def post_entry(
     account.balance = new_balance
     account.updated_at = now
     db.session.add(entry)
+    if points > 0:
+        pieces = restore_lots or [lots.fresh_piece(points, earned_at or now)]
+        lots.credit(entry, member_id, pieces, debt=lots.debt_of(old_balance))
+    elif points < 0:
+        wanted = min(-points, max(0, old_balance))
+        taken = lots.consume(entry, member_id, wanted, lot_id=from_lot)
+        if taken != wanted:
+            raise RuntimeError(f"member {member_id}: lots do not make up the balance")
     db.session.flush()
     return PostResult(entry, created=True)
 
@@ -111,11 +138,12 @@ def balance_of(member_id: int) -> int:
     return int(value or 0)
 
 
-def points_for_paid(paid_fen: int) -> int:
-    """``floor(paid_fen × POINTS_PER_YUAN / 100)``, in integers."""
+def points_for_paid(paid_fen: int, multiplier_percent: int = 100) -> int:
+    """``floor(paid_fen × POINTS_PER_YUAN / 100 × multiplier_percent / 100)``, in integers."""
     if paid_fen <= 0:
         return 0
-    return (paid_fen * int(current_app.config["POINTS_PER_YUAN"])) // 100
+    rate = int(current_app.config["POINTS_PER_YUAN"])
+    return (paid_fen * rate * multiplier_percent) // 10000
 
 
 def audit_differences() -> list[tuple[int, int, int]]:
@@ -137,14 +165,20 @@ def transfer_on_merge(absorbed_id: int, survivor_id: int, *, merge_key: str) -> 
     """Move an absorbed member's whole balance (positive or owed) to the survivor.
 
     Two entries, ``merge_out`` on the absorbed and ``merge_in`` on the survivor, so both ledgers
-    still sum to their balances. Accounts are locked in id order. Returns the points moved.
+    still sum to their balances; the lots move with their expiries (a debt moves as a debt).
+    Accounts are locked in id order. Returns the points moved (a replay: the first result).
     """
     for member_id in sorted((absorbed_id, survivor_id)):
         lock_account(member_id)
+    done = db.session.execute(
+        select(PointsEntry.points).where(PointsEntry.idempotency_key == f"merge:{merge_key}:out")
+    ).scalar_one_or_none()
+    if done is not None:
+        return -int(done)
     amount = balance_of(absorbed_id)
     if amount == 0:
         return 0
-    post_entry(
+    out = post_entry(
         absorbed_id,
         -amount,
         kind="merge_out",
@@ -153,6 +187,7 @@ def transfer_on_merge(absorbed_id: int, survivor_id: int, *, merge_key: str) -> 
         ref_id=merge_key,
         allow_negative=True,
     )
+    moved = lots.pieces_consumed_by(out.entry.id) if amount > 0 else None
     post_entry(
         survivor_id,
         amount,
@@ -161,5 +196,6 @@ def transfer_on_merge(absorbed_id: int, survivor_id: int, *, merge_key: str) -> 
         ref_type="merge",
         ref_id=merge_key,
         allow_negative=True,
+        restore_lots=moved,
     )
     return amount

@@ -1,0 +1,98 @@
+"""Earn multipliers configured as rules: double points in a store between two dates, member day.
+
+A purchase earns ``points_for_paid(paid_fen, percent)`` with the highest ``percent`` among the
+active rules matching its store and time (100 when none does). The purchase keeps the percent,
+so its refunds compute what it keeps with the same multiplier.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import or_, select
+
+from app.common.clock import ensure_aware, utcnow
+from app.db import unit_of_work, with_retry
+from app.errors import NotFound, ValidationFailed
+from app.extensions import db
+from app.points.models import MultiplierRule
+from app.stores.models import Store
+
+BASE_PERCENT = 100
+MAX_PERCENT = 1000
+
+
+def multiplier_for(store_id: int | None, occurred_at: datetime) -> int:
+    """The earn percent in force for a purchase in ``store_id`` at ``occurred_at``."""
+    at = ensure_aware(occurred_at)
+    store_match = MultiplierRule.store_id.is_(None)
+    if store_id is not None:
+        store_match = or_(store_match, MultiplierRule.store_id == store_id)
+    rules = db.session.scalars(
+        select(MultiplierRule).where(
+            MultiplierRule.active.is_(True),
+            MultiplierRule.starts_at <= at,
+            MultiplierRule.ends_at > at,
+            store_match,
+        )
+    ).all()
+    local_day = at.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).day
+    matching = [r.percent for r in rules if r.day_of_month in (None, local_day)]
+    return max([BASE_PERCENT, *matching])
+
+
+def create_rule(
+    *,
+    name: str,
+    percent: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    store_code: str | None = None,
+    day_of_month: int | None = None,
+    actor: str | None = None,
+) -> MultiplierRule:
+    """Store a new rule (its own transaction). ``store_code`` None: every store."""
+    if not BASE_PERCENT < percent <= MAX_PERCENT:
+        raise ValidationFailed(
+            f"percent must be above {BASE_PERCENT} and at most {MAX_PERCENT}",
+            code="INVALID_MULTIPLIER",
+            details={"percent": ["out of range"]},
+        )
+    if ensure_aware(ends_at) <= ensure_aware(starts_at):
+        raise ValidationFailed(
+            "ends_at must be after starts_at",
+            code="INVALID_PERIOD",
+            details={"ends_at": ["must be after starts_at"]},
+        )
+
+    def attempt() -> MultiplierRule:
+        with unit_of_work():
+            store_id = None
+            if store_code is not None:
+                store_id = db.session.scalars(
+                    select(Store.id).where(Store.code == store_code)
+                ).one_or_none()
+                if store_id is None:
+                    raise NotFound("store not found", code="STORE_NOT_FOUND")
+            rule = MultiplierRule(
+                name=name,
+                percent=percent,
+                store_id=store_id,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                day_of_month=day_of_month,
+                active=True,
+                created_by=actor,
+                created_at=utcnow(),
+            )
+            db.session.add(rule)
+            db.session.flush()
+        return rule
+
+    return with_retry(attempt)
+
+
+def list_rules() -> list[MultiplierRule]:
+    return list(db.session.scalars(select(MultiplierRule).order_by(MultiplierRule.id.desc())))
