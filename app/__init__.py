@@ -48,13 +48,17 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.coupons.views import blp as admin_coupons
     from app.extensions import api
     from app.health import blp as health
     from app.stores.views import blp as admin_stores
+    from miniprogram_api.coupons import blp as mp_coupons
 
     blueprints = [
         health,
         admin_stores,
+        admin_coupons,
+        mp_coupons,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

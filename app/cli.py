@@ -47,5 +47,8 @@ def audit() -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from app.coupons.cli import coupons_cli
+
     for group in (admin_cli, demo_cli, points_cli):
         app.cli.add_command(group)
+    app.cli.add_command(coupons_cli)

@@ -1,0 +1,191 @@
+"""Issuing coupons: by HQ to a list of members, the welcome coupon, and exchange for points.
+
+Issuance from one template is serialised by a row lock on the template, so total stock and
+per-member limits hold under concurrency.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from app.common.clock import utcnow
+from app.coupons.errors import refused
+from app.coupons.models import Coupon, CouponTemplate, WelcomeGrant
+from app.coupons.state import Actor, transition
+from app.coupons.templates import check_issuable, lock_template, validity_for, welcome_template
+from app.db import unit_of_work, with_retry
+from app.errors import Conflict
+from app.extensions import db
+from app.members.models import Member
+from app.members.services import resolve_member
+from app.points.services import post_entry
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
+CODE_LENGTH = 16  # 31**16 ≈ 2**79: unguessable
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def _limit_reached(template: CouponTemplate, member_id: int) -> bool:
+    if template.per_member_limit is None:
+        return False
+    held = db.session.scalar(
+        select(func.count())
+        .select_from(Coupon)
+        .where(Coupon.template_id == template.id, Coupon.issued_to_id == member_id)
+    )
+    return int(held or 0) >= template.per_member_limit
+
+
+def _stock_left(template: CouponTemplate) -> int | None:
+    if template.total_stock is None:
+        return None
+    return template.total_stock - template.issued_count
+
+
+def issue_one(
+    template: CouponTemplate,
+    member_id: int,
+    *,
+    source: str,
+    actor: Actor,
+    issue_key: str | None = None,
+    now: datetime | None = None,
+) -> Coupon:
+    """One coupon from a template the caller has locked; refuses over stock or limit."""
+    now = now or utcnow()
+    check_issuable(template, now)
+    left = _stock_left(template)
+    if left is not None and left <= 0:
+        raise refused("OUT_OF_STOCK", template_id=template.id)
+    if _limit_reached(template, member_id):
+        raise refused("COUPON_LIMIT_REACHED", template_id=template.id, member_id=member_id)
+    valid_from, expires_at = validity_for(template, now)
+    coupon = Coupon(
+        code=new_code(),
+        template_id=template.id,
+        owner_id=member_id,
+        issued_to_id=member_id,
+        source=source,
+        issue_key=issue_key,
+        gift_count=0,
+        issued_at=now,
+        valid_from=valid_from,
+        expires_at=expires_at,
+    )
+    transition(coupon, "available", "issued", actor, owner_id=member_id, ref=issue_key)
+    template.issued_count += 1
+    return coupon
+
+
+def issue_to_members(
+    template_id: int, member_ids: list[int], *, admin_name: str
+) -> tuple[list[Coupon], list[dict]]:
+    """HQ gives one coupon to each listed member (merged ids count as their survivor).
+
+    All or nothing on stock: if the stock cannot cover the batch, nothing is issued. A member
+    at the per-member limit is skipped and listed in the second value with the reason.
+    """
+
+    def attempt() -> tuple[list[Coupon], list[dict]]:
+        with unit_of_work():
+            members = [resolve_member(member_id) for member_id in member_ids]
+            template = lock_template(template_id)
+            check_issuable(template, utcnow())
+            left = _stock_left(template)
+            if left is not None and left < len(members):
+                raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
+            actor = Actor(f"admin:{admin_name}", "admin")
+            issued, skipped = [], []
+            for requested, member in zip(member_ids, members, strict=True):
+                if _limit_reached(template, member.id):
+                    skipped.append({"member_id": requested, "code": "COUPON_LIMIT_REACHED"})
+                    continue
+                issued.append(issue_one(template, member.id, source="admin", actor=actor))
+        return issued, skipped
+
+    return with_retry(attempt)
+
+
+def issue_welcome_coupon(member_id: int) -> Coupon | None:
+    """The welcome coupon, once per person, inside the caller's transaction (never commits).
+
+    Returns the coupon issued now or earlier; None when no active welcome template exists or
+    its stock is used up. The member row is locked so two joins cannot both issue it, and the
+    grant follows the person through merges (``on_member_merge``).
+    """
+    member = resolve_member(member_id)
+    db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
+    existing = db.session.execute(
+        select(WelcomeGrant).where(WelcomeGrant.member_id == member.id)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return db.session.get(Coupon, existing.coupon_id)
+    found = welcome_template()
+    if found is None:
+        return None
+    template = lock_template(found.id)
+    try:
+        coupon = issue_one(
+            template,
+            member.id,
+            source="welcome",
+            actor=Actor("system:welcome", "system"),
+            issue_key=f"welcome:{member.id}",
+        )
+    except Conflict:  # paused, ended, out of stock: refused before anything was written
+        return None
+    db.session.add(WelcomeGrant(member_id=member.id, coupon_id=coupon.id, created_at=utcnow()))
+    db.session.flush()
+    return coupon
+
+
+def exchange_for_points(
+    template_id: int, member_id: int, *, request_id: str | None = None
+) -> Coupon:
+    """Spend the template's ``points_price`` for one coupon, atomically.
+
+    The ledger debit (``exchange`` entry) and the coupon are one transaction; stock and limits
+    are checked under the template's row lock. With ``request_id``, a repeat returns the
+    coupon of the first call and debits nothing more.
+    """
+    issue_key = f"exchange:{member_id}:{request_id}" if request_id else None
+
+    def attempt() -> Coupon:
+        with unit_of_work():
+            template = lock_template(template_id)
+            if issue_key:
+                earlier = db.session.execute(
+                    select(Coupon).where(Coupon.issue_key == issue_key)
+                ).scalar_one_or_none()
+                if earlier is not None:
+                    if earlier.template_id != template_id:
+                        raise Conflict(
+                            "request_id was used for another template",
+                            code="EXCHANGE_REQUEST_REUSED",
+                        )
+                    return earlier
+            if template.points_price is None:
+                raise refused("TEMPLATE_NOT_EXCHANGEABLE", template_id=template.id)
+            actor = Actor(f"member:{member_id}", "miniprogram")
+            coupon = issue_one(
+                template, member_id, source="exchange", actor=actor, issue_key=issue_key
+            )
+            post_entry(
+                member_id,
+                -template.points_price,
+                kind="exchange",
+                idempotency_key=f"coupon-exchange:{coupon.code}",
+                ref_type="coupon",
+                ref_id=coupon.code,
+                actor=actor.name,
+                reason=f"exchange for coupon template {template.id}",
+            )
+        return coupon
+
+    return with_retry(attempt)

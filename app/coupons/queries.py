@@ -1,0 +1,42 @@
+"""Read-side helpers: a member's coupons, a coupon's history, coupons about to expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.common.clock import utcnow
+from app.common.pagination import paginate
+from app.coupons.models import Coupon
+from app.extensions import db
+from app.members.models import Member
+
+
+def member_coupons(
+    member_id: int, *, state: str | None, limit: int, cursor: str | None
+) -> tuple[list[Coupon], str | None]:
+    stmt = select(Coupon).where(Coupon.owner_id == member_id)
+    if state:
+        stmt = stmt.where(Coupon.state == state)
+    return paginate(stmt, Coupon.id, limit=limit, cursor=cursor)
+
+
+def expiring_within(days: int = 3) -> list[Coupon]:
+    """Available coupons that expire in the next ``days`` days, soonest first (reminders).
+
+    Members who opted out of marketing messages are left out."""
+    now = utcnow()
+    return list(
+        db.session.execute(
+            select(Coupon)
+            .join(Member, Member.id == Coupon.owner_id)
+            .where(
+                Member.marketing_opt_out.is_(False),
+                Coupon.state == "available",
+                Coupon.expires_at > now,
+                Coupon.expires_at <= now + timedelta(days=days),
+            )
+            .order_by(Coupon.expires_at, Coupon.id)
+        ).scalars()
+    )

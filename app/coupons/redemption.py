@@ -1,0 +1,181 @@
+"""Coupons at the till: held for a POS redemption, then captured by the sale or released.
+
+These functions work inside the caller's transaction and never commit (like the points
+ledger), so the POS layer can hold coupons and points in one unit of work. Coupon rows are
+locked in id order: two tills holding the same coupon have exactly one winner.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.common.clock import utcnow
+from app.coupons.errors import coupon_not_found, not_yours, refused
+from app.coupons.lookup import lock_coupons_by_codes
+from app.coupons.models import Coupon, CouponRedemption
+from app.coupons.state import Actor, refusal_for, transition
+from app.coupons.templates import store_ids
+from app.errors import Conflict
+from app.extensions import db
+from app.members.services import resolve_member
+
+
+def discount_for(coupon: Coupon, order_total_fen: int | None) -> int:
+    """What one coupon takes off an order. Unknown total: percent and gift coupons give 0 here
+    (the till prices them); a cash-off coupon gives its value."""
+    template = coupon.template
+    if template.kind == "cash_off":
+        value = int(template.value_fen or 0)
+        return value if order_total_fen is None else min(value, order_total_fen)
+    if template.kind == "discount" and order_total_fen is not None:
+        off = order_total_fen * int(template.percent_off or 0) // 100
+        return off if template.cap_fen is None else min(off, template.cap_fen)
+    return 0
+
+
+def _check_usable(
+    coupon: Coupon, member_id: int, store_id: int, order_total_fen: int | None
+) -> None:
+    now = utcnow()
+    if coupon.owner_id != member_id:
+        raise not_yours()
+    if coupon.state == "available" and coupon.expires_at <= now:
+        raise refused("COUPON_EXPIRED", expires_at=coupon.expires_at.isoformat())
+    if coupon.state != "available":
+        raise refusal_for(coupon.state)
+    if coupon.valid_from > now:
+        raise refused("COUPON_NOT_YET_VALID", valid_from=coupon.valid_from.isoformat())
+    allowed = store_ids(coupon.template)
+    if allowed and store_id not in allowed:
+        raise refused("COUPON_WRONG_STORE", store_id=store_id)
+    threshold = coupon.template.threshold_fen
+    if threshold and order_total_fen is not None and order_total_fen < threshold:
+        raise refused("COUPON_BELOW_THRESHOLD", threshold_fen=threshold)
+
+
+def _codes_key(codes: list[str]) -> str:
+    return ",".join(sorted(codes))
+
+
+def _same_request(found: CouponRedemption, member_id: int, codes: list[str]) -> int:
+    if found.member_id != member_id or found.codes != _codes_key(codes):
+        raise refused("REDEMPTION_ID_REUSED", redemption_id=found.redemption_id)
+    return int(found.discount_fen)
+
+
+def hold_for_redemption(
+    codes: list[str],
+    *,
+    member_id: int,
+    store_id: int,
+    redemption_id: str,
+    order_total_fen: int | None,
+) -> int:
+    """Hold the member's coupons for a POS redemption; returns the discount in fen.
+
+    Validates ownership, state, validity, store and threshold (the threshold only when the
+    order total is known); any refusal holds nothing. A repeat of ``redemption_id`` with the
+    same coupons returns the first discount; with other coupons it is ``REDEMPTION_ID_REUSED``.
+    The total discount never exceeds a known order total.
+    """
+    wanted = list(dict.fromkeys(codes))
+    member_id = resolve_member(member_id).id
+    found = db.session.execute(
+        select(CouponRedemption).where(CouponRedemption.redemption_id == redemption_id)
+    ).scalar_one_or_none()
+    if found is not None:
+        return _same_request(found, member_id, wanted)
+    record = CouponRedemption(
+        redemption_id=redemption_id,
+        member_id=member_id,
+        store_id=store_id,
+        codes=_codes_key(wanted),
+        order_total_fen=order_total_fen,
+        discount_fen=0,
+        state="held",
+        created_at=utcnow(),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(record)
+    except IntegrityError:  # the same redemption id, held a moment ago by a concurrent call
+        found = db.session.execute(
+            select(CouponRedemption).where(CouponRedemption.redemption_id == redemption_id)
+        ).scalar_one()
+        return _same_request(found, member_id, wanted)
+    coupons = lock_coupons_by_codes(wanted)
+    discount = 0
+    actor = Actor("pos", "pos", store_id)
+    for code in wanted:
+        coupon = coupons.get(code)
+        if coupon is None:
+            raise coupon_not_found()
+        _check_usable(coupon, member_id, store_id, order_total_fen)
+        discount += discount_for(coupon, order_total_fen)
+        transition(coupon, "held", "held", actor, ref=f"redemption:{redemption_id}")
+        coupon.redemption_id = redemption_id
+    if order_total_fen is not None:
+        discount = min(discount, order_total_fen)
+    record.discount_fen = discount
+    db.session.flush()
+    return discount
+
+
+def _lock_redemption(redemption_id: str) -> CouponRedemption | None:
+    return db.session.execute(
+        select(CouponRedemption)
+        .where(CouponRedemption.redemption_id == redemption_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _held_coupons(record: CouponRedemption) -> list[Coupon]:
+    codes = record.codes.split(",") if record.codes else []
+    coupons = lock_coupons_by_codes(codes)
+    return [c for c in coupons.values() if c.redemption_id == record.redemption_id]
+
+
+def release_redemption(redemption_id: str) -> None:
+    """Give the held coupons back (expired ones become ``expired``). Unknown id or a repeat:
+    no-op. A captured redemption cannot be released (``REDEMPTION_CAPTURED``)."""
+    record = _lock_redemption(redemption_id)
+    if record is None or record.state == "released":
+        return
+    if record.state == "captured":
+        raise Conflict("the redemption was captured by a sale", code="REDEMPTION_CAPTURED")
+    now = utcnow()
+    actor = Actor("pos", "pos", record.store_id)
+    for coupon in _held_coupons(record):
+        if coupon.state == "held":
+            to_state = "expired" if coupon.expires_at <= now else "available"
+            transition(coupon, to_state, "released", actor, ref=f"redemption:{redemption_id}")
+            coupon.redemption_id = None
+    record.state = "released"
+    record.settled_at = now
+    db.session.flush()
+
+
+def capture_redemption(redemption_id: str, sale_ref: str) -> None:
+    """The sale used the held coupons: ``held`` → ``redeemed`` at the redemption's store.
+
+    Unknown id or a repeat: no-op. A released redemption cannot be captured
+    (``REDEMPTION_RELEASED``)."""
+    record = _lock_redemption(redemption_id)
+    if record is None or record.state == "captured":
+        return
+    if record.state == "released":
+        raise Conflict("the redemption was released", code="REDEMPTION_RELEASED")
+    now = utcnow()
+    actor = Actor("pos", "pos", record.store_id)
+    for coupon in _held_coupons(record):
+        if coupon.state == "held":
+            transition(coupon, "redeemed", "redeemed", actor, ref=f"sale:{sale_ref}")
+            coupon.redeemed_at = now
+            coupon.redeemed_store_id = record.store_id
+            coupon.sale_ref = sale_ref
+    record.state = "captured"
+    record.sale_ref = sale_ref
+    record.settled_at = now
+    db.session.flush()
