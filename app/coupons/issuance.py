@@ -126,6 +126,12 @@ def issue_welcome_coupon(member_id: int) -> Coupon | None:
     ).scalar_one_or_none()
     if existing is not None:
         return db.session.get(Coupon, existing.coupon_id)
+    issue_key = f"welcome:{member.id}"
+    earlier = db.session.execute(
+        select(Coupon).where(Coupon.issue_key == issue_key)
+    ).scalar_one_or_none()
+    if earlier is not None:  # its grant moved on with a merge: still this person's one
+        return earlier
     found = welcome_template()
     if found is None:
         return None
@@ -136,7 +142,7 @@ def issue_welcome_coupon(member_id: int) -> Coupon | None:
             member.id,
             source="welcome",
             actor=Actor("system:welcome", "system"),
-            issue_key=f"welcome:{member.id}",
+            issue_key=issue_key,
         )
     except Conflict:  # paused, ended, out of stock: refused before anything was written
         return None
