@@ -252,3 +252,41 @@ def test_the_same_redemption_sent_twice_at_once_holds_once(app, shop):
         t.join()
     assert results == [700, 700]
     assert events(code) == ["issued", "held"]
+
+
+def test_a_refused_hold_writes_nothing_so_the_callers_transaction_goes_on(shop):
+    good = issue(new_template(), shop["owner"])
+    bad = issue(new_template(threshold_fen=10_000), shop["owner"])
+    with unit_of_work():
+        with pytest.raises(DomainError):
+            services.hold_for_redemption(
+                [good, bad],
+                member_id=shop["owner"],
+                store_id=shop["store"],
+                redemption_id="r-partial",
+                order_total_fen=5000,
+            )
+        # the POS layer may still answer the till and commit its own work
+    assert coupon(good).state == "available"
+    assert hold([good], shop["owner"], shop["store"], redemption_id="r-partial") == 500
+
+
+def test_a_redemption_without_coupons_holds_nothing_and_settles_quietly(shop):
+    assert hold([], shop["owner"], shop["store"], redemption_id="points-only") == 0
+    capture("points-only", "sale-p")
+    assert hold([], shop["owner"], shop["store"], redemption_id="points-only") == 0
+
+
+def test_a_released_redemption_id_cannot_hold_again(shop):
+    code = issue(new_template(), shop["owner"])
+    hold([code], shop["owner"], shop["store"])
+    release("r1")
+    assert refusal([code], shop["owner"], shop["store"], redemption_id="r1") == (
+        "REDEMPTION_RELEASED"
+    )
+    assert coupon(code).state == "available"
+
+
+def test_a_redemption_is_limited_to_fifty_coupons(shop):
+    codes = [f"C{i}" for i in range(51)]
+    assert refusal(codes, shop["owner"], shop["store"]) == "VALIDATION_ERROR"

@@ -1,10 +1,11 @@
-"""Read-side helpers: a member's coupons, a coupon's history, coupons about to expire."""
+"""Read-side helpers: a member's coupons, coupons about to expire."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.common.clock import utcnow
 from app.common.pagination import paginate
@@ -16,7 +17,11 @@ from app.members.models import Member
 def member_coupons(
     member_id: int, *, state: str | None, limit: int, cursor: str | None
 ) -> tuple[list[Coupon], str | None]:
-    stmt = select(Coupon).where(Coupon.owner_id == member_id)
+    stmt = (
+        select(Coupon)
+        .where(Coupon.owner_id == member_id)
+        .options(selectinload(Coupon.template), selectinload(Coupon.pending_gift))
+    )
     if state:
         stmt = stmt.where(Coupon.state == state)
     return paginate(stmt, Coupon.id, limit=limit, cursor=cursor)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.common.clock import utcnow
-from app.coupons.errors import coupon_not_found, not_yours, refused
+from app.coupons.errors import coupon_not_found, invalid, not_yours, refused
 from app.coupons.lookup import lock_coupons_by_codes
 from app.coupons.models import Coupon, CouponRedemption
 from app.coupons.state import Actor, refusal_for, transition
@@ -19,6 +19,8 @@ from app.coupons.templates import store_ids
 from app.errors import Conflict
 from app.extensions import db
 from app.members.services import resolve_member
+
+MAX_CODES = 50
 
 
 def discount_for(coupon: Coupon, order_total_fen: int | None) -> int:
@@ -58,9 +60,19 @@ def _codes_key(codes: list[str]) -> str:
     return ",".join(sorted(codes))
 
 
-def _same_request(found: CouponRedemption, member_id: int, codes: list[str]) -> int:
+def _find(redemption_id: str) -> CouponRedemption | None:
+    return db.session.execute(
+        select(CouponRedemption)
+        .where(CouponRedemption.redemption_id == redemption_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _replay(found: CouponRedemption, member_id: int, codes: list[str]) -> int:
     if found.member_id != member_id or found.codes != _codes_key(codes):
         raise refused("REDEMPTION_ID_REUSED", redemption_id=found.redemption_id)
+    if found.state == "released":
+        raise Conflict("the redemption was released", code="REDEMPTION_RELEASED")
     return int(found.discount_fen)
 
 
@@ -75,49 +87,51 @@ def hold_for_redemption(
     """Hold the member's coupons for a POS redemption; returns the discount in fen.
 
     Validates ownership, state, validity, store and threshold (the threshold only when the
-    order total is known); any refusal holds nothing. A repeat of ``redemption_id`` with the
-    same coupons returns the first discount; with other coupons it is ``REDEMPTION_ID_REUSED``.
-    The total discount never exceeds a known order total.
+    order total is known). A refusal writes nothing, so the caller's transaction stays usable.
+    A repeat of ``redemption_id`` with the same coupons returns the first discount (a released
+    one is ``REDEMPTION_RELEASED``); with other coupons or another member it is
+    ``REDEMPTION_ID_REUSED``. The total discount never exceeds a known order total.
     """
     wanted = list(dict.fromkeys(codes))
+    if len(wanted) > MAX_CODES:
+        raise invalid(f"at most {MAX_CODES} coupons per redemption", coupons=["too many"])
     member_id = resolve_member(member_id).id
-    found = db.session.execute(
-        select(CouponRedemption).where(CouponRedemption.redemption_id == redemption_id)
-    ).scalar_one_or_none()
+    found = _find(redemption_id)
     if found is not None:
-        return _same_request(found, member_id, wanted)
-    record = CouponRedemption(
-        redemption_id=redemption_id,
-        member_id=member_id,
-        store_id=store_id,
-        codes=_codes_key(wanted),
-        order_total_fen=order_total_fen,
-        discount_fen=0,
-        state="held",
-        created_at=utcnow(),
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(record)
-    except IntegrityError:  # the same redemption id, held a moment ago by a concurrent call
-        found = db.session.execute(
-            select(CouponRedemption).where(CouponRedemption.redemption_id == redemption_id)
-        ).scalar_one()
-        return _same_request(found, member_id, wanted)
-    coupons = lock_coupons_by_codes(wanted)
+        return _replay(found, member_id, wanted)
+    coupons = lock_coupons_by_codes(wanted)  # waits behind a till holding the same coupons
+    found = _find(redemption_id)  # …which may have been this very redemption, sent twice
+    if found is not None:
+        return _replay(found, member_id, wanted)
     discount = 0
-    actor = Actor("pos", "pos", store_id)
     for code in wanted:
         coupon = coupons.get(code)
         if coupon is None:
             raise coupon_not_found()
         _check_usable(coupon, member_id, store_id, order_total_fen)
         discount += discount_for(coupon, order_total_fen)
-        transition(coupon, "held", "held", actor, ref=f"redemption:{redemption_id}")
-        coupon.redemption_id = redemption_id
     if order_total_fen is not None:
         discount = min(discount, order_total_fen)
-    record.discount_fen = discount
+    record = CouponRedemption(
+        redemption_id=redemption_id,
+        member_id=member_id,
+        store_id=store_id,
+        codes=_codes_key(wanted),
+        order_total_fen=order_total_fen,
+        discount_fen=discount,
+        state="held",
+        created_at=utcnow(),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(record)
+    except IntegrityError:  # the same id, held a moment ago by a concurrent call
+        return _replay(_find(redemption_id), member_id, wanted)
+    actor = Actor("pos", "pos", store_id)
+    for code in wanted:
+        coupon = coupons[code]
+        transition(coupon, "held", "held", actor, ref=f"redemption:{redemption_id}")
+        coupon.redemption_id = redemption_id
     db.session.flush()
     return discount
 
