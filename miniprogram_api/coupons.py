@@ -17,6 +17,7 @@ from app.coupons.schemas import (
     ExchangeInSchema,
     GiftCreatedSchema,
     GiftInSchema,
+    GiftPreviewSchema,
     MemberCouponListSchema,
     MemberCouponQuerySchema,
 )
@@ -98,6 +99,12 @@ class ClaimGift(MethodView):
 @blp.route("/gifts/<string:gift_token>")
 class Gift(MethodView):
     decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(200, GiftPreviewSchema)
+    def get(self, gift_token: str):
+        """What a gift link offers, for the friend's claim page (no giver details)"""
+        return services.get_gift(gift_token)
 
     @blp.doc(security=MEMBER_SECURITY)
     @blp.response(200, CouponSchema)

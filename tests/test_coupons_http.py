@@ -74,11 +74,16 @@ def test_issue_gift_claim_redeem_and_the_report_counts_it(client, admin_headers,
     listed = client.get("/mp/v1/coupons?state=gifting", headers=bearer(giver)).get_json()
     assert listed["items"][0]["gift_token"] == token
 
+    preview = client.get(f"/mp/v1/gifts/{token}", headers=bearer(friend)).get_json()
+    assert preview["state"] == "pending" and preview["coupon"]["value_fen"] == 800
+    assert "code" not in preview["coupon"] and "owner_id" not in preview["coupon"]
     assert_error(client.post(f"/mp/v1/gifts/{token}/claim", headers=bearer(giver)), 409,
                  "GIFT_OWN_CLAIM")  # fmt: skip
     claimed = client.post(f"/mp/v1/gifts/{token}/claim", headers=bearer(friend))
     assert claimed.status_code == 200, claimed.get_json()
     assert claimed.get_json()["received_as_gift"] is True
+    preview = client.get(f"/mp/v1/gifts/{token}", headers=bearer(giver)).get_json()
+    assert preview["state"] == "claimed"
     assert client.get("/mp/v1/coupons", headers=bearer(giver)).get_json()["items"] == []
     theirs = client.get("/mp/v1/coupons", headers=bearer(friend)).get_json()["items"]
     assert [c["code"] for c in theirs] == [code]

@@ -290,3 +290,19 @@ def test_a_released_redemption_id_cannot_hold_again(shop):
 def test_a_redemption_is_limited_to_fifty_coupons(shop):
     codes = [f"C{i}" for i in range(51)]
     assert refusal(codes, shop["owner"], shop["store"]) == "VALIDATION_ERROR"
+
+
+def test_the_till_sees_only_coupons_usable_now_in_its_store(shop):
+    owner, store = shop["owner"], shop["store"]
+    usable = issue(new_template(valid_days=3), owner)
+    later = issue(new_template(valid_days=5), owner)
+    elsewhere = issue(new_template(store_codes=[new_store_code("HZ001")]), owner)
+    gifted = issue(new_template(), owner)
+    services.create_gift(gifted, owner)
+    assert [c.code for c in services.coupons_for_till(owner, store)] == [usable, later]
+    assert elsewhere in [c.code for c in services.coupons_for_till(owner)]
+
+
+def new_store_code(code: str) -> str:
+    new_store(code)
+    return code

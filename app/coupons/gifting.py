@@ -173,3 +173,20 @@ def pending_gift_for(coupon_id: int) -> CouponGift | None:
     return db.session.execute(
         select(CouponGift).where(CouponGift.coupon_id == coupon_id, CouponGift.state == "pending")
     ).scalar_one_or_none()
+
+
+def get_gift(token: str) -> CouponGift:
+    """A gift as its link shows it to a friend before claiming (read only)."""
+    gift = db.session.execute(
+        select(CouponGift).where(CouponGift.token == token)
+    ).scalar_one_or_none()
+    if gift is None:
+        raise gift_not_found()
+    return gift
+
+
+def shown_state(gift: CouponGift) -> str:
+    """``pending`` | ``claimed`` | ``cancelled`` | ``expired`` (returned, or past its expiry)."""
+    if gift.state == "returned" or (gift.state == "pending" and gift.expires_at <= utcnow()):
+        return "expired"
+    return gift.state

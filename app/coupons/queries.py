@@ -45,3 +45,29 @@ def expiring_within(days: int = 3) -> list[Coupon]:
             .order_by(Coupon.expires_at, Coupon.id)
         ).scalars()
     )
+
+
+def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Coupon]:
+    """The member's coupons usable now (at ``store_id`` if given), soonest expiry first.
+
+    For the till's member view: available, inside their validity, and applicable to the store.
+    """
+    from app.coupons.templates import store_ids
+
+    now = utcnow()
+    rows = db.session.execute(
+        select(Coupon)
+        .where(
+            Coupon.owner_id == member_id,
+            Coupon.state == "available",
+            Coupon.valid_from <= now,
+            Coupon.expires_at > now,
+        )
+        .options(selectinload(Coupon.template))
+        .order_by(Coupon.expires_at, Coupon.id)
+    ).scalars()
+    return [
+        c
+        for c in rows
+        if store_id is None or not store_ids(c.template) or store_id in store_ids(c.template)
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from app.common.pagination import PageQuerySchema
+from app.coupons.gifting import shown_state
 from app.coupons.models import COUPON_STATES, TEMPLATE_KINDS
 
 _positive = ma.validate.Range(min=1)
@@ -83,8 +84,9 @@ class IssueInSchema(ma.Schema):
     )
 
 
-class CouponSchema(ma.Schema):
-    code = ma.fields.String()
+class CouponOfferSchema(ma.Schema):
+    """What a coupon gives, without its code or owner (shown on a gift link)."""
+
     template_id = ma.fields.Integer()
     name = ma.fields.Function(lambda c: c.template.name)
     kind = ma.fields.Function(lambda c: c.template.kind)
@@ -93,13 +95,17 @@ class CouponSchema(ma.Schema):
     percent_off = ma.fields.Function(lambda c: c.template.percent_off)
     cap_fen = ma.fields.Function(lambda c: c.template.cap_fen)
     gift_sku = ma.fields.Function(lambda c: c.template.gift_sku)
+    expires_at = ma.fields.AwareDateTime()
+
+
+class CouponSchema(CouponOfferSchema):
+    code = ma.fields.String()
     state = ma.fields.String(metadata={"description": " | ".join(COUPON_STATES)})
     owner_id = ma.fields.Integer()
     source = ma.fields.String(metadata={"description": "admin | welcome | exchange"})
     received_as_gift = ma.fields.Function(lambda c: c.gift_count > 0)
     issued_at = ma.fields.AwareDateTime()
     valid_from = ma.fields.AwareDateTime()
-    expires_at = ma.fields.AwareDateTime()
     redeemed_at = ma.fields.AwareDateTime(allow_none=True)
 
 
@@ -184,6 +190,17 @@ class GiftCreatedSchema(ma.Schema):
     gift_token = ma.fields.String()
     expires_at = ma.fields.AwareDateTime()
     code = ma.fields.String()
+
+
+class GiftPreviewSchema(ma.Schema):
+    state = ma.fields.Function(
+        lambda gift: shown_state(gift),
+        metadata={"description": "pending | claimed | cancelled | expired"},
+    )
+    expires_at = ma.fields.AwareDateTime()
+    coupon = ma.fields.Nested(
+        lambda: CouponOfferSchema(), metadata={"description": "what the friend gets"}
+    )
 
 
 class ExchangeInSchema(ma.Schema):

@@ -12,6 +12,8 @@ and the member merge wrap them in their own unit of work); the others own their 
   ``capture_redemption(redemption_id, sale_ref)``.
 - Merge (caller's transaction): ``on_member_merge(absorbed_id, survivor_id)``.
 - HQ: ``void_coupon``, ``template_report``.
+- Reads: ``coupons_for_till(member_id, store_id=None) -> list[Coupon]`` (usable now, for the
+  till's member view; serialize with ``app.coupons.schemas.CouponSchema``), ``get_coupon``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.coupons.gifting import (
     cancel_gift,
     claim_gift,
     create_gift,
+    get_gift,
     pending_gift_for,
     return_expired_gift,
 )
@@ -28,6 +31,7 @@ from app.coupons.issuance import exchange_for_points, issue_to_members, issue_we
 from app.coupons.lookup import get_coupon, lock_coupon_by_code
 from app.coupons.merge import on_member_merge
 from app.coupons.models import Coupon
+from app.coupons.queries import coupons_for_till
 from app.coupons.redemption import capture_redemption, hold_for_redemption, release_redemption
 from app.coupons.report import template_report
 from app.coupons.state import Actor, transition
@@ -38,10 +42,12 @@ __all__ = [
     "cancel_gift",
     "capture_redemption",
     "claim_gift",
+    "coupons_for_till",
     "create_gift",
     "create_template",
     "exchange_for_points",
     "get_coupon",
+    "get_gift",
     "get_template",
     "hold_for_redemption",
     "issue_to_members",
