@@ -1,4 +1,4 @@
-"""Issuing coupons: by HQ to a list of members, the welcome coupon, and exchange for points.
+"""Issuing coupons: one coupon from a template (shared by every door), and HQ batches.
 
 Issuance from one template is serialised by a row lock on the template, so total stock and
 per-member limits hold under concurrency.
@@ -13,15 +13,12 @@ from sqlalchemy import func, select
 
 from app.common.clock import utcnow
 from app.coupons.errors import refused
-from app.coupons.models import Coupon, CouponTemplate, WelcomeGrant
+from app.coupons.models import Coupon, CouponTemplate
 from app.coupons.state import Actor, transition
-from app.coupons.templates import check_issuable, lock_template, validity_for, welcome_template
+from app.coupons.templates import check_issuable, lock_template, validity_for
 from app.db import unit_of_work, with_retry
-from app.errors import Conflict
 from app.extensions import db
-from app.members.models import Member
 from app.members.services import resolve_member
-from app.points.services import post_entry
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
 CODE_LENGTH = 16  # 31**16 ≈ 2**79: unguessable
@@ -108,90 +105,5 @@ def issue_to_members(
                     continue
                 issued.append(issue_one(template, member.id, source="admin", actor=actor))
         return issued, skipped
-
-    return with_retry(attempt)
-
-
-def issue_welcome_coupon(member_id: int) -> Coupon | None:
-    """The welcome coupon, once per person, inside the caller's transaction (never commits).
-
-    Returns the coupon issued now or earlier; None when no active welcome template exists or
-    its stock is used up. The member row is locked so two joins cannot both issue it, and the
-    grant follows the person through merges (``on_member_merge``).
-    """
-    member = resolve_member(member_id)
-    db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
-    existing = db.session.execute(
-        select(WelcomeGrant).where(WelcomeGrant.member_id == member.id)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return db.session.get(Coupon, existing.coupon_id)
-    issue_key = f"welcome:{member.id}"
-    earlier = db.session.execute(
-        select(Coupon).where(Coupon.issue_key == issue_key)
-    ).scalar_one_or_none()
-    if earlier is not None:  # its grant moved on with a merge: still this person's one
-        return earlier
-    found = welcome_template()
-    if found is None:
-        return None
-    template = lock_template(found.id)
-    try:
-        coupon = issue_one(
-            template,
-            member.id,
-            source="welcome",
-            actor=Actor("system:welcome", "system"),
-            issue_key=issue_key,
-        )
-    except Conflict:  # paused, ended, out of stock: refused before anything was written
-        return None
-    db.session.add(WelcomeGrant(member_id=member.id, coupon_id=coupon.id, created_at=utcnow()))
-    db.session.flush()
-    return coupon
-
-
-def exchange_for_points(
-    template_id: int, member_id: int, *, request_id: str | None = None
-) -> Coupon:
-    """Spend the template's ``points_price`` for one coupon, atomically.
-
-    The ledger debit (``exchange`` entry) and the coupon are one transaction; stock and limits
-    are checked under the template's row lock. With ``request_id``, a repeat returns the
-    coupon of the first call and debits nothing more.
-    """
-    issue_key = f"exchange:{member_id}:{request_id}" if request_id else None
-
-    def attempt() -> Coupon:
-        with unit_of_work():
-            template = lock_template(template_id)
-            if issue_key:
-                earlier = db.session.execute(
-                    select(Coupon).where(Coupon.issue_key == issue_key)
-                ).scalar_one_or_none()
-                if earlier is not None:
-                    if earlier.template_id != template_id:
-                        raise Conflict(
-                            "request_id was used for another template",
-                            code="EXCHANGE_REQUEST_REUSED",
-                        )
-                    return earlier
-            if template.points_price is None:
-                raise refused("TEMPLATE_NOT_EXCHANGEABLE", template_id=template.id)
-            actor = Actor(f"member:{member_id}", "miniprogram")
-            coupon = issue_one(
-                template, member_id, source="exchange", actor=actor, issue_key=issue_key
-            )
-            post_entry(
-                member_id,
-                -template.points_price,
-                kind="exchange",
-                idempotency_key=f"coupon-exchange:{coupon.code}",
-                ref_type="coupon",
-                ref_id=coupon.code,
-                actor=actor.name,
-                reason=f"exchange for coupon template {template.id}",
-            )
-        return coupon
 
     return with_retry(attempt)

@@ -19,6 +19,7 @@ and the member merge wrap them in their own unit of work); the others own their 
 from __future__ import annotations
 
 from app.common.clock import utcnow
+from app.coupons.exchange import exchange_for_points
 from app.coupons.gifting import (
     cancel_gift,
     claim_gift,
@@ -27,7 +28,7 @@ from app.coupons.gifting import (
     pending_gift_for,
     return_expired_gift,
 )
-from app.coupons.issuance import exchange_for_points, issue_to_members, issue_welcome_coupon
+from app.coupons.issuance import issue_to_members
 from app.coupons.lookup import get_coupon, lock_coupon_by_code
 from app.coupons.merge import on_member_merge
 from app.coupons.models import Coupon
@@ -36,6 +37,7 @@ from app.coupons.redemption import capture_redemption, hold_for_redemption, rele
 from app.coupons.report import template_report
 from app.coupons.state import Actor, transition
 from app.coupons.templates import create_template, get_template, set_status
+from app.coupons.welcome import issue_welcome_coupon
 from app.db import unit_of_work, with_retry
 
 __all__ = [

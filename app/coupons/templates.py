@@ -18,6 +18,7 @@ KIND_FIELDS = {"cash_off": "value_fen", "discount": "percent_off", "gift": "gift
 
 def create_template(fields: dict[str, Any], *, created_by: str | None = None) -> CouponTemplate:
     """A new active template. ``fields`` as the admin schema loads them (``store_codes`` too)."""
+    fields = dict(fields)
     _check_kind(fields)
     if not fields.get("valid_days") and not fields.get("valid_until"):
         raise invalid("give valid_days or a fixed window", valid_days=["required"])
