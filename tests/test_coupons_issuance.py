@@ -322,3 +322,14 @@ def test_two_joins_at_once_issue_one_welcome_coupon(app):
         t.join()
     assert len(codes) == 2 and codes[0] == codes[1]
     assert db.session.scalar(select(func.count()).select_from(Coupon)) == 1
+
+
+def test_a_job_issues_one_coupon_per_key_however_often_it_runs():
+    member = new_member()
+    template = new_template(name="生日券")
+    for _ in range(2):
+        with unit_of_work():
+            issued = services.issue_once(
+                template, member, source="birthday", issue_key=f"birthday:2026:{member}"
+            )
+    assert coupons_of(template) == 1 and coupon(issued.code).source == "birthday"

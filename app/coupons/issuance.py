@@ -107,3 +107,22 @@ def issue_to_members(
         return issued, skipped
 
     return with_retry(attempt)
+
+
+def issue_once(
+    template_id: int, member_id: int, *, source: str, issue_key: str, actor_name: str = "system"
+) -> Coupon:
+    """One coupon per ``issue_key`` (e.g. ``birthday:2026:42``), inside the caller's transaction.
+
+    For jobs such as birthday care: a repeat returns the coupon issued the first time. Refusals
+    (paused, ended, out of stock, limit) raise before anything is written.
+    """
+    member_id = resolve_member(member_id).id
+    template = lock_template(template_id)
+    earlier = db.session.execute(
+        select(Coupon).where(Coupon.issue_key == issue_key)
+    ).scalar_one_or_none()
+    if earlier is not None:
+        return earlier
+    actor = Actor(actor_name, "system")
+    return issue_one(template, member_id, source=source, actor=actor, issue_key=issue_key)

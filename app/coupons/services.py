@@ -4,8 +4,9 @@ Transactions: functions marked *caller's transaction* flush and never commit (th
 and the member merge wrap them in their own unit of work); the others own their transaction.
 
 - Templates: ``create_template``, ``set_status``, ``get_template``.
-- Issuance: ``issue_to_members``, ``exchange_for_points``; ``issue_welcome_coupon(member_id)``
-  (caller's transaction).
+- Issuance: ``issue_to_members``, ``exchange_for_points``; caller's transaction:
+  ``issue_welcome_coupon(member_id)``, ``issue_once(template_id, member_id, *, source,
+  issue_key)`` (one coupon per key, for jobs such as birthday coupons).
 - Gifting: ``create_gift``, ``claim_gift``, ``cancel_gift``, ``return_expired_gift``.
 - POS (caller's transaction): ``hold_for_redemption(codes, *, member_id, store_id,
   redemption_id, order_total_fen) -> discount_fen``, ``release_redemption(redemption_id)``,
@@ -28,7 +29,7 @@ from app.coupons.gifting import (
     pending_gift_for,
     return_expired_gift,
 )
-from app.coupons.issuance import issue_to_members
+from app.coupons.issuance import issue_once, issue_to_members
 from app.coupons.lookup import get_coupon, lock_coupon_by_code
 from app.coupons.merge import on_member_merge
 from app.coupons.models import Coupon
@@ -52,6 +53,7 @@ __all__ = [
     "get_gift",
     "get_template",
     "hold_for_redemption",
+    "issue_once",
     "issue_to_members",
     "issue_welcome_coupon",
     "on_member_merge",

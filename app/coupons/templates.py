@@ -56,11 +56,13 @@ def get_template(template_id: int) -> CouponTemplate:
 
 
 def lock_template(template_id: int) -> CouponTemplate:
-    """The template row, locked: issuance from one template is serialised on it."""
+    """The template row, locked: issuance from one template is serialised on it.
+
+    ``FOR NO KEY UPDATE``: rows that merely reference the template (gifts) are not blocked."""
     template = db.session.execute(
         select(CouponTemplate)
         .where(CouponTemplate.id == template_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if template is None:

@@ -23,7 +23,11 @@ def issue_welcome_coupon(member_id: int) -> Coupon | None:
     grant follows the person through merges (``on_member_merge``).
     """
     member = resolve_member(member_id)
-    db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
+    # NO KEY UPDATE: serialises welcome issuance per member without blocking inserts that
+    # merely reference the member (another template's coupons, ledger entries).
+    db.session.execute(
+        select(Member.id).where(Member.id == member.id).with_for_update(key_share=True)
+    )
     existing = db.session.execute(
         select(WelcomeGrant).where(WelcomeGrant.member_id == member.id)
     ).scalar_one_or_none()
