@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,6 @@ from app.common.clock import advance, utcnow
 from app.coupons import services
 from app.coupons.jobs import return_expired_gifts
 from app.coupons.models import CouponGift
-from app.db import with_retry
 from app.errors import DomainError
 from app.extensions import db
 from tests.conftest import requires_postgres
@@ -24,6 +22,7 @@ from tests.test_coupons_state_machine import (
     new_member,
     new_store,
     new_template,
+    race,
 )
 
 
@@ -173,25 +172,10 @@ def test_two_friends_claiming_at_once_have_exactly_one_winner(app):
     code = issue(new_template(), giver)
     gift, _ = services.create_gift(code, giver)
     token = gift.token
-    results: dict[int, str] = {}
-    barrier = threading.Barrier(len(friends))
-
-    def claim(friend: int) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                with_retry(lambda: services.claim_gift(token, friend))
-                results[friend] = "won"
-            except DomainError as exc:
-                results[friend] = exc.code
-
-    threads = [threading.Thread(target=claim, args=(f,)) for f in friends]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    winners = [f for f, r in results.items() if r == "won"]
+    calls = [(lambda f=f: services.claim_gift(token, f).owner_id) for f in friends]
+    results = dict(zip(friends, race(app, calls), strict=True))
+    winners = [f for f, r in results.items() if r == f]
     assert len(winners) == 1
-    assert sorted(r for r in results.values() if r != "won") == ["GIFT_ALREADY_CLAIMED"] * 3
+    assert sorted(r for f, r in results.items() if r != f) == ["GIFT_ALREADY_CLAIMED"] * 3
     assert coupon(code).owner_id == winners[0]
     assert events(code).count("gift_claimed") == 1

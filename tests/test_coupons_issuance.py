@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import func, select
 from app.common.clock import advance
 from app.coupons import services
 from app.coupons.models import Coupon, WelcomeGrant
-from app.db import unit_of_work, with_retry
+from app.db import unit_of_work
 from app.errors import DomainError
 from app.extensions import db
 from app.points.models import PointsEntry
@@ -20,8 +19,10 @@ from tests.conftest import requires_postgres
 from tests.test_coupons_state_machine import (
     _clock,  # noqa: F401  (the frozen clock fixture)
     coupon,
+    in_transaction,
     new_member,
     new_template,
+    race,
 )
 
 
@@ -248,25 +249,12 @@ def test_an_exchange_repeated_with_its_request_id_debits_once():
 def test_members_exchanging_for_the_last_unit_of_stock_have_exactly_one_winner(app):
     members = [new_member(f"1380000000{i}", points=100) for i in range(5)]
     template = new_template(points_price=50, total_stock=1)
-    results: dict[int, str] = {}
-    barrier = threading.Barrier(len(members))
-
-    def exchange(member_id: int) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                with_retry(lambda: services.exchange_for_points(template, member_id))
-                results[member_id] = "won"
-            except DomainError as exc:
-                results[member_id] = exc.code
-
-    threads = [threading.Thread(target=exchange, args=(m,)) for m in members]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results.values()) == ["OUT_OF_STOCK"] * 4 + ["won"]
-    winner = next(m for m, r in results.items() if r == "won")
+    calls = [(lambda m=m: services.exchange_for_points(template, m).owner_id) for m in members]
+    results = dict(zip(members, race(app, calls), strict=True))
+    winners = [m for m, r in results.items() if r == m]
+    assert len(winners) == 1
+    assert sorted(r for m, r in results.items() if r != m) == ["OUT_OF_STOCK"] * 4
+    winner = winners[0]
     assert coupons_of(template) == 1
     assert sorted(balance_of(m) for m in members) == [50, 100, 100, 100, 100]
     assert balance_of(winner) == 50
@@ -277,24 +265,9 @@ def test_members_exchanging_for_the_last_unit_of_stock_have_exactly_one_winner(a
 def test_one_member_exchanging_twice_at_once_within_a_limit_of_one_gets_one(app):
     member = new_member(points=1000)
     template = new_template(points_price=100, per_member_limit=1)
-    results: list[str] = []
-    barrier = threading.Barrier(3)
-
-    def exchange() -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                with_retry(lambda: services.exchange_for_points(template, member))
-                results.append("won")
-            except DomainError as exc:
-                results.append(exc.code)
-
-    threads = [threading.Thread(target=exchange) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == ["COUPON_LIMIT_REACHED"] * 2 + ["won"]
+    results = race(app, [lambda: services.exchange_for_points(template, member).code] * 3)
+    assert results.count("COUPON_LIMIT_REACHED") == 2 and coupons_of(template) == 1
+    assert coupon(next(r for r in results if r != "COUPON_LIMIT_REACHED")).owner_id == member
     assert balance_of(member) == 900
 
 
@@ -302,25 +275,9 @@ def test_one_member_exchanging_twice_at_once_within_a_limit_of_one_gets_one(app)
 def test_two_joins_at_once_issue_one_welcome_coupon(app):
     new_template(welcome=True)
     member = new_member()
-    codes: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def join() -> None:
-        with app.app_context():
-            barrier.wait()
-
-            def attempt() -> str:
-                with unit_of_work():
-                    return services.issue_welcome_coupon(member).code
-
-            codes.append(with_retry(attempt))
-
-    threads = [threading.Thread(target=join) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(codes) == 2 and codes[0] == codes[1]
+    welcome_code = in_transaction(lambda: services.issue_welcome_coupon(member).code)
+    codes = race(app, [welcome_code, welcome_code])
+    assert codes[0] == codes[1] and len(codes[0]) == 16
     assert db.session.scalar(select(func.count()).select_from(Coupon)) == 1
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 
 from app.common.clock import advance
 from app.coupons import services
-from app.db import unit_of_work, with_retry
+from app.db import unit_of_work
 from app.errors import DomainError
 from tests.conftest import requires_postgres
 from tests.test_coupons_state_machine import (
@@ -18,10 +17,12 @@ from tests.test_coupons_state_machine import (
     coupon,
     events,
     hold,
+    in_transaction,
     issue,
     new_member,
     new_store,
     new_template,
+    race,
     release,
 )
 
@@ -184,38 +185,19 @@ def test_coupons_follow_a_merged_member_to_the_till(shop):
 def test_two_tills_holding_the_same_coupon_have_exactly_one_winner(app, shop):
     code = issue(new_template(), shop["owner"])
     other_store = new_store("SH002")
-    results: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def till(i: int, store_id: int) -> None:
-        with app.app_context():
-            barrier.wait()
-
-            def attempt() -> int:
-                with unit_of_work():
-                    return services.hold_for_redemption(
-                        [code],
-                        member_id=shop["owner"],
-                        store_id=store_id,
-                        redemption_id=f"till-{i}",
-                        order_total_fen=None,
-                    )
-
-            try:
-                with_retry(attempt)
-                results.append("won")
-            except DomainError as exc:
-                results.append(exc.code)
-
-    threads = [
-        threading.Thread(target=till, args=(1, shop["store"])),
-        threading.Thread(target=till, args=(2, other_store)),
+    tills = [
+        in_transaction(
+            services.hold_for_redemption,
+            [code],
+            member_id=shop["owner"],
+            store_id=store_id,
+            redemption_id=f"till-{store_id}",
+            order_total_fen=None,
+        )
+        for store_id in (shop["store"], other_store)
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == ["COUPON_NOT_AVAILABLE", "won"]
+    results = race(app, tills)
+    assert sorted(results, key=str) == [500, "COUPON_NOT_AVAILABLE"]
     assert coupon(code).state == "held"
     assert events(code) == ["issued", "held"]
 
@@ -223,33 +205,15 @@ def test_two_tills_holding_the_same_coupon_have_exactly_one_winner(app, shop):
 @requires_postgres
 def test_the_same_redemption_sent_twice_at_once_holds_once(app, shop):
     code = issue(new_template(value_fen=700), shop["owner"])
-    results: list[object] = []
-    barrier = threading.Barrier(2)
-
-    def till() -> None:
-        with app.app_context():
-            barrier.wait()
-
-            def attempt() -> int:
-                with unit_of_work():
-                    return services.hold_for_redemption(
-                        [code],
-                        member_id=shop["owner"],
-                        store_id=shop["store"],
-                        redemption_id="same",
-                        order_total_fen=None,
-                    )
-
-            try:
-                results.append(with_retry(attempt))
-            except DomainError as exc:
-                results.append(exc.code)
-
-    threads = [threading.Thread(target=till) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    same = in_transaction(
+        services.hold_for_redemption,
+        [code],
+        member_id=shop["owner"],
+        store_id=shop["store"],
+        redemption_id="same",
+        order_total_fen=None,
+    )
+    results = race(app, [same, same])
     assert results == [700, 700]
     assert events(code) == ["issued", "held"]
 

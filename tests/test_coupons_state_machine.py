@@ -6,6 +6,7 @@ The helpers at the top are shared by the other coupon test modules.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from app.coupons import services
 from app.coupons.jobs import expire_coupons
 from app.coupons.models import COUPON_STATES, Coupon, CouponEvent
 from app.coupons.state import TRANSITIONS, Actor, transition
-from app.db import unit_of_work
+from app.db import unit_of_work, with_retry
 from app.errors import DomainError
 from app.extensions import db
 from app.members.services import create_member
@@ -92,6 +93,38 @@ def events(code: str) -> list[str]:
             .order_by(CouponEvent.id)
         ).scalars()
     )
+
+
+def race(app, calls) -> list:
+    """Run ``calls`` at once on real threads (each in its own app context, retried on
+    serialization failures); each result is the call's value or its refusal code."""
+    results: list = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(i: int) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results[i] = with_retry(calls[i])
+            except DomainError as exc:
+                results[i] = exc.code
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def in_transaction(fn, *args, **kwargs):
+    """A call for ``race`` of a function that works inside its caller's transaction."""
+
+    def call():
+        with unit_of_work():
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def refused_code(action) -> str:
