@@ -51,6 +51,11 @@ def test_the_reminder_list_holds_coupons_expiring_within_three_days_minus_opt_ou
     assert [r["code"] for r in expiry_reminders(3)] == [soon]
     result = app.test_cli_runner().invoke(args=["coupons", "reminders"])
     assert soon in result.output and "within 3 days: 1" in result.output
+    from app.admin.auth import create_admin_token
+
+    headers = {"Authorization": f"Bearer {create_admin_token('ops')}"}
+    listed = app.test_client().get("/admin/v1/coupons/expiring?within_days=3", headers=headers)
+    assert [c["code"] for c in listed.get_json()["items"]] == [soon]
     advance(timedelta(days=3))
     assert [r["code"] for r in expiry_reminders(3)] == [later]  # the expired one is gone
 

@@ -169,9 +169,12 @@ def return_expired_gift(gift_id: int) -> bool:
     return with_retry(attempt)
 
 
-def pending_gift_for(coupon_id: int) -> CouponGift | None:
+def lock_pending_gift(coupon_id: int) -> CouponGift | None:
     return db.session.execute(
-        select(CouponGift).where(CouponGift.coupon_id == coupon_id, CouponGift.state == "pending")
+        select(CouponGift)
+        .where(CouponGift.coupon_id == coupon_id, CouponGift.state == "pending")
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 

@@ -20,6 +20,15 @@ def on_member_merge(absorbed_id: int, survivor_id: int) -> None:
     if absorbed_id == survivor_id:
         return
     actor = Actor(f"merge:{absorbed_id}->{survivor_id}", "merge")
+    # gifts before coupons: the lock order of every gift path
+    db.session.execute(
+        update(CouponGift).where(CouponGift.giver_id == absorbed_id).values(giver_id=survivor_id)
+    )
+    db.session.execute(
+        update(CouponGift)
+        .where(CouponGift.claimed_by_id == absorbed_id)
+        .values(claimed_by_id=survivor_id)
+    )
     coupons = db.session.execute(
         select(Coupon)
         .where(Coupon.owner_id == absorbed_id)
@@ -31,14 +40,6 @@ def on_member_merge(absorbed_id: int, survivor_id: int) -> None:
         transition(coupon, coupon.state, "merged", actor, owner_id=survivor_id)
     db.session.execute(
         update(Coupon).where(Coupon.issued_to_id == absorbed_id).values(issued_to_id=survivor_id)
-    )
-    db.session.execute(
-        update(CouponGift).where(CouponGift.giver_id == absorbed_id).values(giver_id=survivor_id)
-    )
-    db.session.execute(
-        update(CouponGift)
-        .where(CouponGift.claimed_by_id == absorbed_id)
-        .values(claimed_by_id=survivor_id)
     )
     db.session.execute(
         update(CouponRedemption)

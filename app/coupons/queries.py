@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from app.common.clock import utcnow
@@ -27,24 +27,28 @@ def member_coupons(
     return paginate(stmt, Coupon.id, limit=limit, cursor=cursor)
 
 
-def expiring_within(days: int = 3) -> list[Coupon]:
-    """Available coupons that expire in the next ``days`` days, soonest first (reminders).
+def expiring_within_stmt(days: int = 3) -> Select:
+    """Available coupons that expire in the next ``days`` days (reminders).
 
     Members who opted out of marketing messages are left out."""
     now = utcnow()
-    return list(
-        db.session.execute(
-            select(Coupon)
-            .join(Member, Member.id == Coupon.owner_id)
-            .where(
-                Member.marketing_opt_out.is_(False),
-                Coupon.state == "available",
-                Coupon.expires_at > now,
-                Coupon.expires_at <= now + timedelta(days=days),
-            )
-            .order_by(Coupon.expires_at, Coupon.id)
-        ).scalars()
+    return (
+        select(Coupon)
+        .join(Member, Member.id == Coupon.owner_id)
+        .where(
+            Member.marketing_opt_out.is_(False),
+            Coupon.state == "available",
+            Coupon.expires_at > now,
+            Coupon.expires_at <= now + timedelta(days=days),
+        )
+        .options(selectinload(Coupon.template))
     )
+
+
+def expiring_within(days: int = 3) -> list[Coupon]:
+    """The reminder list, soonest expiry first."""
+    stmt = expiring_within_stmt(days).order_by(Coupon.expires_at, Coupon.id)
+    return list(db.session.execute(stmt).scalars())
 
 
 def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Coupon]:

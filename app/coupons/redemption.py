@@ -16,7 +16,6 @@ from app.coupons.lookup import lock_coupons_by_codes
 from app.coupons.models import Coupon, CouponRedemption
 from app.coupons.rules import check_usable, discount_for
 from app.coupons.state import Actor, transition
-from app.errors import Conflict
 from app.extensions import db
 from app.members.services import resolve_member
 
@@ -39,7 +38,7 @@ def _replay(found: CouponRedemption, member_id: int, codes: list[str]) -> int:
     if found.member_id != member_id or found.codes != _codes_key(codes):
         raise refused("REDEMPTION_ID_REUSED", redemption_id=found.redemption_id)
     if found.state == "released":
-        raise Conflict("the redemption was released", code="REDEMPTION_RELEASED")
+        raise refused("REDEMPTION_RELEASED", redemption_id=found.redemption_id)
     return int(found.discount_fen)
 
 
@@ -125,7 +124,7 @@ def release_redemption(redemption_id: str) -> None:
     if record is None or record.state == "released":
         return
     if record.state == "captured":
-        raise Conflict("the redemption was captured by a sale", code="REDEMPTION_CAPTURED")
+        raise refused("REDEMPTION_CAPTURED", redemption_id=redemption_id)
     now = utcnow()
     actor = Actor("pos", "pos", record.store_id)
     for coupon in _held_coupons(record):
@@ -147,7 +146,7 @@ def capture_redemption(redemption_id: str, sale_ref: str) -> None:
     if record is None or record.state == "captured":
         return
     if record.state == "released":
-        raise Conflict("the redemption was released", code="REDEMPTION_RELEASED")
+        raise refused("REDEMPTION_RELEASED", redemption_id=redemption_id)
     now = utcnow()
     actor = Actor("pos", "pos", record.store_id)
     for coupon in _held_coupons(record):

@@ -215,3 +215,12 @@ class ExchangedSchema(ma.Schema):
     coupon = ma.fields.Nested(CouponSchema)
     points_spent = ma.fields.Integer()
     points_balance = ma.fields.Integer(metadata={"description": "after the exchange"})
+
+
+class ExpiringQuerySchema(PageQuerySchema):
+    within_days = ma.fields.Integer(load_default=3, validate=ma.validate.Range(1, 30))
+
+
+class CouponListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(CouponSchema))
+    next_cursor = ma.fields.String(allow_none=True)

@@ -26,7 +26,7 @@ from app.coupons.gifting import (
     claim_gift,
     create_gift,
     get_gift,
-    pending_gift_for,
+    lock_pending_gift,
     return_expired_gift,
 )
 from app.coupons.issuance import issue_once, issue_to_members
@@ -66,12 +66,14 @@ __all__ = [
 
 
 def void_coupon(code: str, *, admin_name: str, reason: str) -> Coupon:
-    """HQ withdraws an unused coupon (``available``, or ``gifting``: the gift is cancelled)."""
+    """HQ withdraws an unused coupon (``available``, or ``gifting``: the gift is cancelled).
+
+    Locks the pending gift before the coupon, the order every gift path uses."""
 
     def attempt() -> Coupon:
         with unit_of_work():
+            gift = lock_pending_gift(get_coupon(code).id)
             coupon = lock_coupon_by_code(code)
-            gift = pending_gift_for(coupon.id) if coupon.state == "gifting" else None
             actor = Actor(f"admin:{admin_name}", "admin")
             transition(coupon, "void", "voided", actor, ref=reason[:160])
             if gift is not None:

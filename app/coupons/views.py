@@ -11,10 +11,13 @@ from app.admin.auth import ADMIN_SECURITY, admin_required
 from app.common.pagination import PageQuerySchema, paginate
 from app.coupons import services
 from app.coupons.errors import describe_codes
-from app.coupons.models import CouponTemplate
+from app.coupons.models import Coupon, CouponTemplate
+from app.coupons.queries import expiring_within_stmt
 from app.coupons.schemas import (
     CouponDetailSchema,
+    CouponListSchema,
     CouponSchema,
+    ExpiringQuerySchema,
     IssuedSchema,
     IssueInSchema,
     ReportSchema,
@@ -124,6 +127,25 @@ class Report(MethodView):
     def get(self, template_id: int):
         """Campaign report: issued, gifted, claimed, redeemed, expired, online/offline by store"""
         return services.template_report(template_id)
+
+
+@blp.route("/coupons/expiring")
+class Expiring(MethodView):
+    decorators = (admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(ExpiringQuerySchema, location="query")
+    @blp.response(200, CouponListSchema)
+    def get(self, query: dict):
+        """Reminder list: available coupons expiring within N days (opted-out members left out)"""
+        items, cursor = paginate(
+            expiring_within_stmt(query["within_days"]),
+            Coupon.id,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            newest_first=False,
+        )
+        return {"items": items, "next_cursor": cursor}
 
 
 @blp.route("/coupons/<string:code>")
