@@ -51,8 +51,8 @@ blp = Blueprint(
         "OUT_OF_STOCK",
         "COUPON_LIMIT_REACHED",
         "INSUFFICIENT_POINTS",
-    )
-    + "\n- `EXCHANGE_REQUEST_REUSED`: the request_id was used for another template",
+        "EXCHANGE_REQUEST_REUSED",
+    ),
 )
 
 

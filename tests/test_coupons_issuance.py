@@ -106,6 +106,16 @@ def test_a_fixed_window_bounds_validity_and_ends_issuance():
     )
 
 
+def test_validity_days_count_from_a_later_window_start():
+    from app.common.clock import utcnow
+
+    start = utcnow() + timedelta(days=10)
+    template = new_template(valid_days=7, valid_from=start)
+    issued, _ = services.issue_to_members(template, [new_member()], admin_name="ops")
+    found = coupon(issued[0].code)
+    assert (found.valid_from, found.expires_at) == (start, start + timedelta(days=7))
+
+
 def test_unknown_members_fail_the_batch_and_merged_ids_go_to_the_survivor():
     a, b = new_member("13800000001"), new_member("13800000002")
     template = new_template()

@@ -31,6 +31,7 @@ ERROR_CODES = {
     "REDEMPTION_RELEASED": "the redemption was released; it cannot be captured",
     "REDEMPTION_CAPTURED": "the redemption was captured by a sale; it cannot be released",
     "INSUFFICIENT_POINTS": "not enough points for the exchange",
+    "EXCHANGE_REQUEST_REUSED": "the request_id was used for an exchange of another template",
 }
 
 

@@ -10,8 +10,8 @@ from app.coupons.models import Coupon
 from app.coupons.state import Actor
 from app.coupons.templates import lock_template
 from app.db import unit_of_work, with_retry
-from app.errors import Conflict
 from app.extensions import db
+from app.members.services import resolve_member
 from app.points.services import post_entry
 
 
@@ -24,6 +24,7 @@ def exchange_for_points(
     are checked under the template's row lock. With ``request_id``, a repeat returns the
     coupon of the first call and debits nothing more.
     """
+    member_id = resolve_member(member_id).id
     issue_key = f"exchange:{member_id}:{request_id}" if request_id else None
 
     def attempt() -> Coupon:
@@ -35,10 +36,7 @@ def exchange_for_points(
                 ).scalar_one_or_none()
                 if earlier is not None:
                     if earlier.template_id != template_id:
-                        raise Conflict(
-                            "request_id was used for another template",
-                            code="EXCHANGE_REQUEST_REUSED",
-                        )
+                        raise refused("EXCHANGE_REQUEST_REUSED", request_id=request_id)
                     return earlier
             if template.points_price is None:
                 raise refused("TEMPLATE_NOT_EXCHANGEABLE", template_id=template.id)

@@ -86,11 +86,12 @@ def check_issuable(template: CouponTemplate, now: datetime) -> None:
 
 
 def validity_for(template: CouponTemplate, issued_at: datetime) -> tuple[datetime, datetime]:
-    """``(valid_from, expires_at)`` of a coupon issued at ``issued_at``."""
+    """``(valid_from, expires_at)`` of a coupon issued at ``issued_at``: ``valid_days`` count
+    from when it becomes valid, and never run past a fixed window's end."""
     valid_from = max(template.valid_from or issued_at, issued_at)
     ends = []
     if template.valid_days:
-        ends.append(issued_at + timedelta(days=template.valid_days))
+        ends.append(valid_from + timedelta(days=template.valid_days))
     if template.valid_until is not None:
         ends.append(template.valid_until)
     return valid_from, min(ends)
