@@ -28,15 +28,20 @@ def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
+def _issued_counts(template: CouponTemplate, member_ids: list[int]) -> dict[int, int]:
+    """How many coupons of the template each member was issued (one query)."""
+    rows = db.session.execute(
+        select(Coupon.issued_to_id, func.count())
+        .where(Coupon.template_id == template.id, Coupon.issued_to_id.in_(set(member_ids)))
+        .group_by(Coupon.issued_to_id)
+    ).all()
+    return {int(member_id): int(n) for member_id, n in rows}
+
+
 def _limit_reached(template: CouponTemplate, member_id: int) -> bool:
     if template.per_member_limit is None:
         return False
-    held = db.session.scalar(
-        select(func.count())
-        .select_from(Coupon)
-        .where(Coupon.template_id == template.id, Coupon.issued_to_id == member_id)
-    )
-    return int(held or 0) >= template.per_member_limit
+    return _issued_counts(template, [member_id]).get(member_id, 0) >= template.per_member_limit
 
 
 def _stock_left(template: CouponTemplate) -> int | None:
@@ -53,14 +58,16 @@ def issue_one(
     actor: Actor,
     issue_key: str | None = None,
     now: datetime | None = None,
+    limit_checked: bool = False,
 ) -> Coupon:
-    """One coupon from a template the caller has locked; refuses over stock or limit."""
+    """One coupon from a template the caller has locked; refuses over stock or limit
+    (``limit_checked``: the caller already counted the member's coupons of this template)."""
     now = now or utcnow()
     check_issuable(template, now)
     left = _stock_left(template)
     if left is not None and left <= 0:
         raise refused("OUT_OF_STOCK", template_id=template.id)
-    if _limit_reached(template, member_id):
+    if not limit_checked and _limit_reached(template, member_id):
         raise refused("COUPON_LIMIT_REACHED", template_id=template.id, member_id=member_id)
     valid_from, expires_at = validity_for(template, now)
     coupon = Coupon(
@@ -98,12 +105,17 @@ def issue_to_members(
             if left is not None and left < len(members):
                 raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
             actor = Actor(f"admin:{admin_name}", "admin")
+            limit = template.per_member_limit
+            counts = _issued_counts(template, [m.id for m in members]) if limit else {}
             issued, skipped = [], []
             for requested, member in zip(member_ids, members, strict=True):
-                if _limit_reached(template, member.id):
+                if limit is not None and counts.get(member.id, 0) >= limit:
                     skipped.append({"member_id": requested, "code": "COUPON_LIMIT_REACHED"})
                     continue
-                issued.append(issue_one(template, member.id, source="admin", actor=actor))
+                counts[member.id] = counts.get(member.id, 0) + 1
+                issued.append(
+                    issue_one(template, member.id, source="admin", actor=actor, limit_checked=True)
+                )
         return issued, skipped
 
     return with_retry(attempt)

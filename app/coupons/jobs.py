@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from app.common.clock import utcnow
 from app.coupons.gifting import return_expired_gift
-from app.coupons.lookup import lock_coupon_by_id
 from app.coupons.models import Coupon, CouponGift
 from app.coupons.queries import expiring_within
 from app.coupons.state import Actor, transition
@@ -39,8 +38,18 @@ def _expire_chunk(ids: list[int]) -> int:
     done = 0
     with unit_of_work():
         now = utcnow()
-        for coupon_id in ids:
-            coupon = lock_coupon_by_id(coupon_id)
+        coupons = (
+            db.session.execute(
+                select(Coupon)
+                .where(Coupon.id.in_(ids))
+                .order_by(Coupon.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            .scalars()
+            .all()
+        )
+        for coupon in coupons:
             if coupon.state == "available" and coupon.expires_at <= now:
                 transition(coupon, "expired", "expired", Actor("job", "job"))
                 done += 1

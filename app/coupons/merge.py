@@ -29,13 +29,17 @@ def on_member_merge(absorbed_id: int, survivor_id: int) -> None:
         .where(CouponGift.claimed_by_id == absorbed_id)
         .values(claimed_by_id=survivor_id)
     )
-    coupons = db.session.execute(
-        select(Coupon)
-        .where(Coupon.owner_id == absorbed_id)
-        .order_by(Coupon.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalars()
+    coupons = (
+        db.session.execute(
+            select(Coupon)
+            .where(Coupon.owner_id == absorbed_id)
+            .order_by(Coupon.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
     for coupon in coupons:
         transition(coupon, coupon.state, "merged", actor, owner_id=survivor_id)
     db.session.execute(
