@@ -44,11 +44,13 @@ def test_flask_coupons_return_gifts_gives_unclaimed_gifts_back(app):
 def test_the_reminder_list_holds_coupons_expiring_within_three_days_minus_opt_outs(app):
     keen, quiet = new_member("13800000001"), new_member("13800000002")
     soon = issue(new_template(valid_days=3), keen)
-    issue(new_template(valid_days=3), quiet)
+    quiets = issue(new_template(valid_days=3), quiet)
     later = issue(new_template(valid_days=4), keen)
     with unit_of_work():
         db.session.get(Member, quiet).marketing_opt_out = True
     assert [r["code"] for r in expiry_reminders(3)] == [soon]
+    everyone = expiry_reminders(3, exclude_opted_out=False)
+    assert sorted(r["code"] for r in everyone) == sorted([soon, quiets])
     result = app.test_cli_runner().invoke(args=["coupons", "reminders"])
     assert soon in result.output and "within 3 days: 1" in result.output
     from app.admin.auth import create_admin_token

@@ -13,7 +13,7 @@ def expire() -> None:
     """Mark available coupons past their validity as expired."""
     from app.coupons.jobs import expire_coupons
 
-    click.echo(f"coupons expired: {expire_coupons()}")
+    click.echo(f"coupons expired: {expire_coupons()['expired']}")
 
 
 @coupons_cli.command("return-gifts")
@@ -21,7 +21,7 @@ def return_gifts() -> None:
     """Return unclaimed, expired gifts to their givers."""
     from app.coupons.jobs import return_expired_gifts
 
-    click.echo(f"gifts returned: {return_expired_gifts()}")
+    click.echo(f"gifts returned: {return_expired_gifts()['returned']}")
 
 
 @coupons_cli.command("reminders")

@@ -1,6 +1,7 @@
 """Scheduled work: expire coupons, return unclaimed gifts, list coupons to remind about.
 
-Each item is its own short transaction and every step is safe to run twice.
+Periodic-job shape (``app.jobs.registry``): no required arguments, a small dict of counts back.
+Work goes in short batches, each its own transaction, and every step is safe to run twice.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from app.extensions import db
 BATCH = 500
 
 
-def expire_coupons() -> int:
-    """Mark available coupons past their validity ``expired``. Returns how many."""
+def expire_coupons() -> dict[str, int]:
+    """Mark available coupons past their validity ``expired``: ``{"expired": n}``."""
     ids = list(
         db.session.execute(
             select(Coupon.id)
@@ -31,7 +32,7 @@ def expire_coupons() -> int:
     done = 0
     for start in range(0, len(ids), BATCH):
         done += with_retry(lambda chunk=ids[start : start + BATCH]: _expire_chunk(chunk))
-    return done
+    return {"expired": done}
 
 
 def _expire_chunk(ids: list[int]) -> int:
@@ -56,8 +57,8 @@ def _expire_chunk(ids: list[int]) -> int:
     return done
 
 
-def return_expired_gifts() -> int:
-    """Give unclaimed gifts past their expiry back to their givers. Returns how many."""
+def return_expired_gifts() -> dict[str, int]:
+    """Give unclaimed gifts past their expiry back to their givers: ``{"returned": n}``."""
     ids = list(
         db.session.execute(
             select(CouponGift.id)
@@ -66,11 +67,12 @@ def return_expired_gifts() -> int:
         ).scalars()
     )
     db.session.rollback()
-    return sum(1 for gift_id in ids if return_expired_gift(gift_id))
+    return {"returned": sum(1 for gift_id in ids if return_expired_gift(gift_id))}
 
 
-def expiry_reminders(days: int = 3) -> list[dict]:
-    """Who to remind: ``{member_id, code, template_id, expires_at}`` for coupons expiring soon."""
+def expiry_reminders(days: int = 3, *, exclude_opted_out: bool = True) -> list[dict]:
+    """Who to remind: ``{member_id, code, template_id, expires_at}`` for coupons expiring soon
+    (opted-out members left out unless ``exclude_opted_out=False``)."""
     return [
         {
             "member_id": c.owner_id,
@@ -78,5 +80,5 @@ def expiry_reminders(days: int = 3) -> list[dict]:
             "template_id": c.template_id,
             "expires_at": c.expires_at,
         }
-        for c in expiring_within(days)
+        for c in expiring_within(days, exclude_opted_out=exclude_opted_out)
     ]

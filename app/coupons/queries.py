@@ -27,27 +27,28 @@ def member_coupons(
     return paginate(stmt, Coupon.id, limit=limit, cursor=cursor)
 
 
-def expiring_within_stmt(days: int = 3) -> Select:
+def expiring_within_stmt(days: int = 3, *, exclude_opted_out: bool = True) -> Select:
     """Available coupons that expire in the next ``days`` days (reminders).
 
-    Members who opted out of marketing messages are left out."""
+    A reminder is a marketing message: members who opted out are left out unless the caller
+    lets the outbox record the decision (``exclude_opted_out=False``)."""
     now = utcnow()
-    return (
-        select(Coupon)
-        .join(Member, Member.id == Coupon.owner_id)
-        .where(
-            Member.marketing_opt_out.is_(False),
-            Coupon.state == "available",
-            Coupon.expires_at > now,
-            Coupon.expires_at <= now + timedelta(days=days),
-        )
-        .options(selectinload(Coupon.template))
+    stmt = select(Coupon).where(
+        Coupon.state == "available",
+        Coupon.expires_at > now,
+        Coupon.expires_at <= now + timedelta(days=days),
     )
+    if exclude_opted_out:
+        stmt = stmt.join(Member, Member.id == Coupon.owner_id).where(
+            Member.marketing_opt_out.is_(False)
+        )
+    return stmt.options(selectinload(Coupon.template))
 
 
-def expiring_within(days: int = 3) -> list[Coupon]:
+def expiring_within(days: int = 3, *, exclude_opted_out: bool = True) -> list[Coupon]:
     """The reminder list, soonest expiry first."""
-    stmt = expiring_within_stmt(days).order_by(Coupon.expires_at, Coupon.id)
+    stmt = expiring_within_stmt(days, exclude_opted_out=exclude_opted_out)
+    stmt = stmt.order_by(Coupon.expires_at, Coupon.id)
     return list(db.session.execute(stmt).scalars())
 
 
