@@ -15,11 +15,25 @@ _fen = ma.validate.Range(min=0)
 class TemplateInSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(1, 100))
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(TEMPLATE_KINDS))
-    value_fen = ma.fields.Integer(load_default=None, validate=_positive)
-    threshold_fen = ma.fields.Integer(load_default=None, validate=_fen)
-    percent_off = ma.fields.Integer(load_default=None, validate=ma.validate.Range(1, 99))
-    cap_fen = ma.fields.Integer(load_default=None, validate=_positive)
-    gift_sku = ma.fields.String(load_default=None, validate=ma.validate.Length(1, 64))
+    value_fen = ma.fields.Integer(
+        load_default=None, validate=_positive, metadata={"description": "cash_off: amount off"}
+    )
+    threshold_fen = ma.fields.Integer(
+        load_default=None, validate=_fen, metadata={"description": "minimum order total (满)"}
+    )
+    percent_off = ma.fields.Integer(
+        load_default=None,
+        validate=ma.validate.Range(1, 99),
+        metadata={"description": "discount: 15 means 15% off (8.5折)"},
+    )
+    cap_fen = ma.fields.Integer(
+        load_default=None, validate=_positive, metadata={"description": "discount: at most"}
+    )
+    gift_sku = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(1, 64),
+        metadata={"description": "gift: the SKU given free"},
+    )
     valid_days = ma.fields.Integer(
         load_default=None,
         validate=ma.validate.Range(1, 3650),
