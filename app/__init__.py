@@ -52,6 +52,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.clerks.admin_views import blp as admin_clerks
     from app.clerks.views import blp as clerk_api
+    from app.coupons.views import blp as admin_coupons
     from app.extensions import api
     from app.health import blp as health
     from app.ops.views import blp as ops
@@ -59,6 +60,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
     from miniprogram_api.attribution import blp as mp_attribution
+    from miniprogram_api.coupons import blp as mp_coupons
     from miniprogram_api.points import blp as mp_points
 
     blueprints = [
@@ -71,6 +73,8 @@ def _register_blueprints(app: Flask) -> None:
         mp_attribution,
         admin_points,
         mp_points,
+        admin_coupons,
+        mp_coupons,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from app.coupons.demo import seed_demo_coupon_templates
 from app.extensions import db
 from app.stores import services as stores
 from app.stores.models import Store
@@ -37,4 +38,5 @@ def seed_demo_brand(*, if_empty: bool = False) -> list[str]:
         )
     # Feature packages add their own demo data below (tag catalog, coupon templates, …).
     lines.extend(seed_demo_tags())
+    lines.extend(seed_demo_coupon_templates())
     return lines

@@ -8,6 +8,15 @@ from app.clerks.models import (
     ClerkSession,
     MemberAttribution,
 )
+from app.coupons.models import (
+    Coupon,
+    CouponEvent,
+    CouponGift,
+    CouponRedemption,
+    CouponTemplate,
+    CouponTemplateStore,
+    WelcomeGrant,
+)
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity
 from app.outbox.models import OutboxMessage
@@ -39,6 +48,12 @@ __all__ = [
     "ClerkAccessLog",
     "ClerkNote",
     "ClerkSession",
+    "Coupon",
+    "CouponEvent",
+    "CouponGift",
+    "CouponRedemption",
+    "CouponTemplate",
+    "CouponTemplateStore",
     "JobRun",
     "Member",
     "MemberAttribution",
@@ -61,4 +76,5 @@ __all__ = [
     "TagRuleApplication",
     "TagRuleSku",
     "Terminal",
+    "WelcomeGrant",
 ]

@@ -1,0 +1,78 @@
+"""Read-side helpers: a member's coupons, coupons about to expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
+from app.common.clock import utcnow
+from app.common.pagination import paginate
+from app.coupons.models import Coupon
+from app.extensions import db
+from app.members.models import Member
+
+
+def member_coupons(
+    member_id: int, *, state: str | None, limit: int, cursor: str | None
+) -> tuple[list[Coupon], str | None]:
+    stmt = (
+        select(Coupon)
+        .where(Coupon.owner_id == member_id)
+        .options(selectinload(Coupon.template), selectinload(Coupon.pending_gift))
+    )
+    if state:
+        stmt = stmt.where(Coupon.state == state)
+    return paginate(stmt, Coupon.id, limit=limit, cursor=cursor)
+
+
+def expiring_within_stmt(days: int = 3, *, exclude_opted_out: bool = True) -> Select:
+    """Available coupons that expire in the next ``days`` days (reminders).
+
+    A reminder is a marketing message: members who opted out are left out unless the caller
+    lets the outbox record the decision (``exclude_opted_out=False``)."""
+    now = utcnow()
+    stmt = select(Coupon).where(
+        Coupon.state == "available",
+        Coupon.expires_at > now,
+        Coupon.expires_at <= now + timedelta(days=days),
+    )
+    if exclude_opted_out:
+        stmt = stmt.join(Member, Member.id == Coupon.owner_id).where(
+            Member.marketing_opt_out.is_(False)
+        )
+    return stmt.options(selectinload(Coupon.template))
+
+
+def expiring_within(days: int = 3, *, exclude_opted_out: bool = True) -> list[Coupon]:
+    """The reminder list, soonest expiry first."""
+    stmt = expiring_within_stmt(days, exclude_opted_out=exclude_opted_out)
+    stmt = stmt.order_by(Coupon.expires_at, Coupon.id)
+    return list(db.session.execute(stmt).scalars())
+
+
+def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Coupon]:
+    """The member's coupons usable now (at ``store_id`` if given), soonest expiry first.
+
+    For the till's member view: available, inside their validity, and applicable to the store.
+    """
+    from app.coupons.templates import store_ids
+
+    now = utcnow()
+    rows = db.session.execute(
+        select(Coupon)
+        .where(
+            Coupon.owner_id == member_id,
+            Coupon.state == "available",
+            Coupon.valid_from <= now,
+            Coupon.expires_at > now,
+        )
+        .options(selectinload(Coupon.template))
+        .order_by(Coupon.expires_at, Coupon.id)
+    ).scalars()
+    return [
+        c
+        for c in rows
+        if store_id is None or not store_ids(c.template) or store_id in store_ids(c.template)
+    ]

@@ -1,0 +1,112 @@
+"""Coupon templates as HQ defines them: kinds, validity, gifting, stock, stores; pause/resume."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from app.coupons.errors import invalid, refused, template_not_found
+from app.coupons.models import CouponTemplate, CouponTemplateStore
+from app.db import unit_of_work
+from app.extensions import db
+from app.stores.services import get_store_by_code
+
+KIND_FIELDS = {"cash_off": "value_fen", "discount": "percent_off", "gift": "gift_sku"}
+
+
+def create_template(fields: dict[str, Any], *, created_by: str | None = None) -> CouponTemplate:
+    """A new active template. ``fields`` as the admin schema loads them (``store_codes`` too)."""
+    fields = dict(fields)
+    _check_kind(fields)
+    if not fields.get("valid_days") and not fields.get("valid_until"):
+        raise invalid("give valid_days or a fixed window", valid_days=["required"])
+    if fields.get("valid_from") and fields.get("valid_until"):
+        if fields["valid_from"] >= fields["valid_until"]:
+            raise invalid("the window ends before it starts", valid_until=["before valid_from"])
+    store_codes = fields.pop("store_codes", None) or []
+    with unit_of_work():
+        template = CouponTemplate(**fields, created_by=created_by, issued_count=0)
+        template.status = "active"
+        for code in sorted(set(store_codes)):
+            template.stores.append(CouponTemplateStore(store_id=get_store_by_code(code).id))
+        db.session.add(template)
+        db.session.flush()
+    return template
+
+
+def _check_kind(fields: dict[str, Any]) -> None:
+    kind = fields["kind"]
+    needed = KIND_FIELDS[kind]
+    if fields.get(needed) in (None, ""):
+        raise invalid(f"a {kind} template needs {needed}", **{needed: ["required for " + kind]})
+    for other_kind, other in KIND_FIELDS.items():
+        if other_kind != kind and fields.get(other) not in (None, ""):
+            raise invalid(f"{other} is not used by a {kind} template", **{other: ["not allowed"]})
+    if kind != "discount" and fields.get("cap_fen") is not None:
+        raise invalid("cap_fen applies to discount templates", cap_fen=["not allowed"])
+
+
+def get_template(template_id: int) -> CouponTemplate:
+    template = db.session.get(CouponTemplate, template_id)
+    if template is None:
+        raise template_not_found(template_id)
+    return template
+
+
+def lock_template(template_id: int) -> CouponTemplate:
+    """The template row, locked: issuance from one template is serialised on it.
+
+    ``FOR NO KEY UPDATE``: rows that merely reference the template (gifts) are not blocked."""
+    template = db.session.execute(
+        select(CouponTemplate)
+        .where(CouponTemplate.id == template_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if template is None:
+        raise template_not_found(template_id)
+    return template
+
+
+def set_status(template_id: int, status: str) -> CouponTemplate:
+    """Pause (no more issuing or exchanging; issued coupons stay usable) or resume."""
+    with unit_of_work():
+        template = lock_template(template_id)
+        template.status = status
+    return template
+
+
+def check_issuable(template: CouponTemplate, now: datetime) -> None:
+    if template.status != "active":
+        raise refused("TEMPLATE_PAUSED", template_id=template.id)
+    if template.valid_until is not None and template.valid_until <= now:
+        raise refused("TEMPLATE_ENDED", template_id=template.id)
+
+
+def validity_for(template: CouponTemplate, issued_at: datetime) -> tuple[datetime, datetime]:
+    """``(valid_from, expires_at)`` of a coupon issued at ``issued_at``: ``valid_days`` count
+    from when it becomes valid, and never run past a fixed window's end."""
+    valid_from = max(template.valid_from or issued_at, issued_at)
+    ends = []
+    if template.valid_days:
+        ends.append(valid_from + timedelta(days=template.valid_days))
+    if template.valid_until is not None:
+        ends.append(template.valid_until)
+    return valid_from, min(ends)
+
+
+def store_ids(template: CouponTemplate) -> set[int]:
+    """Stores where the template's coupons apply; empty means every store."""
+    return {link.store_id for link in template.stores}
+
+
+def welcome_template() -> CouponTemplate | None:
+    """The newest active template flagged ``welcome``, if any."""
+    return db.session.execute(
+        select(CouponTemplate)
+        .where(CouponTemplate.welcome.is_(True), CouponTemplate.status == "active")
+        .order_by(CouponTemplate.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
