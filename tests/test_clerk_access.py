@@ -98,7 +98,38 @@ def test_lookup_by_phone_shows_the_clerk_view_with_a_masked_phone(client, scene)
     assert view["last_visit_at"] == (T0 - timedelta(days=1)).isoformat()
     assert view["access_expires_at"] == (T0 + timedelta(minutes=30)).isoformat()
     assert view["tags"] == [] and view["notes"] == []
-    assert "coupons_available" not in view  # until the coupons feature is connected
+    assert view["coupons_available"] == 0
+
+
+def test_the_clerk_view_counts_the_coupons_usable_in_this_store(client, scene):
+    from app.coupons.issuance import issue_once
+    from app.coupons.templates import create_template
+
+    everywhere = create_template(
+        {
+            "name": "满30减5",
+            "kind": "cash_off",
+            "value_fen": 500,
+            "valid_days": 7,
+            "giftable": False,
+        }
+    )
+    elsewhere = create_template(
+        {
+            "name": "杭州专享",
+            "kind": "cash_off",
+            "value_fen": 500,
+            "valid_days": 7,
+            "giftable": False,
+            "store_codes": ["SH002"],
+        }
+    )
+    with unit_of_work():
+        issue_once(everywhere.id, scene["alice"], source="admin", issue_key="c1")
+        issue_once(everywhere.id, scene["alice"], source="admin", issue_key="c2")
+        issue_once(elsewhere.id, scene["alice"], source="admin", issue_key="c3")
+    view = lookup(client, scene["lily"], phone=PHONE).get_json()
+    assert view["coupons_available"] == 2
 
 
 def test_lookup_by_member_code_grants_access_too(client, scene):

@@ -5,7 +5,6 @@ exist. Every request for a member is written to the access log.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from app.clerks.models import ClerkAccessGrant, ClerkAccessLog, ClerkNote
 from app.clerks.ratelimit import count_or_refuse
 from app.common.clock import utcnow
 from app.common.phone import mask_phone, mask_phones_in_text
+from app.coupons.queries import coupons_for_till
 from app.db import unit_of_work, with_retry
 from app.errors import NotFound
 from app.extensions import db
@@ -32,20 +32,6 @@ LOOKUPS_PER_HOUR = 120  # per clerk: a counter serves customers, it does not enu
 RECENT_PURCHASE_DAYS = 90
 NOTES_SHOWN = 20
 NOTE_MAX_LENGTH = 500
-
-# --- port: available coupons, connected by the coupons feature -----------------------------
-CouponsCounter = Callable[[int], int]
-_coupons_counter: list[CouponsCounter] = []
-
-
-def connect_coupons_counter(counter: CouponsCounter) -> None:
-    """The coupons feature registers ``counter(member_id) -> available coupons``."""
-    _coupons_counter[:] = [counter]
-
-
-def coupons_available(member_id: int) -> int | None:
-    """Available coupons of a member; None until the coupons feature is connected."""
-    return _coupons_counter[0](member_id) if _coupons_counter else None
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -204,10 +190,8 @@ def member_view(ctx: ClerkContext, member_id: int) -> dict[str, Any]:
         "tags": [mt.tag for mt in member_tags(member.id)],
         "notes": _recent_notes(member.id),
         "access_expires_at": _grant_expiry(ctx, member.id),
+        "coupons_available": len(coupons_for_till(member.id, ctx.store_id)),
     }
-    coupons = coupons_available(member.id)
-    if coupons is not None:
-        view["coupons_available"] = coupons
     return view
 
 
