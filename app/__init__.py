@@ -50,11 +50,15 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
+    from app.pos.views import blp as admin_terminals
     from app.stores.views import blp as admin_stores
+    from pos_adapter.views import blp as pos
 
     blueprints = [
         health,
         admin_stores,
+        admin_terminals,
+        pos,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -3,6 +3,7 @@
 from app.admin.models import AdminToken
 from app.members.models import Member, MemberIdentity
 from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
+from app.pos.models import PosRedemption, PosReturn, PosSale, PosSaleLine
 from app.stores.models import Clerk, Store, Terminal
 
 __all__ = [
@@ -13,6 +14,10 @@ __all__ = [
     "PointsAccount",
     "PointsEntry",
     "PointsHold",
+    "PosRedemption",
+    "PosReturn",
+    "PosSale",
+    "PosSaleLine",
     "Purchase",
     "PurchaseRefund",
     "Store",

@@ -1,0 +1,138 @@
+"""Return events: parked until their sale arrives, then applied once through the refund rule.
+
+A return takes back what its refunded money earned (``record_refund``) and gives back the
+redeemed points of the sale in proportion to the refunded share of the money paid; both rules
+are cumulative, so the totals do not depend on the order the returns arrive in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from app.common.clock import utcnow
+from app.errors import Conflict, DomainError
+from app.extensions import db
+from app.members.services import resolve_member
+from app.points.models import Purchase
+from app.points.purchases import record_refund
+from app.points.services import post_entry
+from app.pos.context import TillContext, lock_sale_key
+from app.pos.models import PosReturn
+
+if TYPE_CHECKING:
+    from app.pos.models import PosSale
+
+
+def _lines_json(lines: list[dict] | None) -> str | None:
+    if lines is None:
+        return None
+    return json.dumps(
+        [{"sku": x["sku"], "qty": str(x["qty"]), "amount_fen": x["amount_fen"]} for x in lines]
+    )
+
+
+def record_return(ctx: TillContext, data: dict, content_hash: str) -> dict[str, Any]:
+    """Apply a validated return event (or park it); the caller holds a savepoint around it."""
+    from app.pos.sales import find_sale
+
+    lock_sale_key(ctx.store_id, data["sale_id"])
+    existing = db.session.execute(
+        select(PosReturn).where(
+            PosReturn.store_id == ctx.store_id, PosReturn.return_id == data["return_id"]
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.content_hash != content_hash:
+            raise Conflict(
+                "this return_id was already recorded with other content",
+                code="RETURN_ID_CONFLICT",
+            )
+        return {"status": "duplicate", "state": existing.state}
+    ret = PosReturn(
+        store_id=ctx.store_id,
+        return_id=data["return_id"],
+        sale_id=data["sale_id"],
+        content_hash=content_hash,
+        terminal_id=ctx.terminal_id,
+        refund_fen=data["refund_fen"],
+        lines_json=_lines_json(data["lines"]),
+        state="parked",
+        points_taken=0,
+        points_returned=0,
+        occurred_at=data["occurred_at"],
+    )
+    db.session.add(ret)
+    db.session.flush()
+    sale = find_sale(ctx.store_id, data["sale_id"])
+    if sale is None:
+        return {"status": "parked"}
+    apply_return(ctx, sale, ret)
+    return {
+        "status": "accepted",
+        "points_taken": ret.points_taken,
+        "points_returned": ret.points_returned,
+    }
+
+
+def apply_return(ctx: TillContext, sale: PosSale, ret: PosReturn) -> None:
+    purchase = db.session.get(Purchase, sale.purchase_id)
+    assert purchase is not None
+    remaining = purchase.paid_fen - purchase.refunded_fen
+    if ret.refund_fen > remaining:
+        raise Conflict(
+            "refund exceeds what is left of the money paid",
+            code="REFUND_EXCEEDS_PAID",
+            details={"refund_fen": ret.refund_fen, "refundable_fen": remaining},
+        )
+    refund, _ = record_refund(
+        purchase,
+        refund_key=f"pos:{ctx.sale_key(ret.return_id)}",
+        refund_fen=ret.refund_fen,
+        occurred_at=ret.occurred_at,
+    )
+    ret.points_taken = refund.points_taken
+    if sale.redeemed_points and sale.member_id is not None:
+        refunded = min(purchase.refunded_fen, sale.paid_fen)
+        target = min(sale.redeemed_points, sale.redeemed_points * refunded // sale.paid_fen)
+        give = target - sale.redeemed_points_returned
+        if give > 0:
+            post_entry(
+                resolve_member(sale.member_id).id,
+                give,
+                kind="return_of_redeemed",
+                idempotency_key=f"pos-return:{ret.id}:redeemed",
+                ref_type="pos_return",
+                ref_id=ctx.sale_key(ret.return_id),
+                store_id=ctx.store_id,
+            )
+            sale.redeemed_points_returned += give
+            ret.points_returned = give
+    ret.state = "applied"
+    ret.applied_at = utcnow()
+
+
+def apply_parked_returns(ctx: TillContext, sale: PosSale) -> list[str]:
+    """The sale just arrived: apply its parked returns (oldest first); returns their ids."""
+    parked = db.session.scalars(
+        select(PosReturn)
+        .where(
+            PosReturn.store_id == ctx.store_id,
+            PosReturn.sale_id == sale.sale_id,
+            PosReturn.state == "parked",
+        )
+        .order_by(PosReturn.occurred_at, PosReturn.return_id)
+    ).all()
+    applied = []
+    for ret in parked:
+        try:
+            with db.session.begin_nested():
+                apply_return(ctx, sale, ret)
+            applied.append(ret.return_id)
+        except DomainError as exc:
+            ret.state = "rejected"
+            ret.error_code = exc.code
+            ret.applied_at = utcnow()
+    return applied
