@@ -67,6 +67,7 @@ class EventResultSchema(ma.Schema):
     points_returned = ma.fields.Integer(metadata={"description": "redeemed points given back"})
     returns_applied = ma.fields.List(ma.fields.String())
     state = ma.fields.String(metadata={"description": "for a duplicate return"})
+    ticket = ma.fields.String(metadata={"description": "vendor endpoints: the ticket's id"})
 
 
 class EventsOutSchema(ma.Schema):
