@@ -184,3 +184,17 @@ def test_the_openapi_document_describes_the_pos_protocol(client):
     tag = next(t for t in spec["tags"] if t["name"] == "pos")
     assert "POINTS_REDEEM_FEN_PER_POINT" in tag["description"]
     assert "NONCE_REUSED" in tag["description"]
+
+
+def test_the_integrators_guide_worked_example_signs_as_documented():
+    from pos_adapter.signing import sign
+
+    body = (
+        b'{"events":[{"type":"sale","sale_id":"20261120-0001",'
+        b'"occurred_at":"2026-11-20T16:02:12+08:00","total_fen":3800,"paid_fen":3800,'
+        b'"member":{"phone":"13812345678"},'
+        b'"lines":[{"sku":"6901234567890","qty":2,"amount_fen":3800}]}]}'
+    )
+    secret = "3f6c1b0e9a7d4c2e8b5a1f0d6c3e9b7a2d4f6e8c0a1b3d5f7e9c2a4b6d8f0e1c"
+    signature = sign(secret, "POST", "/pos/v1/events", "", "1795161732", "k3JH9sd0Qw81mZxa", body)
+    assert signature == "a08df4a9b44bc829344fd8a83faa9c5c08434b2ad265db3435dcc03cd61555c2"

@@ -1,8 +1,10 @@
-"""A batch of till events: one transaction, one savepoint per event, answers in order.
+"""A batch of till events: each event in its own short transaction, answered in order.
 
 A bad event is answered ``rejected`` with its error code and leaves no trace; its neighbours
-still apply. A retryable database error (deadlock, serialization) replays the whole batch,
-which is safe because every event is idempotent.
+still apply. One transaction per event (rather than per batch) keeps row locks short, so
+concurrent uploads from many tills do not queue behind each other's whole batches; a
+retryable database error (deadlock, serialization) replays just that event, which is safe
+because every event is idempotent.
 """
 
 from __future__ import annotations
@@ -47,10 +49,14 @@ def _process_one(ctx: TillContext, raw: Any) -> dict[str, Any]:
         details = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         return _rejected(event_id, "VALIDATION_ERROR", "event is not valid", details)
     digest = content_hash(data)
+
+    def apply() -> dict[str, Any]:
+        with unit_of_work():
+            return handler(ctx, data, digest)
+
     for attempt in (1, 2):
         try:
-            with db.session.begin_nested():
-                result = handler(ctx, data, digest)
+            result = with_retry(apply)
             return {"id": event_id, "type": raw["type"], **result}
         except DomainError as exc:
             if exc.code in ("SALE_ID_CONFLICT", "RETURN_ID_CONFLICT"):
@@ -62,7 +68,8 @@ def _process_one(ctx: TillContext, raw: Any) -> dict[str, Any]:
                 }
             return _rejected(event_id, exc.code, exc.message, exc.details)
         except IntegrityError:
-            # a concurrent batch inserted the same business key: look again, it is visible now
+            # a concurrent upload inserted the same business key: look again, it is visible now
+            db.session.rollback()
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
@@ -73,8 +80,6 @@ def ingest_events(ctx: TillContext, events: list[Any]) -> list[dict[str, Any]]:
     if len(events) > MAX_EVENTS:
         raise ValueError("too many events")
 
-    def attempt() -> list[dict[str, Any]]:
-        with unit_of_work():
-            return [_process_one(ctx, raw) for raw in events]
-
-    return with_retry(attempt)
+    results = [_process_one(ctx, raw) for raw in events]
+    db.session.rollback()  # end the read transaction the last event may have left open
+    return results
