@@ -51,7 +51,7 @@ def verify_request() -> TillContext:
     expected = sign(
         secret,
         request.method,
-        request.path,
+        request.script_root + request.path,
         request.query_string.decode("latin-1"),
         timestamp,
         nonce,
