@@ -7,6 +7,7 @@ from app.members.codes import issue_member_code
 from app.members.services import create_member, find_by_phone
 from app.points.services import audit_differences, balance_of, post_entry
 from pos_adapter.client import PosClient
+from tests.conftest import requires_postgres
 from tests.pos_support import new_terminal, refund, sale, signed_client, statuses
 
 
@@ -64,3 +65,47 @@ def test_a_till_activates_identifies_holds_sells_and_returns(client, admin_heade
     assert statuses(till.send_events([refund("T-2-R", "T-2", 4900)])) == ["accepted"]
     assert balance_of(member_id) == 200
     assert audit_differences() == []
+
+
+def _at_once(count: int, action) -> list:
+    import threading
+
+    results: list = []
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results.append(action(index))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@requires_postgres
+def test_two_tills_enrolling_the_same_phone_at_once_make_one_member(
+    app, client, admin_headers, store
+):
+    tills = [signed_client(client, admin_headers, "SH001") for _ in range(3)]
+
+    def enrol(index: int):
+        own = PosClient.for_flask(
+            app.test_client(), terminal_id=tills[index].terminal_id, secret=tills[index].secret
+        )
+        response = own.identify(phone="13700000009", register=True)
+        return response.status, response.json["member_id"], response.json["registered"]
+
+    results = _at_once(3, enrol)
+    assert {status for status, _, _ in results} == {200}
+    assert len({member_id for _, member_id, _ in results}) == 1
+    assert sorted(registered for _, _, registered in results) == [False, False, True]
+
+
+@requires_postgres
+def test_an_activation_code_used_twice_at_once_activates_once(app, client, admin_headers, store):
+    code = new_terminal(client, admin_headers, "SH001")["activation_code"]
+    results = _at_once(3, lambda _: PosClient.for_flask(app.test_client()).activate(code).status)
+    assert sorted(results) == [201, 401, 401]
