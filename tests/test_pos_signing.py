@@ -198,3 +198,10 @@ def test_the_integrators_guide_worked_example_signs_as_documented():
     secret = "3f6c1b0e9a7d4c2e8b5a1f0d6c3e9b7a2d4f6e8c0a1b3d5f7e9c2a4b6d8f0e1c"
     signature = sign(secret, "POST", "/pos/v1/events", "", "1795161732", "k3JH9sd0Qw81mZxa", body)
     assert signature == "a08df4a9b44bc829344fd8a83faa9c5c08434b2ad265db3435dcc03cd61555c2"
+
+
+def test_revoking_or_rotating_an_unknown_terminal_is_not_found(client, admin_headers):
+    for action in ("revoke", "rotate"):
+        response = client.post(f"/admin/v1/terminals/TNOPE/{action}", headers=admin_headers)
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "TERMINAL_NOT_FOUND"

@@ -23,6 +23,7 @@ from app.pos.sales import record_sale
 from app.pos.schemas import ReturnEventSchema, SaleEventSchema, content_hash
 
 MAX_EVENTS = 100
+_CONFLICT_CODES = ("SALE_ID_CONFLICT", "RETURN_ID_CONFLICT")
 _HANDLERS = {
     "sale": (SaleEventSchema(), record_sale, "sale_id"),
     "return": (ReturnEventSchema(), record_return, "return_id"),

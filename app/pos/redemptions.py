@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -155,7 +155,7 @@ def release_redemption(ctx: TillContext, redemption_id: str) -> PosRedemption:
 def capture_for_sale(
     ctx: TillContext, redemption_id: str, *, sale_id: str, member_id: int | None
 ) -> PosRedemption:
-    """Inside the sale event's savepoint: the sale used the held points and coupons."""
+    """Inside the sale event's transaction: the sale used the held points and coupons."""
     red = _lock(ctx.store_id, redemption_id)
     if red.sale_id != sale_id:
         raise Conflict("redemption was made for another sale", code="REDEMPTION_SALE_MISMATCH")
@@ -179,13 +179,13 @@ def capture_for_sale(
     return red
 
 
-def expire_one(redemption_id: str, now: object) -> bool:
+def expire_one(redemption_id: str, now: datetime) -> bool:
     """Release one overdue hold in its own transaction; False if it was settled meanwhile."""
 
     def attempt() -> bool:
         with unit_of_work():
             red = _lock(None, redemption_id)
-            if red.state != "held" or red.expires_at > now:  # type: ignore[operator]
+            if red.state != "held" or red.expires_at > now:
                 return False
             _give_back(red, "expired")
             return True

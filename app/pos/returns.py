@@ -8,7 +8,7 @@ are cumulative, so the totals do not depend on the order the returns arrive in.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -20,10 +20,13 @@ from app.points.models import Purchase
 from app.points.purchases import record_refund
 from app.points.services import post_entry
 from app.pos.context import TillContext, lock_sale_key
-from app.pos.models import PosReturn
+from app.pos.models import PosReturn, PosSale
 
-if TYPE_CHECKING:
-    from app.pos.models import PosSale
+
+def find_sale(store_id: int, sale_id: str) -> PosSale | None:
+    return db.session.execute(
+        select(PosSale).where(PosSale.store_id == store_id, PosSale.sale_id == sale_id)
+    ).scalar_one_or_none()
 
 
 def _lines_json(lines: list[dict] | None) -> str | None:
@@ -35,9 +38,7 @@ def _lines_json(lines: list[dict] | None) -> str | None:
 
 
 def record_return(ctx: TillContext, data: dict, content_hash: str) -> dict[str, Any]:
-    """Apply a validated return event (or park it); the caller holds a savepoint around it."""
-    from app.pos.sales import find_sale
-
+    """Apply a validated return event (or park it); inside the event's own transaction."""
     lock_sale_key(ctx.store_id, data["sale_id"])
     existing = db.session.execute(
         select(PosReturn).where(

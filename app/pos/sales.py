@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from app.errors import Conflict
 from app.extensions import db
 from app.points.purchases import record_purchase
@@ -14,17 +12,11 @@ from app.pos.hooks import run_sale_hooks
 from app.pos.members import member_for_ref
 from app.pos.models import PosSale, PosSaleLine
 from app.pos.redemptions import capture_for_sale
-from app.pos.returns import apply_parked_returns
-
-
-def find_sale(store_id: int, sale_id: str) -> PosSale | None:
-    return db.session.execute(
-        select(PosSale).where(PosSale.store_id == store_id, PosSale.sale_id == sale_id)
-    ).scalar_one_or_none()
+from app.pos.returns import apply_parked_returns, find_sale
 
 
 def record_sale(ctx: TillContext, data: dict, content_hash: str) -> dict[str, Any]:
-    """Apply a validated sale event; the caller holds a savepoint around it."""
+    """Apply a validated sale event; inside the event's own transaction."""
     sale_id = data["sale_id"]
     lock_sale_key(ctx.store_id, sale_id)
     existing = find_sale(ctx.store_id, sale_id)
