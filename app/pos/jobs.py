@@ -12,8 +12,12 @@ from app.pos.models import PosRedemption
 from app.pos.redemptions import expire_one
 
 
-def expire_redemptions(now: datetime | None = None) -> int:
-    """Release every hold past its ``expires_at``; safe to run twice or concurrently."""
+def expire_redemptions(now: datetime | None = None) -> dict[str, int]:
+    """Release every hold past its ``expires_at``: ``{"expired": n}``.
+
+    Safe to run twice or concurrently; each hold is released in its own short transaction.
+    Run it every minute (``flask pos expire-holds``, or as a periodic job).
+    """
     now = now or utcnow()
     overdue = list(
         db.session.scalars(
@@ -23,4 +27,4 @@ def expire_redemptions(now: datetime | None = None) -> int:
         )
     )
     db.session.rollback()
-    return sum(1 for redemption_id in overdue if expire_one(redemption_id, now))
+    return {"expired": sum(1 for redemption_id in overdue if expire_one(redemption_id, now))}

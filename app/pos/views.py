@@ -68,4 +68,4 @@ def expire_holds() -> None:
     """Release POS redemption holds not captured within 30 minutes (run every minute)."""
     from app.pos.jobs import expire_redemptions
 
-    click.echo(f"expired {expire_redemptions()} redemption hold(s)")
+    click.echo(f"expired {expire_redemptions()['expired']} redemption hold(s)")
