@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-SaleHook = Callable[[int, int, list[str], str], None]
+SaleHook = Callable[[int, int, list[str], str], object]  # the result is ignored
 
 SALE_HOOKS: list[SaleHook] = []
 
