@@ -57,11 +57,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.health import blp as health
     from app.ops.views import blp as ops
     from app.points.views import blp as admin_points
+    from app.pos.views import blp as admin_terminals
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.coupons import blp as mp_coupons
     from miniprogram_api.points import blp as mp_points
+    from pos_adapter.views import blp as pos
 
     blueprints = [
         health,
@@ -75,6 +77,8 @@ def _register_blueprints(app: Flask) -> None:
         mp_points,
         admin_coupons,
         mp_coupons,
+        admin_terminals,
+        pos,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -44,6 +44,7 @@ class Config:
     TESTING: bool = False
 
     POINTS_PER_YUAN: int = 1
+    POINTS_REDEEM_FEN_PER_POINT: int = 1  # till discount per redeemed point (100 points = 1 yuan)
     POINTS_EXPIRY: str = "year_end_next"
     TIMEZONE: str = "Asia/Shanghai"
 

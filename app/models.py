@@ -30,6 +30,7 @@ from app.points.models import (
     Purchase,
     PurchaseRefund,
 )
+from app.pos.models import PosRedemption, PosReturn, PosSale, PosSaleLine
 from app.stores.models import Clerk, Store, Terminal
 from app.tags.models import (
     MemberTag,
@@ -67,6 +68,10 @@ __all__ = [
     "PointsHold",
     "PointsLot",
     "PointsLotConsumption",
+    "PosRedemption",
+    "PosReturn",
+    "PosSale",
+    "PosSaleLine",
     "Purchase",
     "PurchaseRefund",
     "Store",

@@ -1,0 +1,1 @@
+"""POS sales, returns (parked until their sale arrives), redemptions and terminal lifecycle."""

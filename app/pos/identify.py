@@ -1,0 +1,56 @@
+"""Identifying the member at the till, by phone (may register) or by dynamic member code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app.common.phone import mask_phone
+from app.db import unit_of_work, with_retry
+from app.errors import NotFound
+from app.members.codes import resolve_member_code
+from app.members.services import resolve_member
+from app.points.services import balance_of
+from app.pos import coupon_port
+from app.pos.context import TillContext
+from app.pos.members import member_for_phone
+
+
+def identify_member(
+    ctx: TillContext,
+    *,
+    phone: str | None = None,
+    member_code: str | None = None,
+    register: bool = False,
+) -> dict[str, Any]:
+    """``{member_id, phone_masked, points_balance, coupons, registered}``."""
+
+    def attempt() -> dict[str, Any]:
+        with unit_of_work():
+            registered = False
+            if member_code is not None:
+                member = resolve_member(resolve_member_code(member_code))
+            else:
+                assert phone is not None
+                found, registered = member_for_phone(
+                    phone, store_id=ctx.store_id, register=register
+                )
+                if found is None:
+                    raise NotFound(
+                        "no member with this phone (send register: true to enrol)",
+                        code="MEMBER_NOT_FOUND",
+                    )
+                member = found
+            return {
+                "member_id": member.id,
+                "phone_masked": mask_phone(member.phone),
+                "points_balance": balance_of(member.id),
+                "coupons": coupon_port.coupons_for_till(member.id, ctx.store_id),
+                "registered": registered,
+            }
+
+    try:
+        return with_retry(attempt)
+    except IntegrityError:  # another till registered the same phone at the same moment
+        return with_retry(attempt)

@@ -1,0 +1,134 @@
+"""Return events: parked until their sale arrives, then applied once through the refund rule.
+
+A return takes back what its refunded money earned (``record_refund``) and gives back the
+redeemed points of the sale in proportion to the refunded share of the money paid; both rules
+are cumulative, so the totals do not depend on the order the returns arrive in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from app.common.clock import utcnow
+from app.errors import Conflict, DomainError
+from app.extensions import db
+from app.points.holds import return_redeemed_points
+from app.points.models import Purchase
+from app.points.purchases import record_refund
+from app.pos.context import TillContext, lock_sale_key
+from app.pos.models import PosReturn, PosSale
+
+
+def find_sale(store_id: int, sale_id: str) -> PosSale | None:
+    return db.session.execute(
+        select(PosSale).where(PosSale.store_id == store_id, PosSale.sale_id == sale_id)
+    ).scalar_one_or_none()
+
+
+def _lines_json(lines: list[dict] | None) -> str | None:
+    if lines is None:
+        return None
+    return json.dumps(
+        [{"sku": x["sku"], "qty": str(x["qty"]), "amount_fen": x["amount_fen"]} for x in lines]
+    )
+
+
+def record_return(ctx: TillContext, data: dict, content_hash: str) -> dict[str, Any]:
+    """Apply a validated return event (or park it); inside the event's own transaction."""
+    lock_sale_key(ctx.store_id, data["sale_id"])
+    existing = db.session.execute(
+        select(PosReturn).where(
+            PosReturn.store_id == ctx.store_id, PosReturn.return_id == data["return_id"]
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.content_hash != content_hash:
+            raise Conflict(
+                "this return_id was already recorded with other content",
+                code="RETURN_ID_CONFLICT",
+            )
+        return {"status": "duplicate", "state": existing.state}
+    ret = PosReturn(
+        store_id=ctx.store_id,
+        return_id=data["return_id"],
+        sale_id=data["sale_id"],
+        content_hash=content_hash,
+        terminal_id=ctx.terminal_id,
+        refund_fen=data["refund_fen"],
+        lines_json=_lines_json(data["lines"]),
+        state="parked",
+        points_taken=0,
+        points_returned=0,
+        occurred_at=data["occurred_at"],
+    )
+    db.session.add(ret)
+    db.session.flush()
+    sale = find_sale(ctx.store_id, data["sale_id"])
+    if sale is None:
+        return {"status": "parked"}
+    apply_return(ctx, sale, ret)
+    return {
+        "status": "accepted",
+        "points_taken": ret.points_taken,
+        "points_returned": ret.points_returned,
+    }
+
+
+def apply_return(ctx: TillContext, sale: PosSale, ret: PosReturn) -> None:
+    purchase = db.session.get(Purchase, sale.purchase_id)
+    assert purchase is not None
+    remaining = purchase.paid_fen - purchase.refunded_fen
+    if ret.refund_fen > remaining:
+        raise Conflict(
+            "refund exceeds what is left of the money paid",
+            code="REFUND_EXCEEDS_PAID",
+            details={"refund_fen": ret.refund_fen, "refundable_fen": remaining},
+        )
+    refund, _ = record_refund(
+        purchase,
+        refund_key=f"pos:{ctx.sale_key(ret.return_id)}",
+        refund_fen=ret.refund_fen,
+        occurred_at=ret.occurred_at,
+    )
+    ret.points_taken = refund.points_taken
+    if sale.redeemed_points and sale.redemption_id is not None:
+        # points the sale redeemed come back in proportion to the money refunded, with the
+        # expiries of the lots they were taken from
+        give = return_redeemed_points(
+            sale.redemption_id,
+            returned_fen=min(purchase.refunded_fen, sale.paid_fen),
+            sale_total_fen=sale.paid_fen,
+            return_key=ctx.sale_key(ret.return_id),
+        )
+        if give > 0:
+            sale.redeemed_points_returned += give
+            ret.points_returned = give
+    ret.state = "applied"
+    ret.applied_at = utcnow()
+
+
+def apply_parked_returns(ctx: TillContext, sale: PosSale) -> list[str]:
+    """The sale just arrived: apply its parked returns (oldest first); returns their ids."""
+    parked = db.session.scalars(
+        select(PosReturn)
+        .where(
+            PosReturn.store_id == ctx.store_id,
+            PosReturn.sale_id == sale.sale_id,
+            PosReturn.state == "parked",
+        )
+        .order_by(PosReturn.occurred_at, PosReturn.return_id)
+    ).all()
+    applied = []
+    for ret in parked:
+        try:
+            with db.session.begin_nested():
+                apply_return(ctx, sale, ret)
+            applied.append(ret.return_id)
+        except DomainError as exc:
+            ret.state = "rejected"
+            ret.error_code = exc.code
+            ret.applied_at = utcnow()
+    return applied

@@ -1,0 +1,108 @@
+"""Terminal lifecycle: activation (single use, expiring), revoke, rotate, and secret lookup.
+
+The per-terminal secret is random (256 bits), shown once at activation and stored encrypted
+with a key derived from ``SECRET_KEY`` (it must be recoverable: the server recomputes HMACs).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.common.clock import utcnow
+from app.common.crypto import decrypt_secret, encrypt_secret, hash_token
+from app.db import unit_of_work
+from app.errors import NotFound, Unauthorized
+from app.extensions import db
+from app.stores.models import Terminal
+from app.stores.services import (
+    ACTIVATION_TTL,
+    new_activation_code,
+    normalize_activation_code,
+)
+
+
+def _lock_terminal(terminal_id: str) -> Terminal:
+    terminal = db.session.execute(
+        select(Terminal).where(Terminal.terminal_id == terminal_id).with_for_update()
+    ).scalar_one_or_none()
+    if terminal is None:
+        raise NotFound("terminal not found", code="TERMINAL_NOT_FOUND")
+    return terminal
+
+
+@dataclass(frozen=True)
+class Activation:
+    terminal_id: str
+    store: str
+    secret: str
+
+
+def activate_terminal(activation_code: str) -> Activation:
+    """Use an activation code once; the returned secret is never shown again."""
+    code_hash = hash_token(normalize_activation_code(activation_code or ""))
+    with unit_of_work():
+        terminal = db.session.execute(
+            select(Terminal).where(Terminal.activation_code_hash == code_hash).with_for_update()
+        ).scalar_one_or_none()
+        if terminal is None or terminal.status != "pending":
+            raise Unauthorized(
+                "activation code unknown or already used", code="ACTIVATION_CODE_INVALID"
+            )
+        expires_at = terminal.activation_expires_at
+        if expires_at is None or expires_at <= utcnow():
+            raise Unauthorized("activation code expired", code="ACTIVATION_CODE_EXPIRED")
+        secret = secrets.token_hex(32)
+        terminal.secret_encrypted = encrypt_secret(secret)
+        terminal.status = "active"
+        terminal.activated_at = utcnow()
+        terminal.activation_code_hash = None
+        terminal.activation_expires_at = None
+        db.session.flush()
+        activation = Activation(terminal.terminal_id, terminal.store.code, secret)
+    return activation
+
+
+def revoke_terminal(terminal_id: str) -> Terminal:
+    """Permanently stop a terminal: its secret and any pending activation code stop working."""
+    with unit_of_work():
+        terminal = _lock_terminal(terminal_id)
+        terminal.status = "revoked"
+        terminal.secret_encrypted = None
+        terminal.activation_code_hash = None
+        terminal.activation_expires_at = None
+    return terminal
+
+
+def rotate_terminal(terminal_id: str) -> tuple[Terminal, str, datetime]:
+    """Invalidate the current secret now and issue a new activation code (24 h, single use)."""
+    with unit_of_work():
+        terminal = _lock_terminal(terminal_id)
+        if terminal.status == "revoked":
+            raise Unauthorized("terminal is revoked", code="TERMINAL_REVOKED")
+        code = new_activation_code()
+        expires_at = utcnow() + ACTIVATION_TTL
+        terminal.status = "pending"
+        terminal.secret_encrypted = None
+        terminal.activation_code_hash = hash_token(normalize_activation_code(code))
+        terminal.activation_expires_at = expires_at
+    return terminal, code, expires_at
+
+
+def terminal_for_request(terminal_id: str) -> tuple[Terminal, str]:
+    """The active terminal and its secret, or the 401 that says why not."""
+    terminal = db.session.execute(
+        select(Terminal).where(Terminal.terminal_id == terminal_id)
+    ).scalar_one_or_none()
+    if terminal is None:
+        raise Unauthorized("unknown terminal", code="UNKNOWN_TERMINAL")
+    if terminal.status == "revoked":
+        raise Unauthorized("terminal is revoked", code="TERMINAL_REVOKED")
+    if terminal.status != "active" or not terminal.secret_encrypted:
+        raise Unauthorized(
+            "terminal is not activated (or its secret was rotated)", code="TERMINAL_NOT_ACTIVE"
+        )
+    return terminal, decrypt_secret(terminal.secret_encrypted)
