@@ -1,0 +1,1 @@
+"""Cross-table consistency checks: ``flask audit`` (ledger, coupons, identities, POS)."""
