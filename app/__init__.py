@@ -19,6 +19,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     if not config.DATABASE_URL:  # the embedded SQLite default lives under instance/
         _instance_dir().mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.converters["int"] = _id_converter()
     _configure_logging(app)
 
     from app import models  # noqa: F401  (registers every model with the metadata)
@@ -101,6 +102,12 @@ def _configure_logging(app: Flask) -> None:
     for h in root.handlers:
         if not any(isinstance(f, PhoneMaskingFilter) for f in h.filters):
             h.addFilter(PhoneMaskingFilter())
+
+
+def _id_converter() -> Any:
+    from app.common.urls import IdConverter
+
+    return IdConverter
 
 
 def _instance_dir() -> Any:

@@ -123,8 +123,47 @@ class ApiWithErrorContract(Api):
         return jsonify(body), status, data.get("headers", {})
 
 
-def register_error_handlers(app: Flask) -> None:
+def _rollback_quietly() -> None:
     from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001  (the connection is gone; the pool discards it)
+        log.warning("rollback failed on a lost connection")
+
+
+def register_error_handlers(app: Flask) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DataError, OperationalError
+
+    from app.extensions import db
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(error: OperationalError):
+        # The server went away (restart, failover) or refused us: nothing was committed by
+        # this request's failing transaction, so the client may simply try again.
+        _rollback_quietly()
+        log.warning("database unavailable: %s", type(error.orig).__name__)
+        body = error_body("DATABASE_UNAVAILABLE", "The database is unavailable; try again")
+        return jsonify(body), 503, {"Retry-After": "1"}
+
+    @app.errorhandler(DataError)
+    def _unstorable_value(error: DataError):
+        # Input that passed its schema but that the database cannot store: a number beyond
+        # its column's range, a NUL character in text. The client's fault, not ours.
+        db.session.rollback()
+        log.warning("value refused by the database: %s", type(error.orig).__name__)
+        message = "A value is out of range or contains a character that cannot be stored"
+        return jsonify(error_body("VALIDATION_ERROR", message)), 422
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _redis_unavailable(error: Exception):
+        _rollback_quietly()
+        log.warning("redis unavailable: %s", type(error).__name__)
+        body = error_body("REDIS_UNAVAILABLE", "A required service is unavailable; try again")
+        return jsonify(body), 503, {"Retry-After": "1"}
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):

@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from app.common.urls import IdConverter, id_param_schema
 from app.errors import ApiWithErrorContract
 
 NAMING_CONVENTION = {
@@ -30,6 +31,7 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(compare_type=True, render_as_batch=True)
 api = ApiWithErrorContract()
+api.register_converter(IdConverter, id_param_schema)
 
 
 @event.listens_for(Engine, "connect")
