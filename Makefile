@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed worker clean
+.PHONY: run test lint venv migrate seed worker clean reliability
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: venv
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Faults, duplicate deliveries and hostile input against throwaway PostgreSQL/Redis/gunicorn
+# on loopback ports (about 6 minutes); exits 1 on any problem or audit difference.
+reliability: venv
+	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,149 @@
+"""schemathesis over /openapi.json: every operation, valid and invalid inputs, each with the
+credentials its audience uses (admin, member, clerk tokens; POS requests signed like a till).
+
+Checks on every response: no 5xx (``not_a_server_error``) and the body matches the documented
+schema for its status (``response_schema_conformance``). Each failure is reported once per
+operation and check, with a reproducing curl command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from bench.reliability.stream import admin_headers, new_till
+from pos_adapter.client import PosClient
+
+CHECKS = [not_a_server_error, response_schema_conformance]
+SKIP_PATHS = {"/docs", "/openapi.json"}
+
+
+def tokens(env: Any) -> tuple[dict[str, dict[str, str]], PosClient]:
+    """A bearer token per audience, and an activated till."""
+    base, headers = env.server.base, admin_headers(env.token)
+    till = new_till(base, env.token, "FZ")
+    clerk = requests.post(
+        f"{base}/admin/v1/stores/FZ/clerks",
+        json={"username": "fuzz.clerk", "password": "fuzz-password-123", "name": "Fuzz"},
+        headers=headers,
+        timeout=30,
+    )
+    clerk.raise_for_status()
+    login = requests.post(
+        f"{base}/clerk/v1/login",
+        json={"username": "fuzz.clerk", "password": "fuzz-password-123"},
+        timeout=30,
+    )
+    login.raise_for_status()
+    member = till.identify(phone="13600000001", register=True).json["member_id"]
+    return {
+        "/admin/": headers,
+        "/clerk/": {"Authorization": f"Bearer {login.json()['token']}"},
+        "/mp/": {"Authorization": f"Bearer {member_token(env, member)}"},
+    }, till
+
+
+def member_token(env: Any, member_id: int) -> str:
+    from app import create_app
+    from app.config import Config
+    from miniprogram_api.auth import issue_member_token
+
+    app = create_app(Config.from_env(env=env.server.env))
+    with app.app_context():
+        return issue_member_token(member_id, "wechat")
+
+
+def _send(case: Any, base: str, auth: dict[str, str], till: PosClient | None) -> requests.Response:
+    kwargs = case.as_transport_kwargs(base_url=base, headers=auth)
+    kwargs.pop("timeout", None)
+    session = requests.Session()
+    prepared = session.prepare_request(requests.Request(**_request_args(kwargs)))
+    if till is not None and case.path.startswith("/pos/") and case.path != "/pos/v1/activate":
+        path, _, query = prepared.path_url.partition("?")
+        body = prepared.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        prepared.headers.update(till.signed_headers(prepared.method, path, query, body))
+    return session.send(prepared, timeout=30, allow_redirects=False)
+
+
+def _request_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    allowed = ("method", "url", "headers", "params", "json", "data", "files", "cookies")
+    return {k: v for k, v in kwargs.items() if k in allowed}
+
+
+def run(env: Any, *, quick: bool = False, examples: int | None = None) -> dict[str, Any]:
+    base = env.server.base
+    auth, till = tokens(env)
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+    examples = examples or (8 if quick else 25)
+    failures: dict[tuple[str, str], str] = {}
+    counts = defaultdict(int)
+    operations = 0
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path in SKIP_PATHS:
+            continue
+        operations += 1
+        label = f"{operation.method.upper()} {operation.path}"
+        headers = next((h for prefix, h in auth.items() if operation.path.startswith(prefix)), {})
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            _fuzz_operation(operation, mode, base, headers, till, examples, failures, counts, label)
+    problems = [f"{label}: {check}: {text}" for (label, check), text in sorted(failures.items())]
+    return {
+        "operations": operations,
+        "requests": sum(counts.values()),
+        "seconds": round(time.monotonic() - started),
+        "problems": problems,
+    }
+
+
+def _fuzz_operation(operation, mode, base, headers, till, examples, failures, counts, label):
+    try:
+        strategy = operation.as_strategy(generation_mode=mode)
+    except Exception as exc:  # noqa: BLE001  (an operation schema cannot always be negated)
+        counts[f"{label}:unsupported"] += 0
+        if mode is schemathesis.GenerationMode.POSITIVE:
+            failures[(label, "strategy")] = f"{type(exc).__name__}: {exc}"[:300]
+        return
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+    )
+    @given(case=strategy)
+    def fuzz(case):
+        try:
+            response = _send(case, base, headers, till)
+        except requests.RequestException as exc:
+            failures.setdefault((label, "transport"), f"{type(exc).__name__}: {exc}"[:300])
+            return
+        counts[label] += 1
+        for check in CHECKS:
+            try:
+                case.validate_response(response, checks=[check], headers=headers)
+            except (AssertionError, FailureGroup) as exc:  # a check failed: curl command inside
+                failures.setdefault((label, check.__name__), _first_lines(exc, response))
+
+    try:
+        fuzz()
+    except Unsatisfiable:  # nothing to negate (an operation without inputs)
+        return
+
+
+def _first_lines(exc: Exception, response: requests.Response) -> str:
+    text = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"[{response.status_code}] {text[:600]}"
