@@ -76,6 +76,8 @@ def make_batches(
                         "refund_fen": rng.randint(1, paid),
                     }
                 )
+    if max(len(b) for b in events) > 100:
+        raise ValueError("a batch holds more than the 100 events the protocol allows")
     return events
 
 
