@@ -63,6 +63,7 @@ def _register_blueprints(app: Flask) -> None:
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.coupons import blp as mp_coupons
     from miniprogram_api.points import blp as mp_points
+    from miniprogram_api.preferences import blp as mp_preferences
     from pos_adapter.views import blp as pos
 
     blueprints = [
@@ -73,6 +74,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_clerks,
         clerk_api,
         mp_attribution,
+        mp_preferences,
         admin_points,
         mp_points,
         admin_coupons,
