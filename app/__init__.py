@@ -41,6 +41,10 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app)
 
+    from app.platforms.sandbox import init_platforms
+
+    init_platforms(app, config)  # log redaction; the offline sandbox in development only
+
     from app.cli import register_cli
 
     register_cli(app)
@@ -50,11 +54,17 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
+    from app.members.views import blp as admin_members
+    from app.payments.views import blp as payments
     from app.stores.views import blp as admin_stores
+    from miniprogram_api.account import blp as mp_account
 
     blueprints = [
         health,
         admin_stores,
+        admin_members,
+        payments,
+        mp_account,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

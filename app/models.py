@@ -1,7 +1,7 @@
 """Imports every model module so the metadata (and Alembic) sees the whole schema."""
 
 from app.admin.models import AdminToken
-from app.members.models import Member, MemberIdentity
+from app.members.models import Member, MemberIdentity, MemberMerge
 from app.points.models import PointsAccount, PointsEntry, PointsHold, Purchase, PurchaseRefund
 from app.stores.models import Clerk, Store, Terminal
 
@@ -10,6 +10,7 @@ __all__ = [
     "Clerk",
     "Member",
     "MemberIdentity",
+    "MemberMerge",
     "PointsAccount",
     "PointsEntry",
     "PointsHold",

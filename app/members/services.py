@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.common.phone import normalize_phone
-from app.errors import NotFound
+from app.db import unit_of_work
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.models import IDENTITY_KINDS, Member, MemberIdentity
-from app.points.services import open_account
+from app.points.services import open_account, post_entry
 
 MAX_MERGE_HOPS = 16
 
@@ -91,3 +93,111 @@ def add_identity(member: Member, kind: str, external_id: str, app: str = "") -> 
     identity = MemberIdentity(member_id=member.id, kind=kind, app=app, external_id=external_id)
     db.session.add(identity)
     return identity
+
+
+def _find_holders(identities: list[tuple[str, str, str]]) -> list[Member]:
+    holders: list[Member] = []
+    for kind, app, external_id in identities:
+        found = find_by_identity(kind, external_id, app)
+        if found is not None and all(found.id != h.id for h in holders):
+            holders.append(found)
+    return holders
+
+
+def member_for_identities(
+    identities: list[tuple[str, str, str]], *, source: str, store_id: int | None = None
+) -> Member:
+    """Pay-as-membership: the live member holding any of ``identities``, created if none does.
+
+    ``identities`` are ``(kind, app, external_id)``, e.g. ``("wechat_openid", appid, openid)``
+    or ``("alipay_user_id", "", "2088…")``. Identities the member lacks are added. Safe under
+    concurrency: a racing creation loses on the unique constraint inside a savepoint and then
+    finds the winner's member. Runs inside the caller's transaction; never commits.
+    """
+    if not identities:
+        raise ValueError("at least one identity is needed")
+    for _ in range(3):
+        holders = _find_holders(identities)
+        if not holders:
+            try:
+                with db.session.begin_nested():
+                    return create_member(source=source, identities=identities, store_id=store_id)
+            except IntegrityError:
+                continue  # another request created it first: find it on the next pass
+        member = holders[0]
+        for kind, app, external_id in identities:
+            if find_by_identity(kind, external_id, app) is None:
+                try:
+                    with db.session.begin_nested():
+                        add_identity(member, kind, external_id, app)
+                except IntegrityError:
+                    pass  # added concurrently; whoever holds it now keeps it
+        return member
+    raise RuntimeError("could not settle the member for a payer identity")
+
+
+def import_member(
+    *,
+    phone: str,
+    name: str | None = None,
+    birthday: date | None = None,
+    points: int | None = None,
+    actor: str | None = None,
+) -> Member:
+    """Import a member from another system by phone; ``points`` become an ``import`` entry."""
+    normalized = normalize_phone(phone)
+    with unit_of_work():
+        if find_by_identity("phone", normalized) is not None:
+            raise Conflict("a member with this phone exists", code="MEMBER_EXISTS")
+        try:
+            with db.session.begin_nested():
+                member = create_member(
+                    source="import", phone=normalized, name=name, birthday=birthday
+                )
+        except IntegrityError as exc:
+            raise Conflict("a member with this phone exists", code="MEMBER_EXISTS") from exc
+        if points:
+            post_entry(
+                member.id,
+                points,
+                kind="import",
+                idempotency_key=f"import:{member.id}",
+                ref_type="member",
+                ref_id=str(member.id),
+                actor=actor,
+                reason="imported balance",
+                allow_negative=True,
+            )
+    return member
+
+
+def lookup_members(
+    *, phone: str | None = None, identity_kind: str | None = None, external_id: str | None = None
+) -> list[Member]:
+    """Members matching a phone, or an identity (any app), following merges."""
+    if phone:
+        found = find_by_phone(phone)
+        return [found] if found else []
+    if identity_kind and external_id:
+        if identity_kind not in IDENTITY_KINDS:
+            raise ValidationFailed(
+                f"unknown identity kind {identity_kind!r}",
+                code="UNKNOWN_IDENTITY_KIND",
+                details={"identity_kind": [f"one of {', '.join(IDENTITY_KINDS)}"]},
+            )
+        ids = db.session.execute(
+            select(MemberIdentity.member_id).where(
+                MemberIdentity.kind == identity_kind, MemberIdentity.external_id == external_id
+            )
+        ).scalars()
+        members: list[Member] = []
+        for member_id in ids:
+            member = resolve_member(member_id)
+            if all(m.id != member.id for m in members):
+                members.append(member)
+        return members
+    raise ValidationFailed(
+        "give phone, or identity_kind and external_id",
+        code="LOOKUP_CRITERIA_REQUIRED",
+        details={"phone": ["or identity_kind and external_id"]},
+    )
