@@ -149,7 +149,8 @@ def phone_from_code(code: str) -> str:
     """``getPhoneNumber`` code → the pure phone number, checked to be for our appid."""
     client = wechat_client()
     try:
-        result = client.post("wxa/business/getuserphonenumber", data={"code": code})
+        # a full URL: the client's default base is .../cgi-bin/, where this API is not
+        result = client.post(REAL_BASE_URL + "wxa/business/getuserphonenumber", data={"code": code})
     except WeChatClientException as exc:
         if exc.errcode in (40029, 40163, 40226, 47001):
             raise WeChatCodeInvalid("phone code invalid or used") from exc
