@@ -100,3 +100,18 @@ def test_demo_pay_refuses_outside_the_sandbox(make_app):
         .invoke(args=["demo", "pay", "--wallet", "wechat", "--amount", "1.00"])
     )
     assert result.exit_code != 0 and "sandbox" in result.output
+
+
+def test_platform_keys_are_checked_at_start_up(make_app):
+    from app.config import ConfigError
+    from tests.platform_kit import keys, platform_config
+
+    config = platform_config("http://127.0.0.1:9/", "http://127.0.0.1:9/")
+    indented = "\n".join("    " + line for line in keys()["alipay"][1].splitlines())
+    application = make_app(**{**config, "ALIPAY_PUBLIC_KEY": indented})
+    assert application.config["ALIPAY_PUBLIC_KEY"] == keys()["alipay"][1]
+    with pytest.raises(ConfigError, match="app's own public key"):
+        make_app(**{**config, "ALIPAY_PUBLIC_KEY": keys()["app"][1]})
+    garbage = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+    with pytest.raises(ConfigError, match="WECHAT_PAY_PUBLIC_KEY"):
+        make_app(**{**config, "WECHAT_PAY_PUBLIC_KEY": garbage})

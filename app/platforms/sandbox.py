@@ -21,6 +21,7 @@ from flask import Flask
 
 from app.platforms.keys import generate_rsa_pem
 from app.platforms.logsafe import install_log_redaction
+from app.platforms.pem import check_platform_keys
 from app.platforms.standins import AlipayGatewayStandIn, WeChatStandIn
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ SANDBOX_FILE = "sandbox.json"
 
 
 def init_platforms(app: Flask, config: Any) -> None:
-    """Called by the app factory: log redaction always; the sandbox only when it applies."""
+    """Called by the app factory: log redaction and key checks; the sandbox when it applies."""
     install_log_redaction()
+    check_platform_keys(app.config)
     if sandbox_applies(config):
         enable_sandbox(app, Path(app.instance_path) / "sandbox")
 
