@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -190,3 +191,89 @@ def test_two_members_racing_to_bind_one_new_phone_end_as_one_member(app):
     assert {resolve_member(first).id, resolve_member(second).id} == {survivor}
     assert db.session.get(Member, survivor).phone == PHONE
     assert audit_differences() == []
+
+
+@requires_postgres
+def test_payments_racing_a_merge_all_land_on_the_survivor(app):
+    from app.payments.services import PaymentEvent, apply_payment
+
+    holder = member_with(100, phone=PHONE)
+    payer = member_with(0, identity=("wechat_openid", "wxapp", "oRACEPAY"))
+    jobs = [("merge", 0)] + [("pay", i) for i in range(9)]
+
+    def work():
+        kind, i = jobs.pop()
+        if kind == "merge":
+            return bind_phone(payer, PHONE, channel="wechat").member_id
+        event = PaymentEvent(
+            source="wechat",
+            transaction_id=f"RACE{i}",
+            paid_fen=1000,
+            occurred_at=T0,
+            payer=[("wechat_openid", "wxapp", "oRACEPAY")],
+        )
+        return apply_payment(event).created
+
+    results = run_concurrently(app, len(jobs), work)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert balance_of(payer) == 0
+    assert balance_of(holder) == 100 + 9 * 10
+    assert audit_differences() == []
+
+
+def _wait_until_blocked_on_a_lock(app) -> None:
+    """Until another connection waits on a row lock (bounded: fails after ~5 s)."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        for _ in range(500):
+            waiting = db.session.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar()
+            db.session.rollback()
+            if waiting:
+                return
+            threading.Event().wait(0.01)
+    raise AssertionError("the merge never waited for the credit's lock")
+
+
+@requires_postgres
+def test_a_merge_waits_for_an_in_flight_credit_and_then_moves_it(app):
+    from app.members.services import lock_live_member
+
+    holder = member_with(100, phone=PHONE)
+    payer = member_with(0, identity=("wechat_openid", "wxapp", "oINFLIGHT"))
+    merged: list[int] = []
+    thread = threading.Thread(
+        target=lambda: merged.extend(
+            run_in_context(app, lambda: bind_phone(payer, PHONE, channel="wechat").member_id)
+        )
+    )
+    with unit_of_work():
+        member = lock_live_member(payer)  # what a payment does before crediting
+        thread.start()
+        _wait_until_blocked_on_a_lock(app)
+        record_purchase(
+            source="wechat",
+            external_id="INFLIGHT",
+            member_id=member.id,
+            store_id=None,
+            paid_fen=1000,
+            occurred_at=T0,
+        )
+    thread.join()
+    assert merged == [holder]
+    assert balance_of(payer) == 0 and balance_of(holder) == 110
+    with unit_of_work():
+        assert lock_live_member(payer).id == holder  # later credits go to the survivor
+
+
+def run_in_context(app, fn):
+    with app.app_context():
+        try:
+            return [fn()]
+        finally:
+            db.session.remove()

@@ -34,6 +34,28 @@ def resolve_member(member_id: int) -> Member:
     raise RuntimeError(f"merge chain from member {member_id} is too long")
 
 
+def lock_live_member(member_id: int) -> Member:
+    """The live member behind an id, its row share-locked until the transaction ends.
+
+    A merge locks both members ``FOR UPDATE``, so a credit that holds this lock either lands
+    before the merge (which then moves it) or waits and lands on the survivor — never on a
+    member that was absorbed meanwhile.
+    """
+    for _ in range(MAX_MERGE_HOPS):
+        member = db.session.execute(
+            select(Member)
+            .where(Member.id == member_id)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if member is None:
+            raise NotFound("member not found", code="MEMBER_NOT_FOUND")
+        if member.merged_into_id is None:
+            return member
+        member_id = member.merged_into_id
+    raise RuntimeError(f"merge chain from member {member_id} is too long")
+
+
 def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | None:
     """The live member holding an identity, or None."""
     if kind not in IDENTITY_KINDS:

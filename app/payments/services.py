@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from app.db import unit_of_work, with_retry
 from app.errors import DomainError
-from app.members.services import member_for_identities
+from app.members.services import lock_live_member, member_for_identities
 from app.points.purchases import find_purchase, record_purchase, record_refund
 from app.stores.services import find_store_by_code
 
@@ -82,11 +82,12 @@ def apply_payment(event: PaymentEvent) -> PaymentOutcome:
                 return PaymentOutcome(existing.id, existing.member_id, False)
             store = find_store_by_code(event.store_code)
             store_id = store.id if store else None
-            member = (
-                member_for_identities(event.payer, source=f"{event.source}_pay", store_id=store_id)
-                if event.payer
-                else None
-            )
+            member = None
+            if event.payer:
+                found = member_for_identities(
+                    event.payer, source=f"{event.source}_pay", store_id=store_id
+                )
+                member = lock_live_member(found.id)  # a racing merge cannot strand the credit
             purchase, created = record_purchase(
                 source=event.source,
                 external_id=event.transaction_id,
