@@ -277,3 +277,17 @@ def run_in_context(app, fn):
             return [fn()]
         finally:
             db.session.remove()
+
+
+def test_member_for_payer_gives_pos_the_same_member_a_wallet_payment_made(make_app):
+    from app.members.services import member_for_payer
+
+    application = make_app(WECHAT_APPID="wxpos")
+    with application.app_context():
+        with unit_of_work():
+            first = member_for_payer("wechat_openid", "oPOS", source="pos").id
+        with unit_of_work():
+            again = member_for_payer("wechat_openid", "oPOS", source="pos").id
+        identity = resolve_member(first).identities[0]
+    assert first == again
+    assert (identity.kind, identity.app, identity.external_id) == ("wechat_openid", "wxpos", "oPOS")

@@ -177,3 +177,11 @@ def test_twenty_concurrent_duplicates_make_one_member_and_one_credit(pay_app):
     assert run_concurrently(pay_app, 20, deliver) == [200] * 20
     assert counts() == {"members": 1, "identities": 1, "purchases": 1, "entries": 1}
     assert balance_of(only_member().id) == 35
+
+
+def test_a_refund_for_a_payment_never_seen_is_acknowledged_without_effect(pay_app):
+    response = post(
+        pay_app.test_client(), refund("50300001", 100), "/payments/wechat/refund-notify"
+    )
+    assert response.data == SUCCESS
+    assert counts() == {"members": 0, "identities": 0, "purchases": 0, "entries": 0}

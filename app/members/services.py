@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -156,6 +157,27 @@ def member_for_identities(
                     pass  # added concurrently; whoever holds it now keeps it
         return member
     raise RuntimeError("could not settle the member for a payer identity")
+
+
+def member_for_payer(
+    kind: str, external_id: str, *, source: str, store_id: int | None = None
+) -> Member:
+    """Pay-as-membership for one payer identity (e.g. a POS sale paid by WeChat or Alipay).
+
+    ``kind`` is ``wechat_openid`` (of the configured mini-program/pay appid), ``alipay_open_id``
+    (of the configured Alipay app), ``alipay_user_id``, ``wechat_unionid`` or ``pos_card``.
+    Returns the live member, share-locked for the caller's transaction (see
+    :func:`lock_live_member`), created when the payer is new.
+    """
+    config = current_app.config
+    app = {
+        "wechat_openid": config.get("WECHAT_APPID"),
+        "alipay_open_id": config.get("ALIPAY_APP_ID"),
+    }
+    found = member_for_identities(
+        [(kind, app.get(kind) or "", external_id)], source=source, store_id=store_id
+    )
+    return lock_live_member(found.id)
 
 
 def import_member(
