@@ -14,8 +14,9 @@ from functools import lru_cache
 import pytest
 from flask import Flask
 
+from app.platforms.alipay_standin import AlipayGatewayStandIn
 from app.platforms.keys import generate_rsa_pem
-from app.platforms.standins import AlipayGatewayStandIn, WeChatStandIn
+from app.platforms.wechat_standin import WeChatStandIn
 
 APPID = "wx1234567890abcdef"
 APP_SECRET = "wx-app-secret-0123456789abcdef"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.platforms.standins import AlipayGatewayStandIn
+from app.platforms.alipay_standin import AlipayGatewayStandIn
 from app.platforms.wechat import PlatformCallFailed, route_url, wechat_client
 from tests import platform_kit
 from tests.payment_asserts import counts

@@ -14,7 +14,8 @@ from app.extensions import db
 from app.members import merge
 from app.members.binding import bind_phone
 from app.members.models import Member, MemberMerge
-from app.members.services import create_member, member_for_identities, resolve_member
+from app.members.payers import member_for_identities
+from app.members.services import create_member, resolve_member
 from app.points.models import Purchase
 from app.points.purchases import record_purchase
 from app.points.services import audit_differences, balance_of, post_entry
@@ -280,7 +281,7 @@ def run_in_context(app, fn):
 
 
 def test_member_for_payer_gives_pos_the_same_member_a_wallet_payment_made(make_app):
-    from app.members.services import member_for_payer
+    from app.members.payers import member_for_payer
 
     application = make_app(WECHAT_APPID="wxpos")
     with application.app_context():

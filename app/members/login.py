@@ -7,7 +7,7 @@ from flask import current_app
 from app.db import unit_of_work, with_retry
 from app.members.binding import BindResult, bind_phone
 from app.members.models import Member
-from app.members.services import member_for_identities
+from app.members.payers import member_for_identities
 from app.platforms import alipay, wechat
 
 

@@ -16,7 +16,8 @@ from urllib.parse import unquote
 
 from app.db import unit_of_work, with_retry
 from app.errors import DomainError
-from app.members.services import lock_live_member, member_for_identities
+from app.members.payers import member_for_identities
+from app.members.services import lock_live_member
 from app.points.purchases import find_purchase, record_purchase, record_refund
 from app.stores.services import find_store_by_code
 

@@ -19,10 +19,11 @@ from typing import Any
 
 from flask import Flask
 
+from app.platforms.alipay_standin import AlipayGatewayStandIn
 from app.platforms.keys import generate_rsa_pem
 from app.platforms.logsafe import install_log_redaction
 from app.platforms.pem import check_platform_keys
-from app.platforms.standins import AlipayGatewayStandIn, WeChatStandIn
+from app.platforms.wechat_standin import WeChatStandIn
 
 log = logging.getLogger(__name__)
 
