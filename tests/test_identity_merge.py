@@ -292,3 +292,17 @@ def test_member_for_payer_gives_pos_the_same_member_a_wallet_payment_made(make_a
         identity = resolve_member(first).identities[0]
     assert first == again
     assert (identity.kind, identity.app, identity.external_id) == ("wechat_openid", "wxpos", "oPOS")
+
+
+def test_a_phone_held_only_in_the_member_column_still_leads_to_a_merge():
+    holder = member_with(3, identity=("pos_card", "", "CARD1"))
+    with unit_of_work():
+        db.session.get(Member, holder).phone = PHONE  # a row written without its identity
+    payer = member_with(4, identity=("wechat_openid", "wxapp", "oCOLUMN"))
+    assert bind_phone(payer, PHONE, channel="wechat").member_id == holder
+    assert balance_of(holder) == 7
+    assert {i.kind for i in resolve_member(holder).identities} == {
+        "pos_card",
+        "wechat_openid",
+        "phone",
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.common.phone import mask_phone, normalize_phone
@@ -54,7 +55,7 @@ def bind_phone(member_id: int, phone: str, *, channel: str) -> BindResult:
 
 def _bind_once(member_id: int, phone: str, channel: str) -> BindResult:
     member = resolve_member(member_id)
-    holder = find_by_identity("phone", phone)
+    holder = _phone_holder(phone)
     if holder is not None and holder.id == member.id:
         return BindResult(member.id, None)
     if member.phone and member.phone != phone:
@@ -68,13 +69,24 @@ def _bind_once(member_id: int, phone: str, channel: str) -> BindResult:
         log.info("member %s bound phone %s", me.id, mask_phone(phone))
         return BindResult(me.id, None)
     survivor = locked.get(holder.id)
-    current = find_by_identity("phone", phone)
+    current = _phone_holder(phone)
     if survivor is None or survivor.status != "active" or current is None:
         raise _StateChanged
     if current.id != survivor.id:
         raise _StateChanged
     merge_members(me, survivor, reason=f"phone_binding:{channel}")
+    if find_by_identity("phone", phone) is None:
+        add_identity(survivor, "phone", phone)
     return BindResult(survivor.id, me.id)
+
+
+def _phone_holder(phone: str) -> Member | None:
+    """The live member holding ``phone``, as an identity or (older rows) only in the column."""
+    holder = find_by_identity("phone", phone)
+    if holder is not None:
+        return holder
+    member_id = db.session.execute(select(Member.id).where(Member.phone == phone)).scalar()
+    return resolve_member(member_id) if member_id is not None else None
 
 
 def _give_phone(member: Member, phone: str) -> None:
