@@ -64,6 +64,8 @@ def _bind_once(member_id: int, phone: str, channel: str) -> BindResult:
     me = locked.get(member.id)
     if me is None or me.status != "active":
         raise _StateChanged
+    if me.phone and me.phone != phone:  # bound meanwhile by a racing request
+        raise Conflict("this member already has another phone", code="PHONE_ALREADY_BOUND")
     if holder is None:
         _give_phone(me, phone)
         log.info("member %s bound phone %s", me.id, mask_phone(phone))
