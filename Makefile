@@ -28,6 +28,7 @@ run: seed
 	@$(FLASK) admin create-token make-run
 	@echo "API docs:     http://$(HOST):$(PORT)/docs  (OpenAPI: /openapi.json)"
 	@echo "Health:       http://$(HOST):$(PORT)/healthz"
+	@echo "Demo payment: $(FLASK) demo pay --wallet wechat --amount 35.00 --store SH001 --url http://$(HOST):$(PORT)"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 lint: venv

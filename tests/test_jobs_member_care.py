@@ -30,6 +30,8 @@ def messages(kind: str | None = None) -> list[OutboxMessage]:
     stmt = select(OutboxMessage).order_by(OutboxMessage.id)
     if kind:
         stmt = stmt.where(OutboxMessage.kind == kind)
+    else:
+        stmt = stmt.where(OutboxMessage.kind != "welcome")
     return list(db.session.scalars(stmt))
 
 
