@@ -51,6 +51,7 @@ class Config:
     # JSON: {"points_earned": {"template_id": "…", "page": "pages/points/index",
     #        "data": {"number1": "{points}", "thing2": "{name}"}}, …}; kinds left out are skipped
     WECHAT_SUBSCRIBE_TEMPLATES: str | None = None
+    OUTBOX_LEASE_SECONDS: int = 60  # a message claimed by a dispatcher that died is retried after
     TIMEZONE: str = "Asia/Shanghai"
 
     WECHAT_APPID: str | None = None

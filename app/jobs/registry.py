@@ -25,6 +25,7 @@ class JobSpec:
     queue: str = "default"
     timeout: int = 300  # seconds; the worker kills a job that runs longer
     retries: int = 3  # only for retryable errors (database/network faults)
+    exclusive: bool = True  # one run at a time (a Redis lock); False where runs share work
 
     def function(self) -> Callable[..., Any]:
         module, _, attr = self.target.partition(":")
@@ -54,7 +55,11 @@ JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
         JobSpec(
-            "outbox.dispatch", "app.outbox.dispatcher:dispatch_outbox", queue="outbox", timeout=120
+            "outbox.dispatch",
+            "app.outbox.dispatcher:dispatch_outbox",
+            queue="outbox",
+            timeout=120,
+            exclusive=False,  # dispatchers claim messages with SKIP LOCKED: they may overlap
         ),
         JobSpec("points.expire", "app.points.jobs:expire_points_job", timeout=1800),
         JobSpec("points.remind_expiring", "app.outbox.reminders:remind_points_expiring"),

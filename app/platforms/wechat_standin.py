@@ -1,4 +1,5 @@
-"""The WeChat server API stand-in: ``cgi-bin/token``, ``sns/jscode2session``, phone numbers.
+"""The WeChat server API stand-in: ``cgi-bin/token``, ``sns/jscode2session``, phone numbers,
+subscribe messages.
 
 ``login_code()`` / ``phone_code()`` register single-use codes. Any code starting ``sandbox-`` is
 accepted too (the openid is derived from it); ``sandbox-phone-13812345678`` yields that phone.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import threading
+import time
+from urllib.parse import parse_qsl
 
 from app.platforms.standin_http import StandInServer, sandbox_id
 
@@ -23,6 +27,13 @@ class WeChatStandIn(StandInServer):
         self.token_fetches = 0
         self._login: dict[str, tuple[str, str | None]] = {}
         self._phones: dict[str, tuple[str, str]] = {}
+        # subscribe messages as the member's phone would show them: one per delivery id (the
+        # ``hy_msg`` in the page link), however often a sender retried it
+        self.subscribe_messages: dict[str, dict] = {}
+        self.subscribe_sends = 0
+        self.subscribe_delay = 0.0  # seconds each send takes, to let tests interrupt a batch
+        self.refuse_subscribe: set[str] = set()  # openids that refused the subscription
+        self._subscribe_lock = threading.Lock()
 
     def login_code(self, openid: str, unionid: str | None = None) -> str:
         code = "wxlogin-" + secrets.token_hex(8)
@@ -45,6 +56,8 @@ class WeChatStandIn(StandInServer):
             return self._code2session(query)
         if path == "/wxa/business/getuserphonenumber" and method == "POST":
             return self._phone(query, body)
+        if path == "/cgi-bin/message/subscribe/send" and method == "POST":
+            return self._subscribe_send(query, body)
         return 404, json.dumps({"errcode": 404, "errmsg": "not found"})
 
     def _error(self, code: int, message: str) -> tuple[int, str]:
@@ -98,3 +111,22 @@ class WeChatStandIn(StandInServer):
                 },
             }
         )
+
+    def _subscribe_send(self, query: dict, body: bytes) -> tuple[int, str]:
+        if query.get("access_token") not in self.tokens:
+            return self._error(40001, "invalid credential, access_token is invalid")
+        if self.subscribe_delay:
+            time.sleep(self.subscribe_delay)
+        message = json.loads(body or b"{}")
+        if not message.get("touser") or not message.get("template_id"):
+            return self._error(47003, "argument invalid")
+        if message["touser"] in self.refuse_subscribe:
+            return self._error(43101, "user refuse to accept the msg")
+        with self._subscribe_lock:
+            self.subscribe_sends += 1
+            page = message.get("page", "")
+            delivery = (
+                dict(parse_qsl(page.partition("?")[2])).get("hy_msg") or f"n{self.subscribe_sends}"
+            )
+            self.subscribe_messages.setdefault(delivery, message)
+        return 200, json.dumps({"errcode": 0, "errmsg": "ok"})
