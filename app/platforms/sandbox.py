@@ -41,6 +41,22 @@ PLATFORM_SETTINGS = (
 SANDBOX_FILE = "sandbox.json"
 
 
+# Demo subscribe-message templates, so the outbox delivers to the WeChat stand-in in the sandbox.
+SANDBOX_SUBSCRIBE_TEMPLATES = {
+    kind: {"template_id": f"SANDBOX-{kind}", "page": "pages/index/index", "data": {"thing1": text}}
+    for kind, text in {
+        "welcome": "欢迎入会",
+        "points_earned": "获得 {points} 积分",
+        "points_expiring": "{points} 积分即将过期",
+        "coupon_received": "收到券 {name}",
+        "coupon_gifted": "已赠送 {name}",
+        "coupon_claimed": "好友已领取 {name}",
+        "coupon_expiring": "券即将过期",
+        "birthday": "生日快乐",
+    }.items()
+}
+
+
 def init_platforms(app: Flask, config: Any) -> None:
     """Called by the app factory: log redaction and key checks; the sandbox when it applies."""
     install_log_redaction()
@@ -101,6 +117,8 @@ def enable_sandbox(app: Flask, directory: Path) -> None:
     app.config["WECHAT_API_BASE_URL"] = wechat.url
     app.config["ALIPAY_GATEWAY_URL"] = alipay.url + "gateway.do"
     app.config["SANDBOX"] = {"dir": str(directory), "wechat": wechat, "alipay": alipay}
+    if not app.config.get("WECHAT_SUBSCRIBE_TEMPLATES"):
+        app.config["WECHAT_SUBSCRIBE_TEMPLATES"] = json.dumps(SANDBOX_SUBSCRIBE_TEMPLATES)
     log.info(
         "sandbox platforms: WeChat stand-in %s, Alipay stand-in %s (keys in %s)",
         wechat.url,
