@@ -62,12 +62,3 @@ def enqueue_message(
         ).scalar_one()
         return existing
     return message
-
-
-def set_marketing_opt_out(member_id: int, opted_out: bool) -> Member:
-    """Opt a member out of (or back into) marketing messages. Commits."""
-    member = db.session.get(Member, member_id)
-    assert member is not None
-    member.marketing_opt_out = opted_out
-    db.session.commit()
-    return member

@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from app.common.clock import utcnow
 from app.errors import ValidationFailed
 from app.extensions import db
+from app.outbox.services import enqueue_message
 from app.points.models import Purchase, PurchaseRefund
 from app.points.multipliers import multiplier_for
-from app.points.services import points_for_paid, post_entry
+from app.points.services import balance_of, points_for_paid, post_entry
 
 
 def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
@@ -80,6 +81,12 @@ def record_purchase(
             earned_at=min(occurred_at, utcnow()),
         )
         purchase.points_earned = earned
+        enqueue_message(
+            member_id,
+            "points_earned",
+            {"points": earned, "balance": balance_of(member_id), "paid_fen": paid_fen},
+            dedupe_key=f"purchase:{purchase.id}:earned",
+        )
     return purchase, True
 
 
