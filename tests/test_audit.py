@@ -155,3 +155,15 @@ def test_a_member_sale_whose_points_were_never_credited_is_reported(world):
 def test_a_return_still_parked_after_its_sale_arrived_is_reported(world):
     corrupt("UPDATE pos_returns SET sale_id = 'S1'")
     assert found_checks("pos") == {"pos_return_parked_after_sale"}
+
+
+def test_a_real_phone_binding_merge_audits_clean(world):
+    from app.members.binding import bind_phone
+
+    with unit_of_work():
+        payer = create_member(source="wechat_pay", identities=[("wechat_openid", "wx", "oA1")])
+        post_entry(payer.id, 120, kind="adjust", idempotency_key="fund-payer")
+    issue(new_template(), payer.id)
+    result = bind_phone(payer.id, "13800000002", channel="wechat")  # bob's: the two become one
+    assert result.merged_from is not None
+    assert all(not found for found in run_audit().values()), run_audit()

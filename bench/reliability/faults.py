@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from bench.reliability import notify
 from bench.reliability.cluster import Cluster, Gunicorn
 from bench.reliability.snapshot import balance_of, differences, existing_ids, snapshot
 from bench.reliability.stream import (
@@ -146,6 +147,9 @@ def redis_down(env: Env, batches: list, store: str) -> dict[str, Any]:
                 timeout=30,
             )
             answers.append(("adjust", r.status_code, _clean(r)))
+        payment, openid, transaction_id = notify.signed_notification(env.server.env, 5000)
+        paid_down = notify.deliver(base, payment)
+        answers.append(("notify", paid_down.status_code, _clean(paid_down)))
         ready = requests.get(f"{base}/readyz", timeout=30)
         if ready.status_code != 503:
             problems.append(f"/readyz answered {ready.status_code} with Redis down")
@@ -178,10 +182,20 @@ def redis_down(env: Env, batches: list, store: str) -> dict[str, Any]:
     }
     if every - existing_ids(env.database_url, store):
         problems.append("events missing after Redis recovered")
+    # the platform retries a notification until it is acknowledged: once more, now
+    if notify.deliver(base, payment).status_code != 200:
+        problems.append("payment notification refused after Redis recovered")
+    paid = notify.effects(env.database_url, openid, transaction_id)
+    if paid != (1, 1, 1, 50):
+        problems.append(f"payment during the outage left {paid} (members, purchases, credits, pts)")
     held = balance_of(env.database_url, member_id)
     if held != 150:
         problems.append(f"the adjusted member holds {held} points, not 150")
-    return {"down_ok": len(half.acknowledged), "problems": problems}
+    return {
+        "events_acked_while_down": len(half.acknowledged),
+        "notify_status_while_down": paid_down.status_code,
+        "problems": problems,
+    }
 
 
 def _clean(response: requests.Response) -> str | None:

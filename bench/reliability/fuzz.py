@@ -1,7 +1,8 @@
 """schemathesis over /openapi.json: every operation, valid and invalid inputs, each with the
 credentials its audience uses (admin, member, clerk tokens; POS requests signed like a till).
 
-Checks on every response: no 5xx (``not_a_server_error``) and the body matches the documented
+Checks on every response: no 5xx (``not_a_server_error``; the contract's 503
+``PLATFORM_DISABLED`` for an unconfigured platform excepted) and the body matches the documented
 schema for its status (``response_schema_conformance``). Each failure is reported once per
 operation and check, with a reproducing curl command.
 """
@@ -133,6 +134,8 @@ def _fuzz_operation(operation, mode, base, headers, till, examples, failures, co
             return
         counts[label] += 1
         for check in CHECKS:
+            if check is not_a_server_error and _platform_disabled(response):
+                continue
             try:
                 case.validate_response(response, checks=[check], headers=headers)
             except (AssertionError, FailureGroup) as exc:  # a check failed: curl command inside
@@ -142,6 +145,21 @@ def _fuzz_operation(operation, mode, base, headers, till, examples, failures, co
         fuzz()
     except Unsatisfiable:  # nothing to negate (an operation without inputs)
         return
+
+
+def _platform_disabled(response: requests.Response) -> bool:
+    """The contract's answer for a platform this server has no credentials for (only WeChat
+    Pay v2 is configured here: the others would call out beyond loopback)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return (
+        response.status_code == 503
+        and isinstance(error, dict)
+        and error.get("code") == "PLATFORM_DISABLED"
+    )
 
 
 def _first_lines(exc: Exception, response: requests.Response) -> str:

@@ -26,13 +26,12 @@ def wechat_settings() -> dict[str, str]:
     }
 
 
-def duplicate_deliveries(env: Any, deliveries: int = DELIVERIES) -> dict[str, Any]:
+def signed_notification(config: dict[str, str], paid_fen: int) -> tuple[bytes, str, str]:
+    """``(xml body, payer openid, transaction id)`` of a new successful payment."""
     from app.payments.simulate import wechat_v2_payment_fields, wechat_v2_xml
 
-    config = env.server.env
     transaction_id = "4200" + str(secrets.randbelow(10**24)).zfill(24)
     openid = "oREL" + secrets.token_hex(10)
-    paid_fen = 12345
     fields = wechat_v2_payment_fields(
         appid=config["WECHAT_APPID"],
         mch_id=config["WECHAT_MCH_ID"],
@@ -41,6 +40,26 @@ def duplicate_deliveries(env: Any, deliveries: int = DELIVERIES) -> dict[str, An
         total_fee=paid_fen,
     )
     body = wechat_v2_xml(fields, config["WECHAT_PAY_API_KEY"], "MD5").encode()
+    return body, openid, transaction_id
+
+
+def deliver(base: str, body: bytes) -> requests.Response:
+    return requests.post(
+        f"{base}/payments/wechat/notify",
+        data=body,
+        headers={"Content-Type": "text/xml"},
+        timeout=60,
+    )
+
+
+def effects(database_url: str, openid: str, transaction_id: str) -> tuple[int, int, int, int]:
+    """``(members, purchases, credits, balance)`` a payment left behind."""
+    return _effects(database_url, openid, transaction_id)
+
+
+def duplicate_deliveries(env: Any, deliveries: int = DELIVERIES) -> dict[str, Any]:
+    paid_fen = 12345
+    body, openid, transaction_id = signed_notification(env.server.env, paid_fen)
     url = f"{env.server.base}/payments/wechat/notify"
     answers: Counter = Counter()
     lock = threading.Lock()
