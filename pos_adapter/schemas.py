@@ -47,7 +47,7 @@ class IdentifiedSchema(ma.Schema):
 
 class EventsInSchema(ma.Schema):
     events = ma.fields.List(
-        ma.fields.Raw(),
+        ma.fields.Raw(allow_none=True),  # a null event is rejected on its own, like any bad one
         required=True,
         validate=ma.validate.Length(max=MAX_EVENTS),
         metadata={"description": "sale and return events (PosSaleEvent, PosReturnEvent)"},

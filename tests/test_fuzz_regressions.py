@@ -63,3 +63,29 @@ def test_an_id_beyond_its_column_in_a_query_is_a_validation_error(client, admin_
     response = client.get(f"/admin/v1/clerk-notes?member_id={HUGE}", headers=admin_headers)
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+@requires_postgres
+def test_an_event_the_database_refuses_is_rejected_alone_and_its_neighbours_apply(
+    client, admin_headers, store
+):
+    from tests.pos_support import sale, signed_client, statuses
+
+    till = signed_client(client, admin_headers, "SH001")
+    response = till.send_events(
+        [
+            sale("S1", 1000, member={"member_id": HUGE}),
+            sale("S\x00", 1000),
+            sale("S2", 1000, member={"phone": "13800000001"}),
+        ]
+    )
+    assert statuses(response) == ["rejected", "rejected", "accepted"]
+    assert response.json["results"][0]["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_a_null_or_non_object_event_is_rejected_alone(client, admin_headers, store):
+    from tests.pos_support import sale, signed_client, statuses
+
+    till = signed_client(client, admin_headers, "SH001")
+    response = till.send_events([None, [], "sale", sale("S1", 1000)])
+    assert statuses(response) == ["rejected", "rejected", "rejected", "accepted"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app.db import unit_of_work, with_retry
 from app.errors import DomainError
@@ -68,6 +68,13 @@ def _process_one(ctx: TillContext, raw: Any) -> dict[str, Any]:
                     "error": {"code": exc.code, "message": exc.message, "details": {}},
                 }
             return _rejected(event_id, exc.code, exc.message, exc.details)
+        except DataError:
+            # valid by the schema, refused by the database (an id beyond its column, a NUL in
+            # text): this event only is rejected, as any invalid event is
+            db.session.rollback()
+            return _rejected(
+                event_id, "VALIDATION_ERROR", "a value is out of range or cannot be stored"
+            )
         except IntegrityError:
             # a concurrent upload inserted the same business key: look again, it is visible now
             db.session.rollback()

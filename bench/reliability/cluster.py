@@ -204,6 +204,14 @@ class Cluster:
         self.secret_key = secrets.token_urlsafe(48)
         self.servers: list[Gunicorn] = []
 
+    @staticmethod
+    def missing_programs() -> list[str]:
+        wanted = [PG_BIN / "initdb", PG_BIN / "pg_ctl"]
+        missing = [str(p) for p in wanted if not p.exists()]
+        if shutil.which("redis-server") is None:
+            missing.append("redis-server")
+        return missing
+
     def start(self) -> None:
         self.pg.init()
         self.pg.start()

@@ -100,6 +100,7 @@ def run(env: Any, *, quick: bool = False, examples: int | None = None) -> dict[s
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
             _fuzz_operation(operation, mode, base, headers, till, examples, failures, counts, label)
     problems = [f"{label}: {check}: {text}" for (label, check), text in sorted(failures.items())]
+    problems += hostile_events(till)
     return {
         "operations": operations,
         "requests": sum(counts.values()),
@@ -145,6 +146,33 @@ def _fuzz_operation(operation, mode, base, headers, till, examples, failures, co
         fuzz()
     except Unsatisfiable:  # nothing to negate (an operation without inputs)
         return
+
+
+HUGE = 8758562884741819392
+_SALE = {"type": "sale", "occurred_at": "2026-11-20T10:00:00+08:00", "total_fen": 100}
+HOSTILE_EVENTS = [
+    {**_SALE, "sale_id": "H1", "paid_fen": 100, "lines": [], "member": {"member_id": HUGE}},
+    {**_SALE, "sale_id": "H\x00", "paid_fen": 100, "lines": []},
+    {**_SALE, "sale_id": "H3", "paid_fen": HUGE, "lines": []},
+    {**_SALE, "sale_id": "H4", "paid_fen": 100, "lines": [{"sku": "\x00", "qty": 1}]},
+    {"type": "return", "return_id": "H5", "sale_id": "H\x00", "refund_fen": -1},
+    {"type": "sale"},
+    [],
+    None,
+]
+
+
+def hostile_events(till: PosClient) -> list[str]:
+    """The event schema in /openapi.json is a list of objects, so schemathesis sends few real
+    events: hostile ones, each beside a good sale, must be rejected one by one."""
+    good = {**_SALE, "sale_id": "H-good", "paid_fen": 100, "lines": []}
+    response = till.send_events([*HOSTILE_EVENTS, good])
+    if response.status != 200:
+        return [f"POST /pos/v1/events with hostile events: {response.status} {response.json}"]
+    found = [r["status"] for r in response.json["results"]]
+    if found != ["rejected"] * len(HOSTILE_EVENTS) + ["accepted"]:
+        return [f"POST /pos/v1/events with hostile events answered {found}"]
+    return []
 
 
 def _platform_disabled(response: requests.Response) -> bool:
