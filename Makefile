@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed worker clean
+.PHONY: run test lint venv migrate seed worker clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ lint: venv
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Figures of issue 9 (PostgreSQL on 127.0.0.1:5432 and Redis on :6379 must be running; see
+# bench/README.md). wrk is used when installed (apt-get install wrk), else a Python load.
+bench: venv
+	@command -v wrk >/dev/null || echo "wrk not found: sudo apt-get install wrk (using the slower Python load generator meanwhile)"
+	@command -v pgbench >/dev/null || { echo "pgbench not found: sudo apt-get install postgresql-contrib (or postgresql-client)"; exit 1; }
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
