@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed worker clean bench
+.PHONY: run test lint venv migrate seed worker scheduler clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,17 @@ run: seed
 	@$(FLASK) admin create-token make-run
 	@echo "API docs:     http://$(HOST):$(PORT)/docs  (OpenAPI: /openapi.json)"
 	@echo "Health:       http://$(HOST):$(PORT)/healthz"
+	@echo "Demo payment: $(FLASK) demo pay --wallet wechat --amount 35.00 --store SH001 --url http://$(HOST):$(PORT)"
+	@echo "Scheduler:    periodic jobs in the background (log: instance/scheduler.log)"
+	@$(FLASK) jobs scheduler > instance/scheduler.log 2>&1 & echo $$! > instance/scheduler.pid; \
+	trap 'kill $$(cat instance/scheduler.pid) 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+worker: venv
+	$(FLASK) jobs worker
+
+scheduler: venv
+	$(FLASK) jobs scheduler
 
 lint: venv
 	$(BIN)/ruff check .

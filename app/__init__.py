@@ -43,6 +43,11 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app)
 
+    from app.platforms.sandbox import init_platforms
+
+    init_platforms(app, config)  # log redaction; the offline sandbox in development only
+    _register_merge_steps()
+
     from app.cli import register_cli
 
     register_cli(app)
@@ -55,14 +60,18 @@ def _register_blueprints(app: Flask) -> None:
     from app.coupons.views import blp as admin_coupons
     from app.extensions import api
     from app.health import blp as health
+    from app.members.views import blp as admin_members
     from app.ops.views import blp as ops
+    from app.payments.views import blp as payments
     from app.points.views import blp as admin_points
     from app.pos.views import blp as admin_terminals
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
+    from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.coupons import blp as mp_coupons
     from miniprogram_api.points import blp as mp_points
+    from miniprogram_api.preferences import blp as mp_preferences
     from pos_adapter.views import blp as pos
 
     blueprints = [
@@ -73,12 +82,16 @@ def _register_blueprints(app: Flask) -> None:
         admin_clerks,
         clerk_api,
         mp_attribution,
+        mp_preferences,
         admin_points,
         mp_points,
         admin_coupons,
         mp_coupons,
         admin_terminals,
         pos,
+        admin_members,
+        payments,
+        mp_account,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -86,6 +99,16 @@ def _register_blueprints(app: Flask) -> None:
     from app.docs_assets import bp as docs_assets
 
     app.register_blueprint(docs_assets)
+
+
+def _register_merge_steps() -> None:
+    """Features that own member data move it to the survivor inside a member merge."""
+    from app.clerks.merge import on_member_merge as clerks_on_merge
+    from app.coupons.merge import on_member_merge as coupons_on_merge
+    from app.members.merge import register_merge_step
+
+    register_merge_step(coupons_on_merge)
+    register_merge_step(clerks_on_merge)
 
 
 def _configure_logging(app: Flask) -> None:

@@ -33,6 +33,28 @@ def seed(if_empty: bool) -> None:
         click.echo(line)
 
 
+@demo_cli.command("pay")
+@click.option("--wallet", type=click.Choice(["wechat", "alipay"]), required=True)
+@click.option("--amount", required=True, help="yuan, e.g. 35.00")
+@click.option("--store", default=None, help="store code carried in attach/passback_params")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--payer", default=None, help="openid / Alipay user id (default: a new payer)")
+def demo_pay(wallet: str, amount: str, store: str | None, url: str, payer: str | None) -> None:
+    """Send a correctly signed payment notification to a running server (sandbox keys)."""
+    from app.payments.demo import DemoError, send_demo_payment
+
+    try:
+        sent = send_demo_payment(wallet=wallet, amount=amount, store=store, url=url, payer=payer)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"POST {url.rstrip('/')}{sent.path} -> {sent.status} {sent.reply.strip()[:80]}")
+    click.echo(f"payer {sent.identity_kind}={sent.payer}, transaction {sent.transaction_id}")
+    click.echo(
+        f"see the member: GET {url.rstrip('/')}/admin/v1/members?identity_kind="
+        f"{sent.identity_kind}&external_id={sent.payer}"
+    )
+
+
 @points_cli.command("audit")
 def audit() -> None:
     """Recompute every balance from the ledger and the lots; exit 1 on any difference."""

@@ -7,6 +7,7 @@ default: a missing one stops start-up with a clear message.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +47,11 @@ class Config:
     POINTS_PER_YUAN: int = 1
     POINTS_REDEEM_FEN_PER_POINT: int = 1  # till discount per redeemed point (100 points = 1 yuan)
     POINTS_EXPIRY: str = "year_end_next"
+    BIRTHDAY_COUPON_TEMPLATE_ID: int | None = None  # unset: a greeting without a coupon
+    # JSON: {"points_earned": {"template_id": "…", "page": "pages/points/index",
+    #        "data": {"number1": "{points}", "thing2": "{name}"}}, …}; kinds left out are skipped
+    WECHAT_SUBSCRIBE_TEMPLATES: str | None = None
+    OUTBOX_LEASE_SECONDS: int = 60  # a message claimed by a dispatcher that died is retried after
     TIMEZONE: str = "Asia/Shanghai"
 
     WECHAT_APPID: str | None = None
@@ -81,7 +87,7 @@ class Config:
             raw = env.get(key)
             if raw is None or raw == "":
                 continue
-            if f.type in ("int",):
+            if f.type in ("int", "int | None"):
                 try:
                     values[f.name] = int(raw)
                 except ValueError as exc:
@@ -120,6 +126,17 @@ class Config:
             raise ConfigError(str(exc)) from exc
         for name in ("WECHAT_PAY_PUBLIC_KEY", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY"):
             setattr(self, name, _read_pem(getattr(self, name)))
+        if self.WECHAT_SUBSCRIBE_TEMPLATES:
+            try:
+                templates = json.loads(self.WECHAT_SUBSCRIBE_TEMPLATES)
+            except ValueError as exc:
+                raise ConfigError("WECHAT_SUBSCRIBE_TEMPLATES must be JSON") from exc
+            if not isinstance(templates, dict) or not all(
+                isinstance(v, dict) and v.get("template_id") for v in templates.values()
+            ):
+                raise ConfigError(
+                    "WECHAT_SUBSCRIBE_TEMPLATES maps message kinds to {template_id, data, page?}"
+                )
 
     def flask_mapping(self) -> dict[str, Any]:
         """The values Flask and its extensions read from ``app.config``."""

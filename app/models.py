@@ -18,7 +18,7 @@ from app.coupons.models import (
     WelcomeGrant,
 )
 from app.jobs.models import JobRun
-from app.members.models import Member, MemberIdentity
+from app.members.models import Member, MemberIdentity, MemberMerge
 from app.outbox.models import OutboxMessage
 from app.points.models import (
     MultiplierRule,
@@ -59,6 +59,7 @@ __all__ = [
     "Member",
     "MemberAttribution",
     "MemberIdentity",
+    "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
     "MultiplierRule",

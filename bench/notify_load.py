@@ -2,7 +2,7 @@
 
 Each body is a complete notify (``app.payments.simulate``, the helpers the payment tests use)
 for a distinct transaction id, signed with the bench's own merchant key; the payers come from a
-pool of 20,000 openids, so some notifications enrol a new member (pay-as-membership) and most
+pool of 5,000 openids, so some notifications enrol a new member (pay-as-membership) and most
 credit one already known, as in a shop. Every body is one line (wrk sends them line by line).
 """
 
@@ -15,7 +15,7 @@ import psycopg
 PATH = "/payments/wechat/notify"
 STORE = "BENCH"
 BODIES = 60_000
-PAYERS = 20_000
+PAYERS = 5_000
 APPID = "wxbench0000000001"
 MCH_ID = "1900000109"
 API_KEY = "benchv2apikey0123456789abcdefAB"  # 32 characters, like a real v2 key

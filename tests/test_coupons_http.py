@@ -1,14 +1,14 @@
-"""The coupon story over HTTP: HQ issues, a member gifts, a friend claims and redeems at a till,
-the report counts it; and a member exchanges points for a coupon and redeems it."""
+"""The coupon story over HTTP: HQ issues, a member gifts, a friend claims and redeems at a signed
+till, the report counts it; and a member exchanges points for a coupon and redeems it."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.coupons import services
-from app.db import unit_of_work
 from app.stores.services import get_store_by_code
 from miniprogram_api.auth import issue_member_token
+from tests.pos_support import sale, signed_client, statuses
 from tests.test_coupons_state_machine import _clock, new_member  # noqa: F401
 from tests.test_foundation_http import assert_error
 
@@ -17,19 +17,26 @@ def bearer(member_id: int) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_member_token(member_id, 'wechat')}"}
 
 
-def redeem_at_till(code: str, member_id: int, store_code: str, sale: str) -> int:
-    """What the POS layer does with our services (its endpoints live on another branch)."""
-    store_id = get_store_by_code(store_code).id
-    with unit_of_work():
-        discount = services.hold_for_redemption(
-            [code],
-            member_id=member_id,
-            store_id=store_id,
-            redemption_id=f"red-{sale}",
-            order_total_fen=4000,
-        )
-    with unit_of_work():
-        services.capture_redemption(f"red-{sale}", sale)
+def redeem_at_till(
+    client, admin_headers, code: str, member_id: int, store_code: str, sale_id: str
+) -> int:
+    """A signed till holds the coupon for a 40-yuan sale, then the sale event captures it."""
+    till = signed_client(client, admin_headers, store_code)
+    held = till.hold(sale_id=sale_id, member_id=member_id, coupons=[code], total_fen=4000)
+    assert held.status == 201, held.json
+    discount = held.json["discount_fen"]
+    result = till.send_events(
+        [
+            sale(
+                sale_id,
+                4000 - discount,
+                total_fen=4000,
+                redemption_id=held.json["id"],
+                member={"member_id": member_id},
+            )
+        ]
+    )
+    assert statuses(result) == ["accepted"]
     return discount
 
 
@@ -88,7 +95,7 @@ def test_issue_gift_claim_redeem_and_the_report_counts_it(client, admin_headers,
     theirs = client.get("/mp/v1/coupons", headers=bearer(friend)).get_json()["items"]
     assert [c["code"] for c in theirs] == [code]
 
-    assert redeem_at_till(code, friend, "SH001", "sale-1") == 800
+    assert redeem_at_till(client, admin_headers, code, friend, "SH001", "sale-1") == 800
     assert (
         client.get("/mp/v1/coupons", headers=bearer(friend)).get_json()["items"][0]["state"]
         == "redeemed"
@@ -120,7 +127,7 @@ def test_issue_gift_claim_redeem_and_the_report_counts_it(client, admin_headers,
     assert history["events"][-1]["store_id"] == get_store_by_code("SH001").id
 
 
-def test_exchange_points_for_a_coupon_then_redeem_it(client, template):
+def test_exchange_points_for_a_coupon_then_redeem_it(client, admin_headers, template):
     member = new_member("13800000001", points=250)
     response = client.post(
         f"/mp/v1/coupon-templates/{template['id']}/exchange",
@@ -136,7 +143,10 @@ def test_exchange_points_for_a_coupon_then_redeem_it(client, template):
         headers=bearer(member),
     ).get_json()
     assert again["coupon"]["code"] == body["coupon"]["code"] and again["points_balance"] == 150
-    assert redeem_at_till(body["coupon"]["code"], member, "SH001", "sale-2") == 800
+    assert (
+        redeem_at_till(client, admin_headers, body["coupon"]["code"], member, "SH001", "sale-2")
+        == 800
+    )
     poor = new_member("13800000002", points=99)
     assert_error(
         client.post(f"/mp/v1/coupon-templates/{template['id']}/exchange", headers=bearer(poor)),

@@ -300,3 +300,15 @@ def test_a_job_issues_one_coupon_per_key_however_often_it_runs():
                 template, member, source="birthday", issue_key=f"birthday:2026:{member}"
             )
     assert coupons_of(template) == 1 and coupon(issued.code).source == "birthday"
+
+
+def test_a_person_who_joins_gets_the_welcome_coupon_and_an_imported_member_does_not():
+    from app.members.services import create_member, import_member
+
+    new_template(welcome=True)
+    with unit_of_work():
+        joined = create_member(source="wechat_pay", identities=[("wechat_openid", "wx", "o1")])
+    imported = import_member(phone="13800000009")
+    owners = db.session.execute(select(Coupon.owner_id)).scalars().all()
+    assert owners == [joined.id]
+    assert imported.id not in owners

@@ -35,7 +35,7 @@ def _clock():
 
 def new_member(phone: str | None = None, points: int = 0) -> int:
     with unit_of_work():
-        member = create_member(source="test", phone=phone)
+        member = create_member(source="test", phone=phone, welcome=False)
         if points:
             post_entry(member.id, points, kind="adjust", idempotency_key=f"fund-{member.id}")
     return member.id

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.db import unit_of_work
 from app.extensions import db
 from app.jobs import registry
 from app.jobs.models import JobRun
@@ -13,6 +14,8 @@ from app.jobs.registry import JobSpec, Schedule
 from app.jobs.runner import execute, jobs_inline
 from app.jobs.scheduler import tick
 from app.jobs.worker import run_worker
+from app.members.services import create_member
+from app.outbox.services import enqueue_message
 
 NOW = datetime(2026, 3, 8, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
@@ -113,3 +116,14 @@ def test_a_job_that_fails_for_good_is_recorded_failed_not_retried(test_jobs):
     assert execute("test.explode", run_id=run.id) == {"failed": "ValueError"}
     db.session.refresh(run)
     assert run.status == "failed" and "retrying cannot help" in run.error
+
+
+def test_jobs_cli_runs_a_job_by_name(app):
+    with unit_of_work():
+        member = create_member(source="test", welcome=False)
+        enqueue_message(member.id, "welcome", {}, dedupe_key="w1", channel="nowhere")
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "outbox.dispatch"])
+    assert result.exit_code == 0, result.output
+    assert '"failed": 1' in result.output
+    unknown = app.test_cli_runner().invoke(args=["jobs", "run", "no.such.job"])
+    assert unknown.exit_code != 0 and "unknown job" in unknown.output

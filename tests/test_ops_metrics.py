@@ -5,7 +5,7 @@ from app.outbox.services import enqueue_message
 
 def make_backlog(n: int) -> None:
     with unit_of_work():
-        member = create_member(source="test")
+        member = create_member(source="test", welcome=False)
         for i in range(n):
             enqueue_message(member.id, "points_earned", {"points": i}, dedupe_key=f"m{i}")
 

@@ -12,6 +12,7 @@ from app.db import unit_of_work
 from app.extensions import db
 from app.members.models import Member
 from app.members.services import create_member, find_by_phone
+from app.outbox.models import OutboxMessage
 from app.points import lots
 from app.points.models import PointsEntry, PointsLot
 from app.points.multipliers import create_rule, multiplier_for, multipliers_for
@@ -66,6 +67,16 @@ def ledger(area: str) -> list[tuple]:
     return [(phone[4:], points, after) for phone, points, after in rows]
 
 
+def messages(area: str) -> list[tuple]:
+    rows = db.session.execute(
+        select(Member.phone, OutboxMessage.kind, OutboxMessage.payload, OutboxMessage.status)
+        .join(Member, Member.id == OutboxMessage.member_id)
+        .where(Member.phone.like(f"139{area}%"))
+        .order_by(OutboxMessage.id)
+    ).all()
+    return [(phone[4:], kind, payload, status) for phone, kind, payload, status in rows]
+
+
 def test_a_batch_of_new_sales_answers_and_credits_as_one_event_at_a_time_would(
     client, admin_headers, store
 ):
@@ -82,6 +93,9 @@ def test_a_batch_of_new_sales_answers_and_credits_as_one_event_at_a_time_would(
     assert comparable(batched) == comparable(single)
     assert [r["points_earned"] for r in batched] == [19, 50, 0, 123, 0, 30]
     assert ledger("2") == ledger("1") and len(ledger("1")) == 4
+    # the same messages (new members are registered before the sales, so in another order)
+    assert sorted(map(str, messages("2"))) == sorted(map(str, messages("1")))
+    assert len([m for m in messages("1") if m[1] == "points_earned"]) == 4
     assert audit_differences() == [] and lots.lot_differences() == []
 
 

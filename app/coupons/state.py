@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from app.common.clock import utcnow
 from app.coupons.errors import refused
+from app.coupons.messages import on_coupon_event
 from app.coupons.models import Coupon, CouponEvent
 from app.errors import Conflict
 from app.extensions import db
@@ -66,6 +67,7 @@ def transition(
     elif kind not in TRANSITIONS.get((from_state, to_state), frozenset()):
         raise refusal_for(from_state or "new")
     now = utcnow()
+    previous_owner_id = coupon.owner_id
     coupon.state = to_state
     if owner_id is not None:
         coupon.owner_id = owner_id
@@ -86,4 +88,6 @@ def transition(
         created_at=now,
     )
     db.session.add(event)
+    db.session.flush()
+    on_coupon_event(coupon, event, previous_owner_id)
     return event

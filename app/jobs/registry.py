@@ -25,6 +25,7 @@ class JobSpec:
     queue: str = "default"
     timeout: int = 300  # seconds; the worker kills a job that runs longer
     retries: int = 3  # only for retryable errors (database/network faults)
+    exclusive: bool = True  # one run at a time (a Redis lock); False where runs share work
 
     def function(self) -> Callable[..., Any]:
         module, _, attr = self.target.partition(":")
@@ -54,14 +55,32 @@ JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
         JobSpec(
-            "outbox.dispatch", "app.outbox.dispatcher:dispatch_outbox", queue="outbox", timeout=120
+            "outbox.dispatch",
+            "app.outbox.dispatcher:dispatch_outbox",
+            queue="outbox",
+            timeout=120,
+            exclusive=False,  # dispatchers claim messages with SKIP LOCKED: they may overlap
         ),
+        JobSpec("points.expire", "app.points.jobs:expire_points_job", timeout=1800),
+        JobSpec("points.remind_expiring", "app.outbox.reminders:remind_points_expiring"),
+        JobSpec("coupons.expire", "app.coupons.jobs:expire_coupons"),
+        JobSpec("coupons.return_gifts", "app.coupons.jobs:return_expired_gifts"),
+        JobSpec("coupons.remind_expiring", "app.outbox.reminders:remind_coupons_expiring"),
+        JobSpec("pos.expire_redemptions", "app.pos.jobs:expire_redemptions", timeout=60),
+        JobSpec("members.birthdays", "app.members.birthday:send_birthday_coupons", timeout=1800),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
     )
 }
 
 PERIODIC: dict[str, Schedule] = {
     "outbox.dispatch": Schedule(every=timedelta(seconds=15)),
+    "pos.expire_redemptions": Schedule(every=timedelta(minutes=1)),
+    "coupons.return_gifts": Schedule(every=timedelta(minutes=5)),
+    "coupons.expire": Schedule(every=timedelta(minutes=15)),
+    "points.expire": Schedule(daily_at=time(0, 30)),  # Shanghai: just after midnight
+    "members.birthdays": Schedule(daily_at=time(9, 0)),
+    "points.remind_expiring": Schedule(daily_at=time(10, 0)),
+    "coupons.remind_expiring": Schedule(daily_at=time(10, 0)),
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
 }
 

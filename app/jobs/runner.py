@@ -91,6 +91,8 @@ RETRYABLE = (*RETRYABLE, JobBusy)
 
 def _execute(name: str, run_id: int | None, kwargs: dict) -> Any:
     spec = get_job(name)
+    if not spec.exclusive:
+        return _run_locked(spec, name, run_id, kwargs)
     lock = RedisLock(f"job-lock:{name}", ttl=spec.timeout + 30)
     if not lock.acquire():
         _mark(run_id, status="enqueued", error="another run of this job was in progress")

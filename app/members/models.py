@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.common.clock import utcnow
@@ -57,3 +57,16 @@ class MemberIdentity(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     member: Mapped[Member] = relationship(back_populates="identities")
+
+
+class MemberMerge(db.Model):
+    """One member absorbed into another: what moved, when, and why. Written once per absorbed."""
+
+    __tablename__ = "member_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    absorbed_id: Mapped[int] = mapped_column(ForeignKey("members.id"), unique=True)
+    reason: Mapped[str] = mapped_column(String(64))  # e.g. phone_binding:wechat
+    moved: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.common.phone import normalize_phone
-from app.errors import NotFound
+from app.db import unit_of_work
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.models import IDENTITY_KINDS, Member, MemberIdentity
-from app.points.services import open_account
+from app.points.services import open_account, post_entry
 
 MAX_MERGE_HOPS = 16
 
@@ -29,6 +31,28 @@ def resolve_member(member_id: int) -> Member:
         if member.merged_into_id is None:
             return member
         member = get_member(member.merged_into_id)
+    raise RuntimeError(f"merge chain from member {member_id} is too long")
+
+
+def lock_live_member(member_id: int) -> Member:
+    """The live member behind an id, its row share-locked until the transaction ends.
+
+    A merge locks both members ``FOR UPDATE``, so a credit that holds this lock either lands
+    before the merge (which then moves it) or waits and lands on the survivor — never on a
+    member that was absorbed meanwhile.
+    """
+    for _ in range(MAX_MERGE_HOPS):
+        member = db.session.execute(
+            select(Member)
+            .where(Member.id == member_id)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if member is None:
+            raise NotFound("member not found", code="MEMBER_NOT_FOUND")
+        if member.merged_into_id is None:
+            return member
+        member_id = member.merged_into_id
     raise RuntimeError(f"merge chain from member {member_id} is too long")
 
 
@@ -62,11 +86,14 @@ def create_member(
     name: str | None = None,
     birthday: date | None = None,
     store_id: int | None = None,
+    welcome: bool = True,
 ) -> Member:
     """A new member with its points account and identities ``[(kind, app, external_id)]``.
 
     Flushes inside the caller's transaction. A racing creation with the same identity fails
     on the identities' unique constraint (``IntegrityError``): the caller retries and finds it.
+    A person who joins (``welcome``; not a member imported from another system) gets the
+    welcome coupon, if HQ has one, and a welcome message.
     """
     normalized = normalize_phone(phone) if phone is not None else None
     member = Member(
@@ -86,7 +113,18 @@ def create_member(
     for kind, app, external_id in wanted:
         add_identity(member, kind, external_id, app)
     db.session.flush()
+    if welcome:
+        _welcome(member)
     return member
+
+
+def _welcome(member: Member) -> None:
+    from app.coupons.welcome import issue_welcome_coupon
+    from app.outbox.services import enqueue_message
+
+    coupon = issue_welcome_coupon(member.id)
+    payload = {"coupon_code": coupon.code} if coupon is not None else {}
+    enqueue_message(member.id, "welcome", payload, dedupe_key=f"member:{member.id}:welcome")
 
 
 def add_identity(member: Member, kind: str, external_id: str, app: str = "") -> MemberIdentity:
@@ -95,3 +133,74 @@ def add_identity(member: Member, kind: str, external_id: str, app: str = "") -> 
     identity = MemberIdentity(member_id=member.id, kind=kind, app=app, external_id=external_id)
     db.session.add(identity)
     return identity
+
+
+def import_member(
+    *,
+    phone: str,
+    name: str | None = None,
+    birthday: date | None = None,
+    points: int | None = None,
+    actor: str | None = None,
+) -> Member:
+    """Import a member from another system by phone; ``points`` become an ``import`` entry."""
+    normalized = normalize_phone(phone)
+    with unit_of_work():
+        if find_by_identity("phone", normalized) is not None:
+            raise Conflict("a member with this phone exists", code="MEMBER_EXISTS")
+        try:
+            with db.session.begin_nested():
+                member = create_member(
+                    source="import",
+                    phone=normalized,
+                    name=name,
+                    birthday=birthday,
+                    welcome=False,
+                )
+        except IntegrityError as exc:
+            raise Conflict("a member with this phone exists", code="MEMBER_EXISTS") from exc
+        if points:
+            post_entry(
+                member.id,
+                points,
+                kind="import",
+                idempotency_key=f"import:{member.id}",
+                ref_type="member",
+                ref_id=str(member.id),
+                actor=actor,
+                reason="imported balance",
+                allow_negative=True,
+            )
+    return member
+
+
+def lookup_members(
+    *, phone: str | None = None, identity_kind: str | None = None, external_id: str | None = None
+) -> list[Member]:
+    """Members matching a phone, or an identity (any app), following merges."""
+    if phone:
+        found = find_by_phone(phone)
+        return [found] if found else []
+    if identity_kind and external_id:
+        if identity_kind not in IDENTITY_KINDS:
+            raise ValidationFailed(
+                f"unknown identity kind {identity_kind!r}",
+                code="UNKNOWN_IDENTITY_KIND",
+                details={"identity_kind": [f"one of {', '.join(IDENTITY_KINDS)}"]},
+            )
+        ids = db.session.execute(
+            select(MemberIdentity.member_id).where(
+                MemberIdentity.kind == identity_kind, MemberIdentity.external_id == external_id
+            )
+        ).scalars()
+        members: list[Member] = []
+        for member_id in ids:
+            member = resolve_member(member_id)
+            if all(m.id != member.id for m in members):
+                members.append(member)
+        return members
+    raise ValidationFailed(
+        "give phone, or identity_kind and external_id",
+        code="LOOKUP_CRITERIA_REQUIRED",
+        details={"phone": ["or identity_kind and external_id"]},
+    )

@@ -17,11 +17,15 @@ class DeliveryError(Exception):
         self.retryable = retryable
 
 
-class NoRecipient(DeliveryError):
-    """The member cannot be reached on this channel (e.g. never used the WeChat mini-program)."""
+class DeliverySkipped(DeliveryError):
+    """Nothing to send on this channel (no template, member refused): recorded as skipped."""
 
     def __init__(self, message: str):
         super().__init__(message, retryable=False)
+
+
+class NoRecipient(DeliverySkipped):
+    """The member cannot be reached on this channel (e.g. never used the WeChat mini-program)."""
 
 
 class Channel(Protocol):

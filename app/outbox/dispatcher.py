@@ -12,15 +12,16 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import or_, select, update
 
 from app.common.clock import utcnow
 from app.extensions import db
-from app.outbox.channels import DeliveryError, get_channel
+from app.outbox.channels import DeliveryError, DeliverySkipped, get_channel
 from app.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
+DEFAULT_LEASE_SECONDS = 60
 MAX_ATTEMPTS = 8
 
 
@@ -47,13 +48,14 @@ def _claim_next() -> OutboxMessage | None:
         return None
     message.status = "sending"
     message.attempts += 1
-    message.lease_until = now + LEASE
+    lease = int(current_app.config.get("OUTBOX_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
+    message.lease_until = now + timedelta(seconds=lease)
     db.session.commit()
     return message
 
 
 def dispatch_outbox(batch_size: int = 100) -> dict[str, Any]:
-    counts = {"sent": 0, "retry": 0, "failed": 0}
+    counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
     for _ in range(batch_size):
         message = _claim_next()
         if message is None:
@@ -67,6 +69,15 @@ def _deliver(message: OutboxMessage) -> str:
     message_id = message.id
     try:
         get_channel(message.channel).send(message, delivery_id=f"hy-outbox-{message_id}")
+    except DeliverySkipped as exc:
+        db.session.rollback()
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="skipped", lease_until=None, last_error=str(exc)[:2000])
+        )
+        db.session.commit()
+        return "skipped"
     except DeliveryError as exc:
         db.session.rollback()
         return _record_failure(message_id, str(exc), exc.retryable)

@@ -166,3 +166,8 @@ def members_with_points_expiring(
         stmt = stmt.where(Member.marketing_opt_out.is_(False))
     rows = db.session.execute(stmt).all()
     return [ExpiringPoints(int(m), int(p), e) for m, p, e in rows]
+
+
+def expire_points_job() -> dict[str, int]:
+    """The scheduled form of :func:`expire_points`: counts as a plain dict."""
+    return expire_points().as_dict()

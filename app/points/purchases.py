@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from app.common.clock import utcnow
 from app.errors import ValidationFailed
 from app.extensions import db
+from app.outbox.services import enqueue_message, enqueue_messages
 from app.points.models import Purchase, PurchaseRefund
 from app.points.multipliers import multiplier_for, multipliers_for
-from app.points.services import Credit, points_for_paid, post_credits, post_entry
+from app.points.services import Credit, balance_of, points_for_paid, post_credits, post_entry
 
 
 def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
@@ -82,6 +83,12 @@ def record_purchase(
             earned_at=min(occurred_at, utcnow()),
         )
         purchase.points_earned = earned
+        enqueue_message(
+            member_id,
+            "points_earned",
+            {"points": earned, "balance": balance_of(member_id), "paid_fen": paid_fen},
+            dedupe_key=f"purchase:{purchase.id}:earned",
+        )
     return purchase, True
 
 
@@ -168,7 +175,7 @@ def credit_purchases(purchases: Sequence[Purchase]) -> None:
         earned = points_for_paid(purchase.paid_fen, purchase.multiplier_percent)
         if purchase.member_id is not None and earned > 0:
             earning.append((purchase, earned))
-    post_credits(
+    posted = post_credits(
         [
             Credit(
                 member_id=purchase.member_id,
@@ -185,6 +192,18 @@ def credit_purchases(purchases: Sequence[Purchase]) -> None:
     )
     for purchase, earned in earning:
         purchase.points_earned = earned
+    # the message record_purchase writes, with the balance right after each credit
+    enqueue_messages(
+        [
+            (
+                purchase.member_id,
+                "points_earned",
+                {"points": earned, "balance": r.entry.balance_after, "paid_fen": purchase.paid_fen},
+                f"purchase:{purchase.id}:earned",
+            )
+            for (purchase, earned), r in zip(earning, posted, strict=True)
+        ]
+    )
 
 
 def record_refund(

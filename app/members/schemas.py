@@ -1,0 +1,52 @@
+"""Member representations for the admin API."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from app.members.models import IDENTITY_KINDS
+from app.points.services import balance_of
+
+
+class IdentitySchema(ma.Schema):
+    kind = ma.fields.String()
+    app = ma.fields.String(metadata={"description": "WeChat appid for per-app openids, else empty"})
+    external_id = ma.fields.String()
+
+
+class MemberSchema(ma.Schema):
+    id = ma.fields.Integer()
+    phone = ma.fields.String(allow_none=True)
+    name = ma.fields.String(allow_none=True)
+    birthday = ma.fields.Date(allow_none=True)
+    status = ma.fields.String(metadata={"description": "active | merged"})
+    source = ma.fields.String()
+    identities = ma.fields.List(ma.fields.Nested(IdentitySchema))
+    points_balance = ma.fields.Function(lambda m: balance_of(m.id))
+    merged_into = ma.fields.Integer(
+        attribute="merged_into_id",
+        allow_none=True,
+        metadata={"description": "set when this member was merged into another"},
+    )
+    created_at = ma.fields.AwareDateTime()
+
+
+class MemberListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(MemberSchema))
+
+
+class MemberImportSchema(ma.Schema):
+    phone = ma.fields.String(required=True, metadata={"example": "13812345678"})
+    name = ma.fields.String(load_default=None, validate=ma.validate.Length(max=100))
+    birthday = ma.fields.Date(load_default=None)
+    points = ma.fields.Integer(
+        load_default=None,
+        validate=ma.validate.Range(-10_000_000, 10_000_000),
+        metadata={"description": "balance carried over from the old system"},
+    )
+
+
+class MemberLookupSchema(ma.Schema):
+    phone = ma.fields.String(load_default=None)
+    identity_kind = ma.fields.String(load_default=None, validate=ma.validate.OneOf(IDENTITY_KINDS))
+    external_id = ma.fields.String(load_default=None, validate=ma.validate.Length(1, 128))

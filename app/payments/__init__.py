@@ -1,0 +1,1 @@
+"""Payment notifications from WeChat Pay and Alipay: verify, then apply once."""

@@ -1,0 +1,1 @@
+"""The outside platforms (WeChat, Alipay): clients, which platform is enabled, local stand-ins."""

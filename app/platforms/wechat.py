@@ -1,0 +1,165 @@
+"""The WeChat server API client: every request goes to ``WECHAT_API_BASE_URL``, one token shared.
+
+wechatpy has no single base URL (each API group carries its own, and the token fetch uses a
+fixed URL), so the routing happens once, in the client's HTTP session: any URL on the real host
+is rewritten onto the configured base, and any other host is refused. The access token lives in
+Redis: every process reads the same one, and a refresh takes a Redis lock so that processes do
+not invalidate each other's tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from flask import current_app
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session.redisstorage import RedisStorage
+
+from app.errors import DomainError
+from app.extensions import redis_store
+from app.platforms.logsafe import install_log_redaction
+from app.platforms.settings import require
+
+log = logging.getLogger(__name__)
+
+REAL_BASE_URL = "https://api.weixin.qq.com/"
+TIMEOUT_SECONDS = 5
+
+
+class PlatformCallFailed(DomainError):
+    status = 502
+    default_code = "PLATFORM_ERROR"
+
+
+class WeChatCodeInvalid(DomainError):
+    status = 401
+    default_code = "WECHAT_CODE_INVALID"
+
+
+def route_url(url: str, base_url: str) -> str:
+    """The real WeChat URL moved onto ``base_url``; any other destination is refused."""
+    base = base_url.rstrip("/") + "/"
+    if url.startswith(REAL_BASE_URL):
+        url = base + url[len(REAL_BASE_URL) :]
+    if not url.startswith(base):
+        raise PlatformCallFailed(
+            "refusing a WeChat API request outside WECHAT_API_BASE_URL",
+            code="PLATFORM_ROUTING_REFUSED",
+        )
+    return url
+
+
+class RoutedSession(requests.Session):
+    """A requests session that sends every request to the configured WeChat API base."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        target = route_url(url.decode() if isinstance(url, bytes) else url, self.base_url)
+        kwargs.setdefault("timeout", TIMEOUT_SECONDS)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = TIMEOUT_SECONDS
+        return super().request(method, target, *args, **kwargs)
+
+
+@contextmanager
+def _redis_lock(client: Any, name: str, *, ttl: int = 15, wait: float = 10.0) -> Iterator[None]:
+    """A small Redis mutex (SET NX EX), so only one process refreshes the token at a time."""
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + wait
+    while not client.set(name, token, nx=True, ex=ttl):
+        if time.monotonic() > deadline:
+            raise PlatformCallFailed("WeChat token refresh is busy", code="PLATFORM_BUSY")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        held = client.get(name)
+        if held is not None and held.decode() == token:
+            client.delete(name)
+
+
+class SharedTokenWeChatClient(WeChatClient):
+    """wechatpy's client with routed HTTP and the access token shared through Redis."""
+
+    def __init__(self, appid: str, secret: str, *, redis: Any, base_url: str) -> None:
+        super().__init__(
+            appid,
+            secret,
+            session=RedisStorage(redis, prefix="huiyuan:wechat"),
+            timeout=TIMEOUT_SECONDS,
+        )
+        self._http = RoutedSession(base_url)
+        self._redis = redis
+        self._used_token: str | None = None
+
+    @property
+    def access_token(self) -> str:
+        token = self.session.get(self.access_token_key)
+        if not token:
+            self.fetch_access_token()
+            token = self.session.get(self.access_token_key)
+        self._used_token = token
+        return token
+
+    def fetch_access_token(self) -> dict:
+        with _redis_lock(self._redis, f"huiyuan:wechat:{self.appid}:token-lock"):
+            cached = self.session.get(self.access_token_key)
+            if cached and cached != self._used_token:
+                return {"access_token": cached}  # another process refreshed it meanwhile
+            log.info("fetching a WeChat access token for %s", self.appid)
+            return super().fetch_access_token()
+
+
+def wechat_client() -> SharedTokenWeChatClient:
+    require("wechat_miniprogram")
+    install_log_redaction()
+    config = current_app.config
+    return SharedTokenWeChatClient(
+        config["WECHAT_APPID"],
+        config["WECHAT_APP_SECRET"],
+        redis=redis_store.client,
+        base_url=config["WECHAT_API_BASE_URL"],
+    )
+
+
+def code_to_session(code: str) -> dict:
+    """``wx.login`` code → ``{openid, session_key, unionid?}``."""
+    client = wechat_client()
+    try:
+        return client.wxa.code_to_session(code)
+    except WeChatClientException as exc:
+        if exc.errcode in (40029, 40163, 40226):
+            raise WeChatCodeInvalid("login code invalid or used") from exc
+        raise PlatformCallFailed(f"WeChat login failed ({exc.errcode})") from exc
+    except requests.RequestException as exc:
+        raise PlatformCallFailed("WeChat API unreachable") from exc
+
+
+def phone_from_code(code: str) -> str:
+    """``getPhoneNumber`` code → the pure phone number, checked to be for our appid."""
+    client = wechat_client()
+    try:
+        # a full URL: the client's default base is .../cgi-bin/, where this API is not
+        result = client.post(REAL_BASE_URL + "wxa/business/getuserphonenumber", data={"code": code})
+    except WeChatClientException as exc:
+        if exc.errcode in (40029, 40163, 40226, 47001):
+            raise WeChatCodeInvalid("phone code invalid or used") from exc
+        raise PlatformCallFailed(f"WeChat phone lookup failed ({exc.errcode})") from exc
+    except requests.RequestException as exc:
+        raise PlatformCallFailed("WeChat API unreachable") from exc
+    info = result.get("phone_info") or {}
+    if (info.get("watermark") or {}).get("appid") != current_app.config["WECHAT_APPID"]:
+        raise PlatformCallFailed("phone number issued for another app", code="WATERMARK_MISMATCH")
+    if str(info.get("countryCode", "86")) != "86":
+        raise DomainError("only mainland mobile numbers", code="INVALID_PHONE")
+    return str(info.get("purePhoneNumber") or "")

@@ -1,0 +1,155 @@
+"""Mini-program accounts: login with WeChat or Alipay, bind a phone, who am I, member code."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.common.phone import mask_phone
+from app.members import login
+from app.members.codes import issue_member_code
+from app.members.services import resolve_member
+from app.points.services import balance_of
+from miniprogram_api.auth import MEMBER_SECURITY, issue_member_token, member_required
+
+blp = Blueprint(
+    "mp_account",
+    __name__,
+    url_prefix="/mp/v1",
+    description=(
+        "Mini-program accounts. Errors: `PLATFORM_DISABLED` (503), `WECHAT_CODE_INVALID` / "
+        "`ALIPAY_CODE_INVALID` (401, code invalid or used), `PLATFORM_ERROR` (502), "
+        "`WATERMARK_MISMATCH` (502, phone issued for another app), `ALIPAY_SIGN_INVALID` (401), "
+        "`ALIPAY_RESPONSE_INVALID` (422), `PHONE_ALREADY_BOUND` (409, the member has another "
+        "phone), `INVALID_PHONE` (422), `AUTH_REQUIRED` / `INVALID_TOKEN` (401)."
+    ),
+)
+
+
+class MeSchema(ma.Schema):
+    id = ma.fields.Integer()
+    phone_masked = ma.fields.Function(lambda m: mask_phone(m.phone))
+    points_balance = ma.fields.Function(lambda m: balance_of(m.id))
+    name = ma.fields.String(allow_none=True)
+    identity_kinds = ma.fields.Function(
+        lambda m: sorted({i.kind for i in m.identities}),
+        metadata={"description": "the doors this member came in by"},
+    )
+    created_at = ma.fields.AwareDateTime()
+
+
+class LoginResultSchema(ma.Schema):
+    token = ma.fields.String(metadata={"description": "member bearer token"})
+    member = ma.fields.Nested(MeSchema)
+
+
+class WeChatLoginSchema(ma.Schema):
+    code = ma.fields.String(required=True, validate=ma.validate.Length(1, 128))
+
+
+class AlipayLoginSchema(ma.Schema):
+    auth_code = ma.fields.String(required=True, validate=ma.validate.Length(1, 128))
+
+
+class WeChatPhoneSchema(ma.Schema):
+    code = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, 128),
+        metadata={"description": "from the getPhoneNumber button"},
+    )
+
+
+class AlipayPhoneSchema(ma.Schema):
+    response = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, 4096),
+        metadata={"description": "encrypted `response` of my.getPhoneNumber"},
+    )
+    sign = ma.fields.String(load_default=None, validate=ma.validate.Length(1, 1024))
+
+
+class PhoneBoundSchema(ma.Schema):
+    member = ma.fields.Nested(MeSchema)
+    merged = ma.fields.Boolean(
+        metadata={
+            "description": "true when another member already held this phone and absorbed this one"
+        }
+    )
+
+
+class MemberCodeSchema(ma.Schema):
+    code = ma.fields.String()
+    expires_at = ma.fields.AwareDateTime()
+
+
+def _phone_bound(result: login.BindResult) -> dict:
+    return {"member": resolve_member(result.member_id), "merged": result.merged_from is not None}
+
+
+@blp.route("/wechat/login")
+class WeChatLogin(MethodView):
+    @blp.arguments(WeChatLoginSchema)
+    @blp.response(200, LoginResultSchema)
+    def post(self, body: dict):
+        """Log in with a `wx.login` code (creates the member for a new openid)"""
+        member = login.wechat_login(body["code"])
+        return {"token": issue_member_token(member.id, "wechat"), "member": member}
+
+
+@blp.route("/alipay/login")
+class AlipayLogin(MethodView):
+    @blp.arguments(AlipayLoginSchema)
+    @blp.response(200, LoginResultSchema)
+    def post(self, body: dict):
+        """Log in with a `my.getAuthCode` code (alipay.system.oauth.token)"""
+        member = login.alipay_login(body["auth_code"])
+        return {"token": issue_member_token(member.id, "alipay"), "member": member}
+
+
+@blp.route("/wechat/phone")
+class WeChatPhone(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.arguments(WeChatPhoneSchema)
+    @blp.response(200, PhoneBoundSchema)
+    def post(self, body: dict):
+        """Bind the phone from a getPhoneNumber code; merges with a member holding it"""
+        return _phone_bound(login.bind_wechat_phone(g.member.id, body["code"]))
+
+
+@blp.route("/alipay/phone")
+class AlipayPhone(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.arguments(AlipayPhoneSchema)
+    @blp.response(200, PhoneBoundSchema)
+    def post(self, body: dict):
+        """Bind the phone from my.getPhoneNumber; merges with a member holding it"""
+        return _phone_bound(login.bind_alipay_phone(g.member.id, body["response"], body["sign"]))
+
+
+@blp.route("/me")
+class Me(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(200, MeSchema)
+    def get(self):
+        """The member behind the token (after any merge)"""
+        return g.member
+
+
+@blp.route("/member-code")
+class MemberCode(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(200, MemberCodeSchema)
+    def get(self):
+        """A short-lived code for the till to scan"""
+        code, expires_at = issue_member_code(g.member.id)
+        return {"code": code, "expires_at": expires_at}
