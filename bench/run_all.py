@@ -205,7 +205,7 @@ def main() -> int:
         say(f"  {events_per_s:.0f} sale events/s ({failed} failed batches)")
 
         say(f"identify by phone among {members:,} members for {seconds} s")
-        latencies, id_errors = identify_latencies(base, till, members, seconds, clients=2)
+        latencies, id_errors = identify_latencies(base, till, members, seconds, clients=1)
         say(
             f"  {len(latencies)} lookups, p50 {loadgen.percentile(latencies, 50):.2f} ms, "
             f"p99 {loadgen.percentile(latencies, 99):.2f} ms, {id_errors} errors"

@@ -236,3 +236,9 @@ def test_concurrent_batches_naming_the_same_new_phones_make_one_member_each(app)
     assert db.session.scalar(select(func.count()).select_from(Member)) == len(phones)
     assert db.session.scalar(select(func.count()).select_from(PointsEntry)) == 160
     assert audit_differences() == [] and lots.lot_differences() == []
+
+
+def test_a_batch_of_sales_without_lines_is_recorded(client, admin_headers, store):
+    till = signed_client(client, admin_headers, "SH001")
+    response = till.send_events([sale("L1", 800, lines=[]), sale("L2", 900, lines=[])])
+    assert statuses(response) == ["accepted", "accepted"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.exc import IntegrityError
 
@@ -109,29 +109,42 @@ def _apply(ctx: TillContext, events: list[dict], digests: list[str]) -> list[dic
     )
     if not all(created for _, created in purchases):
         raise UseEventPath("a purchase was recorded before")
+    sales = []
     for event, digest, member_id, (purchase, _) in zip(
         events, digests, members, purchases, strict=True
     ):
-        sale = PosSale(
-            store_id=ctx.store_id,
-            sale_id=event["sale_id"],
-            content_hash=digest,
-            terminal_id=ctx.terminal_id,
-            member_id=member_id,
-            purchase_id=purchase.id,
-            total_fen=event["total_fen"],
-            paid_fen=event["paid_fen"],
-            redemption_id=None,
-            redeemed_points=0,
-            redeemed_points_returned=0,
-            occurred_at=event["occurred_at"],
+        sales.append(
+            PosSale(
+                store_id=ctx.store_id,
+                sale_id=event["sale_id"],
+                content_hash=digest,
+                terminal_id=ctx.terminal_id,
+                member_id=member_id,
+                purchase_id=purchase.id,
+                total_fen=event["total_fen"],
+                paid_fen=event["paid_fen"],
+                redemption_id=None,
+                redeemed_points=0,
+                redeemed_points_returned=0,
+                occurred_at=event["occurred_at"],
+            )
         )
-        sale.lines = [
-            PosSaleLine(line_no=i, sku=line["sku"], qty=line["qty"], amount_fen=line["amount_fen"])
-            for i, line in enumerate(event["lines"], start=1)
-        ]
-        db.session.add(sale)
+    db.session.add_all(sales)
     db.session.flush()
+    # the lines are plain rows nobody reads back here: one multi-row INSERT, no ORM objects
+    lines = [
+        {
+            "sale_pk": sale.id,
+            "line_no": i,
+            "sku": line["sku"],
+            "qty": line["qty"],
+            "amount_fen": line["amount_fen"],
+        }
+        for sale, event in zip(sales, events, strict=True)
+        for i, line in enumerate(event["lines"], start=1)
+    ]
+    if lines:
+        db.session.execute(insert(PosSaleLine), lines)
     # the members' accounts are locked last, so concurrent batches wait on them only briefly
     credit_purchases([purchase for purchase, _ in purchases])
     run_sale_hooks_batch(
