@@ -34,10 +34,12 @@ class WorkerMemory:
         self.master_pid = master_pid
         self.interval = interval
         self.peaks_kb: dict[int, int] = {}
+        self.master_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
+        self.master_kb = max(self.master_kb, _vm_kb(self.master_pid, "VmHWM") or 0)
         for pid in _children(self.master_pid):
             hwm = _vm_kb(pid, "VmHWM")
             if hwm is not None:
@@ -66,5 +68,5 @@ class WorkerMemory:
             "workers_seen": len(peaks),
             "peak_vmhwm_mb_max": round(max(peaks, default=0) / 1024, 1),
             "peak_vmhwm_mb_min": round(min(peaks, default=0) / 1024, 1),
-            "master_vmhwm_mb": round((_vm_kb(self.master_pid, "VmHWM") or 0) / 1024, 1),
+            "master_vmhwm_mb": round(self.master_kb / 1024, 1),
         }
