@@ -241,4 +241,24 @@ def _members(refs: list[dict | None]) -> list[int | None]:
             found.append(by_phone[ref["phone"]])
         else:
             raise UseEventPath("a phone has no member")
+    _share_lock_live(sorted({m for m in found if m is not None}))
     return found
+
+
+def _share_lock_live(member_ids: list[int]) -> None:
+    """Share-lock the members credited, in id order, as a payment does (``lock_live_member``).
+
+    A merge locks both members for update, so it either finished before (then one of these
+    was absorbed meanwhile, and the batch goes event by event, which finds the survivor) or
+    waits until this batch has committed and then moves its points: none is stranded.
+    """
+    if not member_ids:
+        return
+    rows = db.session.execute(
+        select(Member.id, Member.merged_into_id)
+        .where(Member.id.in_(member_ids))
+        .order_by(Member.id)
+        .with_for_update(read=True)
+    ).all()
+    if len(rows) != len(member_ids) or any(merged is not None for _, merged in rows):
+        raise UseEventPath("a member was merged meanwhile")
