@@ -71,7 +71,9 @@ def apply_new_sales(
     except DomainError as exc:
         raise UseEventPath(exc.code) from exc
     except IntegrityError as exc:  # another upload registered a phone or a sale meanwhile
-        raise UseEventPath(f"concurrent insert: {exc.orig}") from exc
+        # the constraint's name only: the database's message quotes the row (a phone)
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        raise UseEventPath(f"concurrent insert ({constraint or 'unique key'})") from exc
 
 
 def _apply(ctx: TillContext, events: list[dict], digests: list[str]) -> list[dict[str, Any]]:
