@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed worker scheduler clean reliability
+.PHONY: run test lint venv migrate seed worker scheduler clean reliability bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ test: lint
 # on loopback ports (about 6 minutes); exits 1 on any problem or audit difference.
 reliability: venv
 	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)
+
+# Figures of issue 9 (PostgreSQL on 127.0.0.1:5432 and Redis on :6379 must be running; see
+# bench/README.md). wrk is used when installed (apt-get install wrk), else a Python load.
+bench: venv
+	@command -v wrk >/dev/null || echo "wrk not found: sudo apt-get install wrk (using the slower Python load generator meanwhile)"
+	@command -v pgbench >/dev/null || { echo "pgbench not found: sudo apt-get install postgresql-contrib (or postgresql-client)"; exit 1; }
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -60,14 +60,18 @@ def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | Non
     """The live member holding an identity, or None."""
     if kind not in IDENTITY_KINDS:
         raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    member_id = db.session.execute(
-        select(MemberIdentity.member_id).where(
+    holder = db.session.execute(
+        select(Member)  # the identity and its member in one query
+        .join(MemberIdentity, MemberIdentity.member_id == Member.id)
+        .where(
             MemberIdentity.kind == kind,
             MemberIdentity.app == app,
             MemberIdentity.external_id == external_id,
         )
     ).scalar_one_or_none()
-    return resolve_member(member_id) if member_id is not None else None
+    if holder is None or holder.merged_into_id is None:
+        return holder
+    return resolve_member(holder.merged_into_id)
 
 
 def find_by_phone(phone: str) -> Member | None:

@@ -26,21 +26,37 @@ MAX_PERCENT = 1000
 
 def multiplier_for(store_id: int | None, occurred_at: datetime) -> int:
     """The earn percent in force for a purchase in ``store_id`` at ``occurred_at``."""
-    at = ensure_aware(occurred_at)
+    return multipliers_for(store_id, [occurred_at])[0]
+
+
+def multipliers_for(store_id: int | None, times: list[datetime]) -> list[int]:
+    """``multiplier_for`` at each of several times in one store, with one query."""
+    if not times:
+        return []
+    at = [ensure_aware(t) for t in times]
     store_match = MultiplierRule.store_id.is_(None)
     if store_id is not None:
         store_match = or_(store_match, MultiplierRule.store_id == store_id)
     rules = db.session.scalars(
         select(MultiplierRule).where(
             MultiplierRule.active.is_(True),
-            MultiplierRule.starts_at <= at,
-            MultiplierRule.ends_at > at,
+            MultiplierRule.starts_at <= max(at),
+            MultiplierRule.ends_at > min(at),
             store_match,
         )
     ).all()
-    local_day = at.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).day
-    matching = [r.percent for r in rules if r.day_of_month in (None, local_day)]
-    return max([BASE_PERCENT, *matching])
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    percents = []
+    for moment in at:
+        local_day = moment.astimezone(zone).day
+        matching = [
+            r.percent
+            for r in rules
+            if ensure_aware(r.starts_at) <= moment < ensure_aware(r.ends_at)
+            and r.day_of_month in (None, local_day)
+        ]
+        percents.append(max([BASE_PERCENT, *matching]))
+    return percents
 
 
 def create_rule(

@@ -7,6 +7,8 @@ never more than was earned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -15,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from app.common.clock import utcnow
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.outbox.services import enqueue_message
+from app.outbox.services import enqueue_message, enqueue_messages
 from app.points.models import Purchase, PurchaseRefund
-from app.points.multipliers import multiplier_for
-from app.points.services import balance_of, points_for_paid, post_entry
+from app.points.multipliers import multiplier_for, multipliers_for
+from app.points.services import Credit, balance_of, points_for_paid, post_credits, post_entry
 
 
 def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
@@ -88,6 +90,120 @@ def record_purchase(
             dedupe_key=f"purchase:{purchase.id}:earned",
         )
     return purchase, True
+
+
+@dataclass(frozen=True)
+class PurchaseIn:
+    """One purchase for ``record_purchases`` (the arguments ``record_purchase`` would get)."""
+
+    external_id: str
+    member_id: int | None
+    store_id: int | None
+    paid_fen: int
+    occurred_at: datetime
+
+
+def record_purchases(source: str, items: Sequence[PurchaseIn]) -> list[tuple[Purchase, bool]]:
+    """``record_purchase`` for many purchases at once: same rules, same results, in order.
+
+    For batches: one query finds those already recorded, one flush writes the new ones, and
+    ``post_credits`` credits them. The caller must hold what serialises these external ids
+    (the POS holds the sale keys' locks): a concurrent duplicate surfaces as ``IntegrityError``
+    and the caller retries. ``add_purchases`` then ``credit_purchases`` do the same in two
+    steps, so that a caller can write its own rows in between and lock the accounts last.
+    """
+    results = add_purchases(source, items)
+    credit_purchases([p for p, created in results if created])
+    return results
+
+
+def add_purchases(source: str, items: Sequence[PurchaseIn]) -> list[tuple[Purchase, bool]]:
+    """The first step of ``record_purchases``: the rows, with their multipliers, no points yet."""
+    for item in items:
+        if item.paid_fen < 0:
+            raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
+    if not items:
+        return []
+    found = {
+        p.external_id: p
+        for p in db.session.scalars(
+            select(Purchase).where(
+                Purchase.source == source,
+                Purchase.external_id.in_([i.external_id for i in items]),
+            )
+        )
+    }
+    by_store: dict[int | None, list[PurchaseIn]] = {}
+    for item in items:
+        by_store.setdefault(item.store_id, []).append(item)
+    percents: dict[int, int] = {}
+    for store_id, group in by_store.items():
+        times = [i.occurred_at for i in group]
+        for item, percent in zip(group, multipliers_for(store_id, times), strict=True):
+            percents[id(item)] = percent
+    results: list[tuple[Purchase, bool]] = []
+    for item in items:
+        existing = found.get(item.external_id)
+        if existing is not None:
+            results.append((existing, False))
+            continue
+        percent = percents[id(item)]
+        purchase = Purchase(
+            source=source,
+            external_id=item.external_id,
+            member_id=item.member_id,
+            store_id=item.store_id,
+            paid_fen=item.paid_fen,
+            multiplier_percent=percent,
+            refunded_fen=0,
+            # what credit_purchases credits in this transaction (written once, not updated)
+            points_earned=points_for_paid(item.paid_fen, percent) if item.member_id else 0,
+            occurred_at=item.occurred_at,
+        )
+        db.session.add(purchase)
+        found[item.external_id] = purchase
+        results.append((purchase, True))
+    db.session.flush()
+    return results
+
+
+def credit_purchases(purchases: Sequence[Purchase]) -> None:
+    """The second step: credit what new purchases (from ``add_purchases``) earn, in one go."""
+    now = utcnow()
+    earning = []
+    for purchase in purchases:
+        earned = points_for_paid(purchase.paid_fen, purchase.multiplier_percent)
+        if purchase.member_id is not None and earned > 0:
+            earning.append((purchase, earned))
+    posted = post_credits(
+        [
+            Credit(
+                member_id=purchase.member_id,
+                points=earned,
+                kind="earn",
+                idempotency_key=f"purchase:{purchase.id}:earn",
+                ref_type="purchase",
+                ref_id=f"{purchase.source}:{purchase.external_id}",
+                store_id=purchase.store_id,
+                earned_at=min(purchase.occurred_at, now),
+            )
+            for purchase, earned in earning
+        ]
+    )
+    for purchase, earned in earning:
+        purchase.points_earned = earned
+    # the message record_purchase writes, with the balance right after each credit
+    enqueue_messages(
+        [
+            (
+                purchase.member_id,
+                "points_earned",
+                {"points": earned, "balance": r.entry.balance_after, "paid_fen": purchase.paid_fen},
+                f"purchase:{purchase.id}:earned",
+            )
+            for (purchase, earned), r in zip(earning, posted, strict=True)
+        ]
+    )
 
 
 def record_refund(

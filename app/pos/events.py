@@ -1,14 +1,16 @@
-"""A batch of till events: each event in its own short transaction, answered in order.
+"""A batch of till events: each event applied atomically, answered in order.
 
 A bad event is answered ``rejected`` with its error code and leaves no trace; its neighbours
 still apply. One transaction per event (rather than per batch) keeps row locks short, so
 concurrent uploads from many tills do not queue behind each other's whole batches; a
 retryable database error (deadlock, serialization) replays just that event, which is safe
-because every event is idempotent.
+because every event is idempotent. A batch made only of new sales (the common case) is
+written set-based in one transaction by ``app.pos.batch``, with the same results.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import marshmallow as ma
@@ -17,11 +19,13 @@ from sqlalchemy.exc import DataError, IntegrityError
 from app.db import unit_of_work, with_retry
 from app.errors import DomainError
 from app.extensions import db
+from app.pos import batch
 from app.pos.context import TillContext
 from app.pos.returns import record_return
 from app.pos.sales import record_sale
 from app.pos.schemas import ReturnEventSchema, SaleEventSchema, content_hash
 
+log = logging.getLogger(__name__)
 MAX_EVENTS = 100
 _CONFLICT_CODES = ("SALE_ID_CONFLICT", "RETURN_ID_CONFLICT")
 _HANDLERS = {
@@ -38,18 +42,22 @@ def _rejected(event_id: Any, code: str, message: str, details: dict | None = Non
     }
 
 
-def _process_one(ctx: TillContext, raw: Any) -> dict[str, Any]:
+def _validate(raw: Any) -> tuple[dict | None, dict | None]:
+    """``(loaded event, None)`` or ``(None, rejection)``: no database work."""
     if not isinstance(raw, dict) or raw.get("type") not in _HANDLERS:
         event_id = raw.get("sale_id") or raw.get("return_id") if isinstance(raw, dict) else None
-        return _rejected(event_id, "UNKNOWN_EVENT_TYPE", 'type must be "sale" or "return"')
-    schema, handler, id_field = _HANDLERS[raw["type"]]
-    event_id = raw.get(id_field)
+        return None, _rejected(event_id, "UNKNOWN_EVENT_TYPE", 'type must be "sale" or "return"')
+    schema, _, id_field = _HANDLERS[raw["type"]]
     try:
-        data = schema.load(raw)
+        return schema.load(raw), None
     except ma.ValidationError as exc:
         details = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        return _rejected(event_id, "VALIDATION_ERROR", "event is not valid", details)
-    digest = content_hash(data)
+        return None, _rejected(raw.get(id_field), "VALIDATION_ERROR", "event is not valid", details)
+
+
+def _apply_one(ctx: TillContext, data: dict, digest: str) -> dict[str, Any]:
+    _, handler, id_field = _HANDLERS[data["type"]]
+    event_id = data[id_field]
 
     def apply() -> dict[str, Any]:
         with unit_of_work():
@@ -58,12 +66,12 @@ def _process_one(ctx: TillContext, raw: Any) -> dict[str, Any]:
     for attempt in (1, 2):
         try:
             result = with_retry(apply)
-            return {"id": event_id, "type": raw["type"], **result}
+            return {"id": event_id, "type": data["type"], **result}
         except DomainError as exc:
-            if exc.code in ("SALE_ID_CONFLICT", "RETURN_ID_CONFLICT"):
+            if exc.code in _CONFLICT_CODES:
                 return {
                     "id": event_id,
-                    "type": raw["type"],
+                    "type": data["type"],
                     "status": "conflict",
                     "error": {"code": exc.code, "message": exc.message, "details": {}},
                 }
@@ -84,10 +92,37 @@ def _process_one(ctx: TillContext, raw: Any) -> dict[str, Any]:
 
 
 def ingest_events(ctx: TillContext, events: list[Any]) -> list[dict[str, Any]]:
-    """Apply up to ``MAX_EVENTS`` events; one result per event, in order."""
+    """Apply up to ``MAX_EVENTS`` events; one result per event, in order.
+
+    Invalid events are answered first (they touch nothing). The valid ones go to the set-based
+    path when it covers them all (``app.pos.batch``: one transaction for the batch), otherwise,
+    or when it declines, one transaction each.
+    """
     if len(events) > MAX_EVENTS:
         raise ValueError("too many events")
-
-    results = [_process_one(ctx, raw) for raw in events]
+    results: list[dict[str, Any] | None] = []
+    valid: list[tuple[int, dict, str]] = []
+    for raw in events:
+        data, rejection = _validate(raw)
+        results.append(rejection)
+        if data is not None:
+            valid.append((len(results) - 1, data, content_hash(data)))
+    applied = None
+    if batch.covers([data for _, data, _ in valid]):
+        try:
+            applied = batch.apply_new_sales(
+                ctx, [data for _, data, _ in valid], [digest for _, _, digest in valid]
+            )
+            applied = [
+                {"id": data["sale_id"], "type": "sale", **result}
+                for (_, data, _), result in zip(valid, applied, strict=True)
+            ]
+        except batch.UseEventPath as exc:
+            log.info("POS batch of %d applied event by event: %s", len(valid), exc)
+            applied = None
+    if applied is None:
+        applied = [_apply_one(ctx, data, digest) for _, data, digest in valid]
+    for (index, _, _), result in zip(valid, applied, strict=True):
+        results[index] = result
     db.session.rollback()  # end the read transaction the last event may have left open
-    return results
+    return [r for r in results if r is not None]

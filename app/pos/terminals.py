@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.common.clock import utcnow
 from app.common.crypto import decrypt_secret, encrypt_secret, hash_token
@@ -95,7 +96,9 @@ def rotate_terminal(terminal_id: str) -> tuple[Terminal, str, datetime]:
 def terminal_for_request(terminal_id: str) -> tuple[Terminal, str]:
     """The active terminal and its secret, or the 401 that says why not."""
     terminal = db.session.execute(
-        select(Terminal).where(Terminal.terminal_id == terminal_id)
+        select(Terminal)
+        .options(joinedload(Terminal.store))  # the caller needs the store code: one query
+        .where(Terminal.terminal_id == terminal_id)
     ).scalar_one_or_none()
     if terminal is None:
         raise Unauthorized("unknown terminal", code="UNKNOWN_TERMINAL")

@@ -70,6 +70,9 @@ def apply_tag_rules_for_sale(
     """
     if not skus:
         return []
+    rules = _rules_for_skus(skus)
+    if not rules:  # nothing to apply: no lock, no writes
+        return []
     member_id = resolve_member(member_id).id
     lock_member_tags(member_id)
     done = {
@@ -79,7 +82,7 @@ def apply_tag_rules_for_sale(
         )
     }
     actor = Actor(source="rule", store_id=store_id, sale_key=sale_key)
-    for rule in _rules_for_skus(skus):
+    for rule in rules:
         if rule.id in done:
             continue
         held = {mt.tag_id for mt in member_tags(member_id)}
@@ -98,3 +101,31 @@ def apply_tag_rules_for_sale(
         done[rule.id] = application
     db.session.flush()
     return sorted({a.tag_id for a in done.values() if a.added})
+
+
+def apply_tag_rules_for_sales(sales: list[tuple[int, int, list[str], str]]) -> None:
+    """``apply_tag_rules_for_sale`` for many sales ``(member_id, store_id, skus, sale_key)``.
+
+    One query finds the SKUs any live rule names; only sales buying one of them go on to the
+    per-sale rule (members in id order, so concurrent batches lock them in the same order).
+    """
+    all_skus = {sku for _, _, skus, _ in sales for sku in skus}
+    if not all_skus:
+        return
+    ruled = set(
+        db.session.scalars(
+            select(TagRuleSku.sku)
+            .join(TagRule, TagRule.id == TagRuleSku.rule_id)
+            .join(Tag, Tag.id == TagRule.tag_id)
+            .join(TagGroup, TagGroup.id == Tag.group_id)
+            .where(
+                TagRuleSku.sku.in_(all_skus),
+                TagRule.archived_at.is_(None),
+                Tag.archived_at.is_(None),
+                TagGroup.archived_at.is_(None),
+            )
+        )
+    )
+    wanted = [s for s in sales if ruled.intersection(s[2])]
+    for member_id, store_id, skus, sale_key in sorted(wanted, key=lambda s: s[0]):
+        apply_tag_rules_for_sale(member_id, store_id, skus, sale_key)

@@ -1,0 +1,285 @@
+"""``make bench``: the figures of issue 9, each measured against its baseline in one run.
+
+    .venv/bin/python bench/run_all.py [--seconds 10] [--pg-url URL] [--redis-url URL]
+                                      [--members 1000000] [--python-load] [--fresh]
+
+Loopback only. Uses the PostgreSQL server at ``--pg-url`` (databases ``huiyuan_bench_app``,
+kept between runs for its million members, and ``huiyuan_bench_pgbench``, rebuilt) and Redis
+db 13, and serves the app with gunicorn and the production config (``gunicorn.conf.py``,
+``HUIYUAN_ENV=production``) on a free port. It measures:
+
+1. ``GET /healthz`` (a bare JSON endpoint) and then signed WeChat Pay v2 payment notifications
+   (each a distinct transaction, generated before the run), with the same load: requests/s,
+   p50/p99, and the ratio notify/healthz (target ≥ 0.2);
+2. POS sale events per second in signed batches of 100, then ``pgbench -N`` with as many
+   clients for as long: the ratio (target ≥ 0.5);
+3. ``POST /pos/v1/members/identify`` by phone among a million members: p99 (target ≤ 20 ms);
+4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout.
+
+Prints a final one-line summary and writes ``bench/results/latest.json``. Server log:
+``$TMPDIR/huiyuan-bench.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import loadgen  # noqa: E402
+import members_load  # noqa: E402
+import notify_load  # noqa: E402
+import pos_ingest  # noqa: E402
+from identify_load import identify_latencies  # noqa: E402
+from workers import WorkerMemory  # noqa: E402
+
+APP_DB = "huiyuan_bench_app"
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+TARGETS = {"notify_ratio": 0.2, "pos_ingest_ratio": 0.5, "identify_p99_ms": 20.0}
+
+
+def say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def database_url(pg: urlparse, name: str, driver: str = "postgresql+psycopg") -> str:
+    auth = pg.username + (f":{pg.password}" if pg.password else "")
+    return f"{driver}://{auth}@{pg.hostname or '127.0.0.1'}:{pg.port or 5432}/{name}"
+
+
+def ensure_database(server_url: str, name: str, fresh: bool) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def machine() -> dict:
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def start_server(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "w")
+    server = subprocess.Popen(
+        [str(pos_ingest.BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    server.log = log  # type: ignore[attr-defined]
+    return server
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    server.log.close()  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="per measurement (max 30)")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=4, help="POS uploaders / pgbench clients")
+    parser.add_argument("--connections", type=int, default=8, help="HTTP connections")
+    parser.add_argument("--python-load", action="store_true", help="do not use wrk")
+    parser.add_argument("--fresh", action="store_true", help="drop the bench database first")
+    args = parser.parse_args()
+    seconds = max(3, min(args.seconds, 30))
+    pg = urlparse(args.pg_url)
+    began = time.monotonic()
+    tool = "wrk" if loadgen.have_wrk() and not args.python_load else "python"
+    if tool == "python" and not args.python_load:
+        say("wrk not found (Debian/Ubuntu: sudo apt-get install wrk): using the Python load")
+
+    ensure_database(args.pg_url, APP_DB, args.fresh)
+    port = pos_ingest.free_port()
+    env = {
+        **os.environ,
+        "HUIYUAN_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "DATABASE_URL": database_url(pg, APP_DB),
+        "REDIS_URL": args.redis_url,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        **notify_load.platform_env(),
+    }
+    say(f"migrating {APP_DB}")
+    pos_ingest.flask(env, "db", "upgrade")
+    say(f"making sure {args.members:,} members are loaded")
+    members, load_s = members_load.ensure_members(
+        database_url(pg, APP_DB, "postgresql"), args.members
+    )
+    how = f"loaded in {load_s:.0f} s" if load_s else "reused"
+    say(f"{members:,} bench members ({how})")
+    admin_token = pos_ingest.flask(env, "admin", "create-token", "bench").strip().splitlines()[-1]
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    bodies = None
+    if notify_load.available():
+        say(f"generating {notify_load.BODIES:,} signed payment notifications")
+        bodies = notify_load.notify_bodies(run_id, count=notify_load.BODIES)
+    else:
+        say("no payment endpoints in this checkout: notification benchmark skipped")
+
+    base = f"http://127.0.0.1:{port}"
+    log_path = Path(tempfile.gettempdir()) / "huiyuan-bench.log"
+    server = start_server(env, log_path)
+    memory = WorkerMemory(server.pid)
+    results: dict = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    try:
+        pos_ingest.wait_ready(base, server)
+        memory.start()
+        store_code = notify_load.STORE
+        till = pos_ingest.activated_terminal(base, admin_token)  # store BENCH
+        assert store_code == "BENCH"
+
+        say(f"HTTP: GET /healthz for {seconds} s ({tool}, {args.connections} connections)")
+        bare = loadgen.run(
+            f"{base}/healthz",
+            seconds=seconds,
+            connections=args.connections,
+            force_python=args.python_load,
+        )
+        say(f"  {bare.rps:.0f} req/s, p50 {bare.p50_ms:.2f} ms, p99 {bare.p99_ms:.2f} ms")
+        notify, credited = None, 0
+        if bodies is not None:
+            say(f"HTTP: POST {notify_load.PATH} (signed WeChat Pay v2) for {seconds} s")
+            notify = loadgen.run(
+                base + notify_load.PATH,
+                seconds=seconds,
+                connections=args.connections,
+                bodies=bodies,
+                force_python=args.python_load,
+            )
+            say(
+                f"  {notify.rps:.0f} req/s, p50 {notify.p50_ms:.2f} ms, "
+                f"p99 {notify.p99_ms:.2f} ms, {notify.errors} errors, {notify.reused} replays"
+            )
+            credited = notify_load.credited(database_url(pg, APP_DB, "postgresql"), run_id)
+
+        say(f"POS: warming up (registering the phone pool), then {seconds} s of batches of 100")
+        pos_ingest.post_for(base, till, min(seconds, 8), args.clients, prefix=f"{run_id}w")
+        accepted, elapsed, failed = pos_ingest.post_for(
+            base, till, seconds, args.clients, prefix=f"{run_id}m"
+        )
+        events_per_s = accepted / elapsed
+        say(f"  {events_per_s:.0f} sale events/s ({failed} failed batches)")
+
+        say(f"identify by phone among {members:,} members for {seconds} s")
+        latencies, id_errors = identify_latencies(base, till, members, seconds, clients=1)
+        say(
+            f"  {len(latencies)} lookups, p50 {loadgen.percentile(latencies, 50):.2f} ms, "
+            f"p99 {loadgen.percentile(latencies, 99):.2f} ms, {id_errors} errors"
+        )
+    finally:
+        memory.stop()
+        stop_server(server)
+
+    say(f"pgbench -N: {args.clients} clients for {seconds} s (scale 10)")
+    ensure_database(args.pg_url, pos_ingest.PGBENCH_DB, fresh=True)
+    tps = pos_ingest.pgbench_tps(pg, seconds, args.clients)
+    say(f"  {tps:.0f} TPS")
+
+    results.update(
+        {
+            "notify_ratio": round(notify.rps / bare.rps, 3) if notify else None,
+            "pos_ingest_ratio": round(events_per_s / tps, 3),
+            "identify_p99_ms": round(loadgen.percentile(latencies, 99), 2),
+            "worker_rss_mb": round(memory.peak_mb(), 1),
+            "cores": os.cpu_count(),
+            "machine": machine(),
+            "load_tool": tool,
+            "seconds_per_measurement": seconds,
+            "notify": {**notify.as_dict(), "credited_payments": credited} if notify else None,
+            "bare_healthz": bare.as_dict(),
+            "pos_ingest": {
+                "sale_events_per_s": round(events_per_s, 1),
+                "accepted": accepted,
+                "failed_batches": failed,
+                "pgbench_tps": round(tps, 1),
+                "clients": args.clients,
+            },
+            "identify": {
+                "members": members,
+                "lookups": len(latencies),
+                "p50_ms": round(loadgen.percentile(latencies, 50), 2),
+                "p99_ms": round(loadgen.percentile(latencies, 99), 2),
+                "errors": id_errors,
+            },
+            "workers": memory.report(),
+            "targets": TARGETS,
+            "total_seconds": round(time.monotonic() - began, 1),
+        }
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    met = {
+        "notify": notify is not None and results["notify_ratio"] >= TARGETS["notify_ratio"],
+        "pos": results["pos_ingest_ratio"] >= TARGETS["pos_ingest_ratio"],
+        "identify": results["identify_p99_ms"] <= TARGETS["identify_p99_ms"],
+    }
+
+    def flag(ok: bool, target: str) -> str:
+        return "" if ok else f" (MISSED {target})"
+
+    parts = [f"BENCH {results['measured_at']} cores={results['cores']}"]
+    if notify:
+        parts.append(
+            f"notify={notify.rps:.0f}/{bare.rps:.0f} req/s ratio={results['notify_ratio']}"
+            f"{flag(met['notify'], '>=0.2')} notify_p50/p99={notify.p50_ms:.1f}/"
+            f"{notify.p99_ms:.1f}ms"
+        )
+    else:
+        parts.append(f"notify=skipped healthz={bare.rps:.0f} req/s")
+    parts += [
+        f"pos={events_per_s:.0f} ev/s vs pgbench {tps:.0f} TPS "
+        f"ratio={results['pos_ingest_ratio']}{flag(met['pos'], '>=0.5')}",
+        f"identify_p99={results['identify_p99_ms']}ms{flag(met['identify'], '<=20')}",
+        f"worker_rss={results['worker_rss_mb']}MB",
+        f"total={results['total_seconds']}s",
+    ]
+    print(" ".join(parts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
