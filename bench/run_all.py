@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import cpu  # noqa: E402
 import loadgen  # noqa: E402
 import members_load  # noqa: E402
 import notify_load  # noqa: E402
@@ -111,6 +112,11 @@ def stop_server(server: subprocess.Popen) -> None:
     server.log.close()  # type: ignore[attr-defined]
 
 
+def _cpu_text(used: dict) -> str:
+    names = {"app": "app", "postgres": "PostgreSQL", "load_tool": "wrk", "machine_busy": "machine"}
+    return ", ".join(f"{names[k[:-7]]} {v:.2f} ms" for k, v in used.items())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="per measurement (max 30)")
@@ -173,16 +179,20 @@ def main() -> int:
         assert store_code == "BENCH"
 
         say(f"HTTP: GET /healthz for {seconds} s ({tool}, {args.connections} connections)")
+        before = cpu.snapshot()
         bare = loadgen.run(
             f"{base}/healthz",
             seconds=seconds,
             connections=args.connections,
             force_python=args.python_load,
         )
+        bare_cpu = cpu.per_request(before, cpu.snapshot(), bare.requests)
         say(f"  {bare.rps:.0f} req/s, p50 {bare.p50_ms:.2f} ms, p99 {bare.p99_ms:.2f} ms")
-        notify, credited = None, 0
+        say(f"  CPU per request: {_cpu_text(bare_cpu)}")
+        notify, credited, notify_cpu = None, 0, {}
         if bodies is not None:
             say(f"HTTP: POST {notify_load.PATH} (signed WeChat Pay v2) for {seconds} s")
+            before = cpu.snapshot()
             notify = loadgen.run(
                 base + notify_load.PATH,
                 seconds=seconds,
@@ -194,15 +204,20 @@ def main() -> int:
                 f"  {notify.rps:.0f} req/s, p50 {notify.p50_ms:.2f} ms, "
                 f"p99 {notify.p99_ms:.2f} ms, {notify.errors} errors, {notify.reused} replays"
             )
+            notify_cpu = cpu.per_request(before, cpu.snapshot(), notify.requests)
+            say(f"  CPU per request: {_cpu_text(notify_cpu)}")
             credited = notify_load.credited(database_url(pg, APP_DB, "postgresql"), run_id)
 
         say(f"POS: warming up (registering the phone pool), then {seconds} s of batches of 100")
         pos_ingest.post_for(base, till, min(seconds, 8), args.clients, prefix=f"{run_id}w")
+        before = cpu.snapshot()
         accepted, elapsed, failed = pos_ingest.post_for(
             base, till, seconds, args.clients, prefix=f"{run_id}m"
         )
+        pos_cpu = cpu.per_request(before, cpu.snapshot(), accepted)
         events_per_s = accepted / elapsed
         say(f"  {events_per_s:.0f} sale events/s ({failed} failed batches)")
+        say(f"  CPU per sale event: {_cpu_text(pos_cpu)} (the uploaders: the rest of the machine)")
 
         say(f"identify by phone among {members:,} members for {seconds} s")
         latencies, id_errors = identify_latencies(base, till, members, seconds, clients=1)
@@ -229,14 +244,19 @@ def main() -> int:
             "machine": machine(),
             "load_tool": tool,
             "seconds_per_measurement": seconds,
-            "notify": {**notify.as_dict(), "credited_payments": credited} if notify else None,
-            "bare_healthz": bare.as_dict(),
+            "notify": (
+                {**notify.as_dict(), "credited_payments": credited, "cpu_per_request": notify_cpu}
+                if notify
+                else None
+            ),
+            "bare_healthz": {**bare.as_dict(), "cpu_per_request": bare_cpu},
             "pos_ingest": {
                 "sale_events_per_s": round(events_per_s, 1),
                 "accepted": accepted,
                 "failed_batches": failed,
                 "pgbench_tps": round(tps, 1),
                 "clients": args.clients,
+                "cpu_per_event": pos_cpu,
             },
             "identify": {
                 "members": members,

@@ -164,8 +164,10 @@ def test_a_worker_killed_mid_batch_and_restarted_delivers_every_message_exactly_
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     interrupted = statuses()
-    assert 8 <= interrupted.count("sent") < 30, interrupted  # killed in the middle
+    # killed in the middle: WeChat had answered 8 sends, but the 8th may not be recorded yet
+    assert 7 <= interrupted.count("sent") < 30, interrupted
     assert interrupted.count("sending") <= 1  # at most the one in flight, leased
+    assert interrupted.count("sent") + interrupted.count("sending") >= 8, interrupted
     time.sleep(2.2)  # the lease of the message in flight runs out
     enqueue("outbox.dispatch")
     second = _worker(wechat.url, "outbox", "--burst")

@@ -179,3 +179,57 @@ def test_returns_give_back_redeemed_points_in_proportion_with_their_expiries():
         (10, END_2028),
     ]
     assert_consistent(member_id)
+
+
+def _buy(member_id: int, external_id: str, paid_fen: int) -> None:
+    from app.points.purchases import record_purchase
+
+    with unit_of_work():
+        record_purchase(
+            source="wechat",
+            external_id=external_id,
+            member_id=member_id,
+            store_id=None,
+            paid_fen=paid_fen,
+            occurred_at=SPRING_2027,
+        )
+
+
+def test_a_purchase_credit_repays_a_debt_first_like_any_other_credit():
+    """``record_purchase`` credits through ``post_new_credit`` (one UPDATE … RETURNING, no
+    idempotency lookup): the same entries, debt repayment and lots as ``post_entry``."""
+    member_id = new_member()
+    with frozen(SPRING_2026):
+        earn(member_id, 10, "e1")
+        with unit_of_work():
+            post_entry(member_id, -25, kind="clawback", idempotency_key="cb", allow_negative=True)
+    with frozen(SPRING_2027):
+        _buy(member_id, "tx-debt-1", 1200)  # 12 points, all repaying the debt
+        assert balance_of(member_id) == -3 and open_lots(member_id) == []
+        assert_consistent(member_id)
+        _buy(member_id, "tx-debt-2", 899)  # 8 points: 3 repay, 5 become a lot
+        _buy(member_id, "tx-debt-2", 899)  # a replay changes nothing
+    assert balance_of(member_id) == 5
+    assert open_lots(member_id) == [(5, END_2028)]
+    entries = db.session.execute(
+        select(PointsEntry.points, PointsEntry.balance_after, PointsEntry.idempotency_key)
+        .where(PointsEntry.member_id == member_id, PointsEntry.kind == "earn")
+        .order_by(PointsEntry.id)
+    ).all()
+    assert [(p, b) for p, b, _ in entries] == [(10, 10), (12, -3), (8, 5)]
+    assert all(k.startswith("purchase:") for _, _, k in entries[1:])
+    assert_consistent(member_id)
+
+
+def test_a_new_credit_under_a_used_key_is_refused_by_the_database():
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from app.points.services import post_new_credit
+
+    member_id = new_member()
+    earn(member_id, 10, "used-key")
+    with pytest.raises(IntegrityError), unit_of_work():
+        post_new_credit(member_id, 5, kind="earn", idempotency_key="used-key")
+    assert balance_of(member_id) == 10
+    assert_consistent(member_id)

@@ -11,33 +11,40 @@ from app.members.services import (
     add_identity,
     create_member,
     find_by_identity,
-    lock_live_member,
 )
 
 
-def _find_holders(identities: list[tuple[str, str, str]]) -> list[Member]:
-    holders: list[Member] = []
-    for kind, app, external_id in identities:
-        found = find_by_identity(kind, external_id, app)
-        if found is not None and all(found.id != h.id for h in holders):
-            holders.append(found)
-    return holders
+def _find_holders(identities: list[tuple[str, str, str]], *, lock: bool) -> list[Member | None]:
+    """The live member holding each identity (None where nobody does), in order."""
+    return [
+        find_by_identity(kind, external_id, app, lock=lock) for kind, app, external_id in identities
+    ]
 
 
 def member_for_identities(
-    identities: list[tuple[str, str, str]], *, source: str, store_id: int | None = None
+    identities: list[tuple[str, str, str]],
+    *,
+    source: str,
+    store_id: int | None = None,
+    lock: bool = False,
 ) -> Member:
     """Pay-as-membership: the live member holding any of ``identities``, created if none does.
 
     ``identities`` are ``(kind, app, external_id)``, e.g. ``("wechat_openid", appid, openid)``
     or ``("alipay_user_id", "", "2088…")``. Identities the member lacks are added. Safe under
     concurrency: a racing creation loses on the unique constraint inside a savepoint and then
-    finds the winner's member. Runs inside the caller's transaction; never commits.
+    finds the winner's member. Runs inside the caller's transaction; never commits. ``lock``:
+    an existing member comes back share-locked (:func:`lock_live_member`), found and locked in
+    one query; a member created here is the transaction's own row already.
     """
     if not identities:
         raise ValueError("at least one identity is needed")
     for _ in range(3):
-        holders = _find_holders(identities)
+        found = _find_holders(identities, lock=lock)
+        holders: list[Member] = []
+        for holder in found:
+            if holder is not None and all(holder.id != h.id for h in holders):
+                holders.append(holder)
         if not holders:
             try:
                 with db.session.begin_nested():
@@ -45,8 +52,8 @@ def member_for_identities(
             except IntegrityError:
                 continue  # another request created it first: find it on the next pass
         member = holders[0]
-        for kind, app, external_id in identities:
-            if find_by_identity(kind, external_id, app) is None:
+        for (kind, app, external_id), holder in zip(identities, found, strict=True):
+            if holder is None:
                 try:
                     with db.session.begin_nested():
                         add_identity(member, kind, external_id, app)
@@ -71,7 +78,6 @@ def member_for_payer(
         "wechat_openid": config.get("WECHAT_APPID"),
         "alipay_open_id": config.get("ALIPAY_APP_ID"),
     }
-    found = member_for_identities(
-        [(kind, app.get(kind) or "", external_id)], source=source, store_id=store_id
+    return member_for_identities(
+        [(kind, app.get(kind) or "", external_id)], source=source, store_id=store_id, lock=True
     )
-    return lock_live_member(found.id)

@@ -56,11 +56,17 @@ def lock_live_member(member_id: int) -> Member:
     raise RuntimeError(f"merge chain from member {member_id} is too long")
 
 
-def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | None:
-    """The live member holding an identity, or None."""
+def find_by_identity(
+    kind: str, external_id: str, app: str = "", *, lock: bool = False
+) -> Member | None:
+    """The live member holding an identity, or None.
+
+    ``lock``: the member row comes back share-locked, as :func:`lock_live_member` leaves it,
+    in the same query that finds it.
+    """
     if kind not in IDENTITY_KINDS:
         raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    holder = db.session.execute(
+    stmt = (
         select(Member)  # the identity and its member in one query
         .join(MemberIdentity, MemberIdentity.member_id == Member.id)
         .where(
@@ -68,9 +74,14 @@ def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | Non
             MemberIdentity.app == app,
             MemberIdentity.external_id == external_id,
         )
-    ).scalar_one_or_none()
+    )
+    if lock:
+        stmt = stmt.with_for_update(read=True, of=Member).execution_options(populate_existing=True)
+    holder = db.session.execute(stmt).scalar_one_or_none()
     if holder is None or holder.merged_into_id is None:
         return holder
+    if lock:
+        return lock_live_member(holder.merged_into_id)
     return resolve_member(holder.merged_into_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.common.clock import utcnow
@@ -66,53 +66,69 @@ def enqueue_message(
 
 
 def enqueue_messages(
-    messages: Sequence[tuple[int, str, dict[str, Any], str]], *, channel: str = DEFAULT_CHANNEL
-) -> list[OutboxMessage]:
+    messages: Sequence[tuple[int, str, dict[str, Any], str]],
+    *,
+    channel: str = DEFAULT_CHANNEL,
+    new_keys: bool = False,
+) -> int:
     """``enqueue_message`` for many ``(member_id, kind, payload, dedupe_key)`` at once.
 
-    For batches: one query for the keys already written, one for the members' opt-outs, one
-    flush. Meant for keys of rows the caller's own transaction has just created (a batch's new
-    purchases): a concurrent duplicate fails that transaction with ``IntegrityError`` instead
-    of being absorbed, and the caller retries it.
+    For batches and hot paths: one query for the keys already written, one for the opt-outs of
+    the members getting marketing messages, one ``INSERT``. Meant for keys of rows the caller's
+    own transaction has just created (a batch's new purchases): a concurrent duplicate fails
+    that transaction with ``IntegrityError`` instead of being absorbed, and the caller retries
+    it. ``new_keys`` skips the lookup when every key names such a row (it cannot have been
+    written yet). Returns how many messages were written.
     """
     for _, kind, _, _ in messages:
         if kind not in MESSAGE_KINDS:
             raise ValueError(f"unknown message kind {kind!r}")
     if not messages:
-        return []
+        return 0
     keys = [key for _, _, _, key in messages]
-    found = {
-        m.dedupe_key: m
-        for m in db.session.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.channel == channel, OutboxMessage.dedupe_key.in_(keys)
+    written: set[str] = set()
+    if not new_keys:
+        written = set(
+            db.session.scalars(
+                select(OutboxMessage.dedupe_key).where(
+                    OutboxMessage.channel == channel, OutboxMessage.dedupe_key.in_(keys)
+                )
             )
         )
-    }
-    opted_out = set(
-        db.session.scalars(
-            select(Member.id).where(
-                Member.id.in_({m for m, _, _, _ in messages}), Member.marketing_opt_out.is_(True)
+    marketing_to = {m for m, kind, _, _ in messages if MESSAGE_KINDS[kind]}
+    opted_out: set[int] = set()
+    if marketing_to:
+        opted_out = set(
+            db.session.scalars(
+                select(Member.id).where(
+                    Member.id.in_(marketing_to), Member.marketing_opt_out.is_(True)
+                )
             )
         )
-    )
     now = utcnow()
-    written = []
+    rows = []
     for member_id, kind, payload, key in messages:
-        if key not in found:
-            skip = MESSAGE_KINDS[kind] and member_id in opted_out
-            found[key] = OutboxMessage(
-                member_id=member_id,
-                kind=kind,
-                channel=channel,
-                dedupe_key=key,
-                payload=payload,
-                marketing=MESSAGE_KINDS[kind],
-                status="skipped" if skip else "pending",
-                last_error="member opted out of marketing" if skip else None,
-                next_attempt_at=now,
-            )
-            db.session.add(found[key])
-        written.append(found[key])
-    db.session.flush()
-    return written
+        if key in written:
+            continue
+        written.add(key)
+        skip = MESSAGE_KINDS[kind] and member_id in opted_out
+        rows.append(
+            {
+                "member_id": member_id,
+                "kind": kind,
+                "channel": channel,
+                "dedupe_key": key,
+                "payload": payload,
+                "marketing": MESSAGE_KINDS[kind],
+                "status": "skipped" if skip else "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "last_error": "member opted out of marketing" if skip else None,
+                "created_at": now,
+                "sent_at": None,
+            }
+        )
+    if rows:
+        db.session.execute(insert(OutboxMessage.__table__), rows)
+    return len(rows)

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote
 
+from sqlalchemy import select
+
 from app.db import unit_of_work, with_retry
 from app.errors import DomainError
+from app.extensions import db
 from app.members.payers import member_for_identities
-from app.members.services import lock_live_member
+from app.points.models import Purchase
 from app.points.purchases import find_purchase, record_purchase, record_refund
-from app.stores.services import find_store_by_code
+from app.stores.services import store_id_by_code
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +81,20 @@ def apply_payment(event: PaymentEvent) -> PaymentOutcome:
 
     def attempt() -> PaymentOutcome:
         with unit_of_work():
-            existing = find_purchase(event.source, event.transaction_id)
+            existing = db.session.execute(  # a replay: the columns only, nothing to load
+                select(Purchase.id, Purchase.member_id).where(
+                    Purchase.source == event.source, Purchase.external_id == event.transaction_id
+                )
+            ).first()
             if existing is not None:
                 return PaymentOutcome(existing.id, existing.member_id, False)
-            store = find_store_by_code(event.store_code)
-            store_id = store.id if store else None
+            store_id = store_id_by_code(event.store_code)
             member = None
             if event.payer:
-                found = member_for_identities(
-                    event.payer, source=f"{event.source}_pay", store_id=store_id
+                # share-locked: a racing merge cannot strand the credit on an absorbed member
+                member = member_for_identities(
+                    event.payer, source=f"{event.source}_pay", store_id=store_id, lock=True
                 )
-                member = lock_live_member(found.id)  # a racing merge cannot strand the credit
             purchase, created = record_purchase(
                 source=event.source,
                 external_id=event.transaction_id,

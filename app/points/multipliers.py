@@ -37,8 +37,13 @@ def multipliers_for(store_id: int | None, times: list[datetime]) -> list[int]:
     store_match = MultiplierRule.store_id.is_(None)
     if store_id is not None:
         store_match = or_(store_match, MultiplierRule.store_id == store_id)
-    rules = db.session.scalars(
-        select(MultiplierRule).where(
+    rules = db.session.execute(
+        select(  # the columns only: this runs for every purchase
+            MultiplierRule.percent,
+            MultiplierRule.starts_at,
+            MultiplierRule.ends_at,
+            MultiplierRule.day_of_month,
+        ).where(
             MultiplierRule.active.is_(True),
             MultiplierRule.starts_at <= max(at),
             MultiplierRule.ends_at > min(at),

@@ -12,15 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.common.clock import utcnow
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.outbox.services import enqueue_message, enqueue_messages
+from app.outbox.services import enqueue_messages
 from app.points.models import Purchase, PurchaseRefund
 from app.points.multipliers import multiplier_for, multipliers_for
-from app.points.services import Credit, balance_of, points_for_paid, post_credits, post_entry
+from app.points.services import (
+    Credit,
+    points_for_paid,
+    post_credits,
+    post_entry,
+    post_new_credit,
+)
 
 
 def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
@@ -47,11 +54,9 @@ def record_purchase(
     """
     if paid_fen < 0:
         raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
-    existing = find_purchase(source, external_id)
-    if existing is not None:
-        return existing, False
     percent = multiplier_for(store_id, occurred_at)
-    purchase = Purchase(
+    earned = points_for_paid(paid_fen, percent) if member_id is not None else 0
+    purchase = _insert_new(
         source=source,
         external_id=external_id,
         member_id=member_id,
@@ -59,20 +64,17 @@ def record_purchase(
         paid_fen=paid_fen,
         multiplier_percent=percent,
         refunded_fen=0,
-        points_earned=0,
+        points_earned=earned,  # credited below, in this transaction
         occurred_at=occurred_at,
+        created_at=utcnow(),
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(purchase)
-    except IntegrityError:
+    if purchase is None:
         existing = find_purchase(source, external_id)
-        if existing is None:
-            raise
+        if existing is None:  # pragma: no cover - the conflicting row was committed
+            raise RuntimeError(f"purchase {source}:{external_id} conflicted but is not found")
         return existing, False
-    earned = points_for_paid(paid_fen, percent)
     if member_id is not None and earned > 0:
-        post_entry(
+        balance = post_new_credit(
             member_id,
             earned,
             kind="earn",
@@ -82,14 +84,33 @@ def record_purchase(
             store_id=store_id,
             earned_at=min(occurred_at, utcnow()),
         )
-        purchase.points_earned = earned
-        enqueue_message(
-            member_id,
-            "points_earned",
-            {"points": earned, "balance": balance_of(member_id), "paid_fen": paid_fen},
-            dedupe_key=f"purchase:{purchase.id}:earned",
+        enqueue_messages(
+            [
+                (
+                    member_id,
+                    "points_earned",
+                    {"points": earned, "balance": balance, "paid_fen": paid_fen},
+                    f"purchase:{purchase.id}:earned",
+                )
+            ],
+            new_keys=True,
         )
     return purchase, True
+
+
+def _insert_new(**values: object) -> Purchase | None:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new purchase, or None if its
+    (source, external_id) exists. A concurrent duplicate waits on the unique key until the
+    first commits, then gets None (or inserts, if the first rolled back)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Purchase)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(Purchase)
+    )
+    return db.session.scalars(stmt).one_or_none()
 
 
 @dataclass(frozen=True)

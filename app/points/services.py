@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from app.common.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points import lots
 from app.points.lots import LotPiece
-from app.points.models import ENTRY_KINDS, PointsAccount, PointsEntry
+from app.points.models import ENTRY_KINDS, PointsAccount, PointsEntry, PointsLot
 
 
 class InsufficientPoints(Conflict):
@@ -107,6 +107,78 @@ def post_entry(
     )
     db.session.flush()
     return PostResult(entry, created=True)
+
+
+def post_new_credit(
+    member_id: int,
+    points: int,
+    *,
+    kind: str,
+    idempotency_key: str,
+    ref_type: str | None = None,
+    ref_id: str | None = None,
+    store_id: int | None = None,
+    earned_at: datetime | None = None,
+) -> int:
+    """``post_entry`` for a credit whose key names a row this transaction has just created.
+
+    Such a key cannot have been used, so the idempotency lookup is skipped (the key's unique
+    index still refuses a second use) and the account is locked and moved by one ``UPDATE …
+    RETURNING``. The rules are ``post_entry``'s: the credit repays any debt first and the rest
+    becomes a lot expiring by ``POINTS_EXPIRY`` from ``earned_at``. Three statements instead of
+    five and no ORM flush: this is the hot path of every payment notification and POS sale.
+    Returns the balance after the credit.
+    """
+    if kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ValueError("post_new_credit takes a positive integer of points")
+    now = utcnow()
+    accounts, entries = PointsAccount.__table__, PointsEntry.__table__
+    new_balance = db.session.execute(
+        update(accounts)
+        .where(accounts.c.member_id == member_id)
+        .values(balance=accounts.c.balance + points, updated_at=now)
+        .returning(accounts.c.balance)
+    ).scalar_one_or_none()
+    if new_balance is None:
+        raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
+    loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, member_id))
+    if loaded is not None:
+        db.session.expire(loaded)  # a copy loaded earlier in this transaction is now stale
+    entry_id = db.session.execute(
+        insert(entries)
+        .values(
+            member_id=member_id,
+            points=points,
+            balance_after=new_balance,
+            kind=kind,
+            idempotency_key=idempotency_key,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            store_id=store_id,
+            actor=None,
+            reason=None,
+            created_at=now,
+        )
+        .returning(entries.c.id)
+    ).scalar_one()
+    piece = lots.fresh_piece(points, earned_at or now)
+    left = points - min(points, lots.debt_of(new_balance - points))
+    if left > 0:
+        db.session.execute(
+            insert(PointsLot.__table__).values(
+                member_id=member_id,
+                entry_id=entry_id,
+                origin_lot_id=None,
+                points=left,
+                remaining=left,
+                earned_at=piece.earned_at,
+                expires_at=piece.expires_at,
+                created_at=now,
+            )
+        )
+    return int(new_balance)
 
 
 @dataclass(frozen=True)

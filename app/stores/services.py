@@ -33,6 +33,13 @@ def find_store_by_code(code: str | None) -> Store | None:
     return db.session.execute(select(Store).where(Store.code == code)).scalar_one_or_none()
 
 
+def store_id_by_code(code: str | None) -> int | None:
+    """``find_store_by_code(code).id`` without loading the row (hot paths)."""
+    if not code:
+        return None
+    return db.session.execute(select(Store.id).where(Store.code == code)).scalar_one_or_none()
+
+
 def create_store(code: str, name: str, city: str | None = None) -> Store:
     with unit_of_work():
         store = Store(code=code, name=name, city=city)

@@ -22,6 +22,10 @@ from bench.reliability.stream import (
     run_stream,
 )
 
+# Workers are killed for at most this long: every kill costs a worker boot (about a second of
+# CPU on a small machine), and the run must stay bounded on a loaded 2-core machine.
+KILL_WINDOW_SECONDS = 150
+
 
 @dataclass
 class Env:
@@ -46,8 +50,10 @@ def killed_workers(env: Env, batches: list, store: str, expected: dict) -> dict[
     kills = []
     rng = random.Random(7)
 
+    until = time.monotonic() + KILL_WINDOW_SECONDS
+
     def killer() -> None:
-        while not stop.wait(rng.uniform(0.3, 1.0)):
+        while not stop.wait(rng.uniform(0.3, 1.0)) and time.monotonic() < until:
             pids = env.server.worker_pids()
             if pids:
                 pid = rng.choice(pids)
