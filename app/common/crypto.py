@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -34,7 +35,16 @@ def encrypt_secret(plain: str, purpose: str = "terminal-secret") -> str:
 
 
 def decrypt_secret(token: str, purpose: str = "terminal-secret") -> str:
+    """The plain secret of a stored token (cached: every signed till request needs it)."""
+    return _decrypt(token, purpose, current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _decrypt(token: str, purpose: str, secret_key: str) -> str:
+    # Keyed by the ciphertext and SECRET_KEY: a rotated secret is a new token, so nothing stale
+    # is ever served; an undecryptable token raises and is not cached.
+    key = hashlib.sha256(f"{purpose}:{secret_key}".encode()).digest()
     try:
-        return _fernet(purpose).decrypt(token.encode()).decode()
+        return Fernet(base64.urlsafe_b64encode(key)).decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise RuntimeError("stored secret cannot be decrypted: was SECRET_KEY changed?") from exc

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import selectinload
 
 from app.common.clock import utcnow
@@ -52,6 +53,23 @@ def expiring_within(days: int = 3, *, exclude_opted_out: bool = True) -> list[Co
     return list(db.session.execute(stmt).scalars())
 
 
+@functools.cache
+def _usable_stmt() -> Select:
+    """Built once: every till identify runs it."""
+    now = bindparam("now")
+    return (
+        select(Coupon)
+        .where(
+            Coupon.owner_id == bindparam("owner_id"),
+            Coupon.state == "available",
+            Coupon.valid_from <= now,
+            Coupon.expires_at > now,
+        )
+        .options(selectinload(Coupon.template))
+        .order_by(Coupon.expires_at, Coupon.id)
+    )
+
+
 def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Coupon]:
     """The member's coupons usable now (at ``store_id`` if given), soonest expiry first.
 
@@ -59,18 +77,7 @@ def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Coupon
     """
     from app.coupons.templates import store_ids
 
-    now = utcnow()
-    rows = db.session.execute(
-        select(Coupon)
-        .where(
-            Coupon.owner_id == member_id,
-            Coupon.state == "available",
-            Coupon.valid_from <= now,
-            Coupon.expires_at > now,
-        )
-        .options(selectinload(Coupon.template))
-        .order_by(Coupon.expires_at, Coupon.id)
-    ).scalars()
+    rows = db.session.execute(_usable_stmt(), {"owner_id": member_id, "now": utcnow()}).scalars()
     return [
         c
         for c in rows

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.common.phone import normalize_phone
@@ -43,10 +44,7 @@ def lock_live_member(member_id: int) -> Member:
     """
     for _ in range(MAX_MERGE_HOPS):
         member = db.session.execute(
-            select(Member)
-            .where(Member.id == member_id)
-            .with_for_update(read=True)
-            .execution_options(populate_existing=True)
+            _share_lock_stmt(), {"member_id": member_id}
         ).scalar_one_or_none()
         if member is None:
             raise NotFound("member not found", code="MEMBER_NOT_FOUND")
@@ -54,6 +52,34 @@ def lock_live_member(member_id: int) -> Member:
             return member
         member_id = member.merged_into_id
     raise RuntimeError(f"merge chain from member {member_id} is too long")
+
+
+# Hot statements are built once, with bind parameters: building a statement and its cache key
+# costs about as much Python as running it (bench/statement_cost.py).
+@functools.cache
+def _share_lock_stmt() -> Select:
+    return (
+        select(Member)
+        .where(Member.id == bindparam("member_id"))
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)  # the locked row, not a stale copy
+    )
+
+
+@functools.cache
+def _by_identity_stmt(lock: bool) -> Select:
+    stmt = (
+        select(Member)  # the identity and its member in one query
+        .join(MemberIdentity, MemberIdentity.member_id == Member.id)
+        .where(
+            MemberIdentity.kind == bindparam("kind"),
+            MemberIdentity.app == bindparam("app"),
+            MemberIdentity.external_id == bindparam("external_id"),
+        )
+    )
+    if lock:
+        stmt = stmt.with_for_update(read=True, of=Member).execution_options(populate_existing=True)
+    return stmt
 
 
 def find_by_identity(
@@ -66,18 +92,9 @@ def find_by_identity(
     """
     if kind not in IDENTITY_KINDS:
         raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    stmt = (
-        select(Member)  # the identity and its member in one query
-        .join(MemberIdentity, MemberIdentity.member_id == Member.id)
-        .where(
-            MemberIdentity.kind == kind,
-            MemberIdentity.app == app,
-            MemberIdentity.external_id == external_id,
-        )
-    )
-    if lock:
-        stmt = stmt.with_for_update(read=True, of=Member).execution_options(populate_existing=True)
-    holder = db.session.execute(stmt).scalar_one_or_none()
+    holder = db.session.execute(
+        _by_identity_stmt(lock), {"kind": kind, "app": app, "external_id": external_id}
+    ).scalar_one_or_none()
     if holder is None or holder.merged_into_id is None:
         return holder
     if lock:

@@ -8,13 +8,14 @@ replays and concurrent duplicates change nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from app.db import unit_of_work, with_retry
 from app.errors import DomainError
@@ -76,15 +77,20 @@ def store_code_from(attach: str | None) -> str | None:
     return None
 
 
+@functools.cache
+def _recorded_stmt() -> Select:
+    return select(Purchase.id, Purchase.member_id).where(
+        Purchase.source == bindparam("source"), Purchase.external_id == bindparam("external_id")
+    )
+
+
 def apply_payment(event: PaymentEvent) -> PaymentOutcome:
     """Record a verified payment once: the payer becomes (or is) a member and earns points."""
 
     def attempt() -> PaymentOutcome:
         with unit_of_work():
             existing = db.session.execute(  # a replay: the columns only, nothing to load
-                select(Purchase.id, Purchase.member_id).where(
-                    Purchase.source == event.source, Purchase.external_id == event.transaction_id
-                )
+                _recorded_stmt(), {"source": event.source, "external_id": event.transaction_id}
             ).first()
             if existing is not None:
                 return PaymentOutcome(existing.id, existing.member_id, False)

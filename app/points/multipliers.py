@@ -7,11 +7,12 @@ so its refunds compute what it keeps with the same multiplier.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 
 from app.common.clock import ensure_aware, utcnow
 from app.db import unit_of_work, with_retry
@@ -24,6 +25,26 @@ BASE_PERCENT = 100
 MAX_PERCENT = 1000
 
 
+@functools.cache
+def _rules_stmt(in_a_store: bool) -> Select:
+    """The rules that may match purchases between two times: columns only, built once (this
+    runs for every purchase)."""
+    store_match = MultiplierRule.store_id.is_(None)
+    if in_a_store:
+        store_match = or_(store_match, MultiplierRule.store_id == bindparam("store_id"))
+    return select(
+        MultiplierRule.percent,
+        MultiplierRule.starts_at,
+        MultiplierRule.ends_at,
+        MultiplierRule.day_of_month,
+    ).where(
+        MultiplierRule.active.is_(True),
+        MultiplierRule.starts_at <= bindparam("latest"),
+        MultiplierRule.ends_at > bindparam("earliest"),
+        store_match,
+    )
+
+
 def multiplier_for(store_id: int | None, occurred_at: datetime) -> int:
     """The earn percent in force for a purchase in ``store_id`` at ``occurred_at``."""
     return multipliers_for(store_id, [occurred_at])[0]
@@ -34,21 +55,9 @@ def multipliers_for(store_id: int | None, times: list[datetime]) -> list[int]:
     if not times:
         return []
     at = [ensure_aware(t) for t in times]
-    store_match = MultiplierRule.store_id.is_(None)
-    if store_id is not None:
-        store_match = or_(store_match, MultiplierRule.store_id == store_id)
     rules = db.session.execute(
-        select(  # the columns only: this runs for every purchase
-            MultiplierRule.percent,
-            MultiplierRule.starts_at,
-            MultiplierRule.ends_at,
-            MultiplierRule.day_of_month,
-        ).where(
-            MultiplierRule.active.is_(True),
-            MultiplierRule.starts_at <= max(at),
-            MultiplierRule.ends_at > min(at),
-            store_match,
-        )
+        _rules_stmt(store_id is not None),
+        {"store_id": store_id, "latest": max(at), "earliest": min(at)},
     ).all()
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     percents = []

@@ -7,11 +7,12 @@ never more than was earned.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -102,15 +103,19 @@ def _insert_new(**values: object) -> Purchase | None:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new purchase, or None if its
     (source, external_id) exists. A concurrent duplicate waits on the unique key until the
     first commits, then gets None (or inserts, if the first rolled back)."""
-    dialect = db.session.get_bind().dialect.name
+    stmt = _insert_new_stmt(db.session.get_bind().dialect.name, tuple(values))
+    return db.session.scalars(stmt, values).one_or_none()
+
+
+@functools.cache
+def _insert_new_stmt(dialect: str, columns: tuple[str, ...]) -> Insert:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
+    return (
         insert(Purchase)
-        .values(**values)
+        .values({name: bindparam(name) for name in columns})
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
         .returning(Purchase)
     )
-    return db.session.scalars(stmt).one_or_none()
 
 
 @dataclass(frozen=True)

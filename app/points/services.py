@@ -8,12 +8,13 @@ consistent state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, func, insert, select, update
 
 from app.common.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -109,6 +110,19 @@ def post_entry(
     return PostResult(entry, created=True)
 
 
+@functools.cache
+def _new_credit_stmts() -> tuple[Update, Insert, Insert]:
+    """post_new_credit's statements, built once (table-level: no ORM bookkeeping)."""
+    accounts, entries = PointsAccount.__table__, PointsEntry.__table__
+    move = (
+        update(accounts)
+        .where(accounts.c.member_id == bindparam("b_member_id"))
+        .values(balance=accounts.c.balance + bindparam("b_points"), updated_at=bindparam("b_now"))
+        .returning(accounts.c.balance)
+    )
+    return move, insert(entries).returning(entries.c.id), insert(PointsLot.__table__)
+
+
 def post_new_credit(
     member_id: int,
     points: int,
@@ -134,12 +148,9 @@ def post_new_credit(
     if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
         raise ValueError("post_new_credit takes a positive integer of points")
     now = utcnow()
-    accounts, entries = PointsAccount.__table__, PointsEntry.__table__
+    move, write_entry, write_lot = _new_credit_stmts()
     new_balance = db.session.execute(
-        update(accounts)
-        .where(accounts.c.member_id == member_id)
-        .values(balance=accounts.c.balance + points, updated_at=now)
-        .returning(accounts.c.balance)
+        move, {"b_member_id": member_id, "b_points": points, "b_now": now}
     ).scalar_one_or_none()
     if new_balance is None:
         raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
@@ -147,36 +158,36 @@ def post_new_credit(
     if loaded is not None:
         db.session.expire(loaded)  # a copy loaded earlier in this transaction is now stale
     entry_id = db.session.execute(
-        insert(entries)
-        .values(
-            member_id=member_id,
-            points=points,
-            balance_after=new_balance,
-            kind=kind,
-            idempotency_key=idempotency_key,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            store_id=store_id,
-            actor=None,
-            reason=None,
-            created_at=now,
-        )
-        .returning(entries.c.id)
+        write_entry,
+        {
+            "member_id": member_id,
+            "points": points,
+            "balance_after": new_balance,
+            "kind": kind,
+            "idempotency_key": idempotency_key,
+            "ref_type": ref_type,
+            "ref_id": ref_id,
+            "store_id": store_id,
+            "actor": None,
+            "reason": None,
+            "created_at": now,
+        },
     ).scalar_one()
     piece = lots.fresh_piece(points, earned_at or now)
     left = points - min(points, lots.debt_of(new_balance - points))
     if left > 0:
         db.session.execute(
-            insert(PointsLot.__table__).values(
-                member_id=member_id,
-                entry_id=entry_id,
-                origin_lot_id=None,
-                points=left,
-                remaining=left,
-                earned_at=piece.earned_at,
-                expires_at=piece.expires_at,
-                created_at=now,
-            )
+            write_lot,
+            {
+                "member_id": member_id,
+                "entry_id": entry_id,
+                "origin_lot_id": None,
+                "points": left,
+                "remaining": left,
+                "earned_at": piece.earned_at,
+                "expires_at": piece.expires_at,
+                "created_at": now,
+            },
         )
     return int(new_balance)
 
@@ -323,10 +334,13 @@ def _append(
     return entry
 
 
+@functools.cache
+def _balance_stmt() -> Select:
+    return select(PointsAccount.balance).where(PointsAccount.member_id == bindparam("member_id"))
+
+
 def balance_of(member_id: int) -> int:
-    value = db.session.execute(
-        select(PointsAccount.balance).where(PointsAccount.member_id == member_id)
-    ).scalar_one_or_none()
+    value = db.session.execute(_balance_stmt(), {"member_id": member_id}).scalar_one_or_none()
     return int(value or 0)
 
 

@@ -6,11 +6,12 @@ with a key derived from ``SECRET_KEY`` (it must be recoverable: the server recom
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from app.common.clock import utcnow
@@ -93,12 +94,20 @@ def rotate_terminal(terminal_id: str) -> tuple[Terminal, str, datetime]:
     return terminal, code, expires_at
 
 
+@functools.cache
+def _terminal_stmt() -> Select:
+    """Built once: this runs on every signed till request."""
+    return (
+        select(Terminal)
+        .options(joinedload(Terminal.store))  # the caller needs the store code: one query
+        .where(Terminal.terminal_id == bindparam("terminal_id"))
+    )
+
+
 def terminal_for_request(terminal_id: str) -> tuple[Terminal, str]:
     """The active terminal and its secret, or the 401 that says why not."""
     terminal = db.session.execute(
-        select(Terminal)
-        .options(joinedload(Terminal.store))  # the caller needs the store code: one query
-        .where(Terminal.terminal_id == terminal_id)
+        _terminal_stmt(), {"terminal_id": terminal_id}
     ).scalar_one_or_none()
     if terminal is None:
         raise Unauthorized("unknown terminal", code="UNKNOWN_TERMINAL")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
@@ -37,7 +38,12 @@ def store_id_by_code(code: str | None) -> int | None:
     """``find_store_by_code(code).id`` without loading the row (hot paths)."""
     if not code:
         return None
-    return db.session.execute(select(Store.id).where(Store.code == code)).scalar_one_or_none()
+    return db.session.execute(_store_id_stmt(), {"code": code}).scalar_one_or_none()
+
+
+@functools.cache
+def _store_id_stmt() -> Select:
+    return select(Store.id).where(Store.code == bindparam("code"))
 
 
 def create_store(code: str, name: str, city: str | None = None) -> Store:
