@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.common.clock import utcnow
 from app.errors import ValidationFailed
@@ -100,21 +101,32 @@ def record_purchase(
 
 
 def _insert_new(**values: object) -> Purchase | None:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new purchase, or None if its
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the new purchase, or None if its
     (source, external_id) exists. A concurrent duplicate waits on the unique key until the
-    first commits, then gets None (or inserts, if the first rolled back)."""
+    first commits, then gets None (or inserts, if the first rolled back).
+
+    A table-level insert (the ORM's bulk-insert machinery costs more than the statement); the
+    row's values are all known, so the object is attached as already persistent, not reloaded.
+    """
     stmt = _insert_new_stmt(db.session.get_bind().dialect.name, tuple(values))
-    return db.session.scalars(stmt, values).one_or_none()
+    new_id = db.session.execute(stmt, values).scalar_one_or_none()
+    if new_id is None:
+        return None
+    purchase = Purchase(id=new_id, **values)
+    make_transient_to_detached(purchase)
+    db.session.add(purchase)
+    return purchase
 
 
 @functools.cache
 def _insert_new_stmt(dialect: str, columns: tuple[str, ...]) -> Insert:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = Purchase.__table__
     return (
-        insert(Purchase)
+        insert(table)
         .values({name: bindparam(name) for name in columns})
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(Purchase)
+        .returning(table.c.id)
     )
 
 
