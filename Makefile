@@ -52,8 +52,12 @@ reliability: venv
 	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)
 
 # Figures of issue 9 (PostgreSQL on 127.0.0.1:5432 and Redis on :6379 must be running; see
-# bench/README.md). wrk is used when installed (apt-get install wrk), else a Python load.
+# bench/README.md). The HTTP load is wrk: run as root on Debian/Ubuntu, a missing wrk is
+# installed from the distribution (BENCH_NO_INSTALL=1 to skip); otherwise a Python load runs.
 bench: venv
+	@command -v wrk >/dev/null || [ -n "$(BENCH_NO_INSTALL)" ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || { \
+	  echo "wrk not found: apt-get install wrk"; \
+	  apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } || true; }
 	@command -v wrk >/dev/null || echo "wrk not found: sudo apt-get install wrk (using the slower Python load generator meanwhile)"
 	@command -v pgbench >/dev/null || { echo "pgbench not found: sudo apt-get install postgresql-contrib (or postgresql-client)"; exit 1; }
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

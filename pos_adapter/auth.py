@@ -62,7 +62,7 @@ def verify_request() -> TillContext:
     key = f"pos-nonce:{terminal.terminal_id}:{nonce}"
     if not redis_store.client.set(key, b"1", nx=True, ex=2 * MAX_SKEW_SECONDS + 5):
         raise Unauthorized("nonce already used", code="NONCE_REUSED")
-    return TillContext(terminal.terminal_id, terminal.store_id, terminal.store.code)
+    return TillContext(terminal.terminal_id, terminal.store_id, terminal.store_code)
 
 
 def signed_request(view: Callable[..., Any]) -> Callable[..., Any]:

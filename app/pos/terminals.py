@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import joinedload
 
 from app.common.clock import utcnow
 from app.common.crypto import decrypt_secret, encrypt_secret, hash_token
 from app.db import unit_of_work
 from app.errors import NotFound, Unauthorized
 from app.extensions import db
-from app.stores.models import Terminal
+from app.stores.models import Store, Terminal
 from app.stores.services import (
     ACTIVATION_TTL,
     new_activation_code,
@@ -94,21 +93,37 @@ def rotate_terminal(terminal_id: str) -> tuple[Terminal, str, datetime]:
     return terminal, code, expires_at
 
 
+@dataclass(frozen=True)
+class RequestTerminal:
+    """What verifying a signed till request needs of its terminal."""
+
+    terminal_id: str
+    store_id: int
+    store_code: str
+    status: str
+    secret_encrypted: str | None
+
+
 @functools.cache
 def _terminal_stmt() -> Select:
-    """Built once: this runs on every signed till request."""
+    """Built once, columns only: this runs on every signed till request."""
     return (
-        select(Terminal)
-        .options(joinedload(Terminal.store))  # the caller needs the store code: one query
+        select(
+            Terminal.terminal_id,
+            Terminal.store_id,
+            Store.code,
+            Terminal.status,
+            Terminal.secret_encrypted,
+        )
+        .join(Store, Store.id == Terminal.store_id)  # the caller needs the store code
         .where(Terminal.terminal_id == bindparam("terminal_id"))
     )
 
 
-def terminal_for_request(terminal_id: str) -> tuple[Terminal, str]:
+def terminal_for_request(terminal_id: str) -> tuple[RequestTerminal, str]:
     """The active terminal and its secret, or the 401 that says why not."""
-    terminal = db.session.execute(
-        _terminal_stmt(), {"terminal_id": terminal_id}
-    ).scalar_one_or_none()
+    row = db.session.execute(_terminal_stmt(), {"terminal_id": terminal_id}).one_or_none()
+    terminal = RequestTerminal(*row) if row is not None else None
     if terminal is None:
         raise Unauthorized("unknown terminal", code="UNKNOWN_TERMINAL")
     if terminal.status == "revoked":
