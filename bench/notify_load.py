@@ -1,9 +1,11 @@
 """Signed WeChat Pay v2 payment notifications for the bench, all generated before the run.
 
 Each body is a complete notify (``app.payments.simulate``, the helpers the payment tests use)
-for a distinct transaction id, signed with the bench's own merchant key; the payers come from a
-pool of 5,000 openids, so some notifications enrol a new member (pay-as-membership) and most
-credit one already known, as in a shop. Every body is one line (wrk sends them line by line).
+for a distinct transaction id, signed with the bench's own merchant key. As in a shop, most
+payers are regulars: 90% come from a pool of 5,000 openids that ``ensure_payers`` attaches to
+loaded members before the run (so every run measures the same mix, whatever earlier runs left),
+and 10% are first-time payers, new in each run, whom the notify enrols (pay-as-membership).
+Every body is one line (wrk sends them line by line).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ PATH = "/payments/wechat/notify"
 STORE = "BENCH"
 BODIES = 60_000
 PAYERS = 5_000
+NEW_PAYERS = 0.10  # share of notifications from a payer never seen before
 APPID = "wxbench0000000001"
 MCH_ID = "1900000109"
 API_KEY = "benchv2apikey0123456789abcdefAB"  # 32 characters, like a real v2 key
@@ -30,17 +33,41 @@ def transaction_id(run_id: str, n: int) -> str:
     return f"42{run_id}{n:012d}"[:32]
 
 
+def regular_openid(n: int) -> str:
+    return f"oBENCH{n:08d}"
+
+
+def ensure_payers(dsn: str, member_phone_prefix: str) -> None:
+    """Give loaded members ``0 … PAYERS-1`` the regulars' openids (set-based; kept if present)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            """
+            INSERT INTO member_identities (member_id, kind, app, external_id, created_at)
+            SELECT m.id, 'wechat_openid', %(app)s, 'oBENCH' || lpad(g::text, 8, '0'), now()
+            FROM generate_series(0, %(last)s) AS g
+            JOIN members m ON m.phone = %(prefix)s || lpad(g::text, 8, '0')
+            ON CONFLICT (kind, app, external_id) DO NOTHING
+            """,
+            {"app": APPID, "last": PAYERS - 1, "prefix": member_phone_prefix},
+        )
+        conn.commit()
+
+
 def notify_bodies(run_id: str, count: int = BODIES, seed: int = 11) -> list[str]:
     from app.payments.simulate import wechat_v2_payment_fields, wechat_v2_xml
 
     rng = random.Random(seed)
     bodies = []
     for n in range(count):
+        if rng.random() < NEW_PAYERS:
+            openid = f"oNEW{run_id}{n:06d}"
+        else:
+            openid = regular_openid(rng.randrange(PAYERS))
         fields = wechat_v2_payment_fields(
             appid=APPID,
             mch_id=MCH_ID,
             transaction_id=transaction_id(run_id, n),
-            openid=f"oBENCH{rng.randrange(PAYERS):08d}",
+            openid=openid,
             total_fee=rng.randint(500, 30000),
             store=STORE,
         )

@@ -116,7 +116,9 @@ def activated_terminal(base: str, admin_token: str) -> PosClient:
     return till
 
 
-def sale_batch(prefix: str, number: int, rng: random.Random) -> list[dict]:
+def sale_batch(
+    prefix: str, number: int, rng: random.Random, phone_prefix: str = "139"
+) -> list[dict]:
     now = datetime.now(UTC).isoformat()
     events = []
     for i in range(BATCH):
@@ -133,13 +135,18 @@ def sale_batch(prefix: str, number: int, rng: random.Random) -> list[dict]:
             ],
         }
         if rng.random() < 0.8:  # most sales name a member, from a pool of 5,000 phones
-            event["member"] = {"phone": f"139{rng.randint(0, 4999):08d}"}
+            event["member"] = {"phone": f"{phone_prefix}{rng.randint(0, 4999):08d}"}
         events.append(event)
     return events
 
 
 def post_for(
-    base: str, till: PosClient, seconds: float, clients: int, prefix: str = "c"
+    base: str,
+    till: PosClient,
+    seconds: float,
+    clients: int,
+    prefix: str = "c",
+    phone_prefix: str = "139",
 ) -> tuple[int, float, int]:
     counts = [0] * clients
     failures = [0] * clients
@@ -150,7 +157,9 @@ def post_for(
         rng = random.Random(index)
         number = 0
         while time.monotonic() < stop_at:
-            response = own.send_events(sale_batch(f"{prefix}{index}", number, rng))
+            response = own.send_events(
+                sale_batch(f"{prefix}{index}", number, rng, phone_prefix=phone_prefix)
+            )
             number += 1
             if response.status != 200:
                 failures[index] += 1

@@ -154,6 +154,8 @@ def main() -> int:
     )
     how = f"loaded in {load_s:.0f} s" if load_s else "reused"
     say(f"{members:,} bench members ({how})")
+    # regular payers and till customers are loaded members: every run measures the same mix
+    notify_load.ensure_payers(database_url(pg, APP_DB, "postgresql"), members_load.PREFIX)
     admin_token = pos_ingest.flask(env, "admin", "create-token", "bench").strip().splitlines()[-1]
     import redis
 
@@ -208,11 +210,12 @@ def main() -> int:
             say(f"  CPU per request: {_cpu_text(notify_cpu)}")
             credited = notify_load.credited(database_url(pg, APP_DB, "postgresql"), run_id)
 
-        say(f"POS: warming up (registering the phone pool), then {seconds} s of batches of 100")
-        pos_ingest.post_for(base, till, min(seconds, 8), args.clients, prefix=f"{run_id}w")
+        say(f"POS: warming up for 3 s, then {seconds} s of batches of 100")
+        pool = members_load.PREFIX  # the sales' 5,000 phones are loaded members
+        pos_ingest.post_for(base, till, 3, args.clients, prefix=f"{run_id}w", phone_prefix=pool)
         before = cpu.snapshot()
         accepted, elapsed, failed = pos_ingest.post_for(
-            base, till, seconds, args.clients, prefix=f"{run_id}m"
+            base, till, seconds, args.clients, prefix=f"{run_id}m", phone_prefix=pool
         )
         pos_cpu = cpu.per_request(before, cpu.snapshot(), accepted)
         events_per_s = accepted / elapsed

@@ -93,9 +93,9 @@ def main() -> None:
             "raw psycopg": lambda: raw.execute(
                 "SELECT balance FROM points_accounts WHERE member_id = %s", (member_id,)
             ).fetchone(),
-            "Core, connection, prebuilt": lambda: db.session.connection()
-            .execute(balance, params)
-            .scalar_one(),
+            "Core, connection, prebuilt": lambda: (
+                db.session.connection().execute(balance, params).scalar_one()
+            ),
             "session, prebuilt": lambda: db.session.execute(balance, params).scalar_one(),
             "session, built per call": built_balance,
             "ORM entity, prebuilt": lambda: db.session.execute(
