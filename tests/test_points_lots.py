@@ -233,3 +233,19 @@ def test_a_new_credit_under_a_used_key_is_refused_by_the_database():
         post_new_credit(member_id, 5, kind="earn", idempotency_key="used-key")
     assert balance_of(member_id) == 10
     assert_consistent(member_id)
+
+
+def test_a_new_credit_leaves_no_stale_account_in_the_session():
+    """The account is moved by a table-level UPDATE: a copy the transaction loaded earlier (a
+    member created in the same transaction, as pay-as-membership does) is refreshed, not kept."""
+    from app.members.services import create_member
+    from app.points.models import PointsAccount
+    from app.points.services import post_new_credit
+
+    with unit_of_work():
+        member = create_member(source="test", phone="13800000077")
+        account = db.session.get(PointsAccount, member.id)
+        assert account is not None and account.balance == 0
+        assert post_new_credit(member.id, 7, kind="earn", idempotency_key="fresh-1") == 7
+        assert account.balance == 7  # reloaded after the UPDATE, not the stale 0
+    assert_consistent(member.id)

@@ -226,7 +226,8 @@ def credit_purchases(purchases: Sequence[Purchase]) -> None:
                 earned_at=min(purchase.occurred_at, now),
             )
             for purchase, earned in earning
-        ]
+        ],
+        new_keys=True,  # keys of the purchases add_purchases has just created
     )
     for purchase, earned in earning:
         purchase.points_earned = earned

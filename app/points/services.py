@@ -206,13 +206,15 @@ class Credit:
     earned_at: datetime | None = None
 
 
-def post_credits(credits: Sequence[Credit]) -> list[PostResult]:
+def post_credits(credits: Sequence[Credit], *, new_keys: bool = False) -> list[PostResult]:
     """``post_entry`` for many credits at once, with the same rules and results, in order.
 
     For batches (a till's upload): the accounts are locked in member-id order in one
     statement, the keys looked up in one query and the rows written in one flush, instead of
     a few round trips per credit. A key already used (before, or earlier in the list) returns
-    that entry; one used for a different change is refused.
+    that entry; one used for a different change is refused. ``new_keys``: every key names a row
+    this transaction has just created, so none can have been used before and the lookup is
+    skipped (their unique index still refuses a reuse).
     """
     for credit in credits:
         if credit.kind not in ENTRY_KINDS:
@@ -224,13 +226,15 @@ def post_credits(credits: Sequence[Credit]) -> list[PostResult]:
     if not credits:
         return []
     accounts = lock_accounts({c.member_id for c in credits})
-    keys = [c.idempotency_key for c in credits]
-    entries = {
-        e.idempotency_key: e
-        for e in db.session.scalars(
-            select(PointsEntry).where(PointsEntry.idempotency_key.in_(keys))
-        )
-    }
+    entries: dict[str, PointsEntry] = {}
+    if not new_keys:
+        keys = [c.idempotency_key for c in credits]
+        entries = {
+            e.idempotency_key: e
+            for e in db.session.scalars(
+                select(PointsEntry).where(PointsEntry.idempotency_key.in_(keys))
+            )
+        }
     results = []
     for credit in credits:
         existing = entries.get(credit.idempotency_key)
