@@ -1,19 +1,21 @@
 """Where a measurement's CPU went: seconds used by the app's workers, PostgreSQL and the load tool.
 
-Read from ``/proc`` before and after a measurement, so a figure can say what bounds it (on a
-2-core machine the app, the database and the load generator share the same cores). Processes
-are grouped by name: ``gunicorn`` (the app), ``postgres`` (the server and its backends),
-``wrk`` (the load tool); ``machine_busy`` is every core's non-idle time from ``/proc/stat``.
-A process that exits during the measurement takes its time with it, so the groups are lower
-bounds.
+Read before and after a measurement, so a figure can say what bounds it (on a 2-core machine
+the app, the database and the load generator share the same cores). ``app`` and ``postgres``
+sum ``/proc/<pid>/stat`` over the processes named ``gunicorn`` and ``postgres``; ``load_tool``
+is this process's own CPU (the Python clients: POS uploaders, identify, the fallback HTTP load)
+plus that of the children it waited for meanwhile (wrk), from ``getrusage``; ``machine_busy``
+is every core's non-idle time from ``/proc/stat``. A server process that exits during the
+measurement takes its time with it, so ``app`` and ``postgres`` are lower bounds.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
-GROUPS = {"gunicorn": "app", "postgres": "postgres", "wrk": "load_tool"}
+GROUPS = {"gunicorn": "app", "postgres": "postgres"}
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -41,8 +43,16 @@ def _machine_busy() -> float:
     return (sum(values[:8]) - idle) / TICK
 
 
+def _load_tool() -> float:
+    used = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        used += usage.ru_utime + usage.ru_stime
+    return used
+
+
 def snapshot() -> dict[str, float]:
-    return {**_by_group(), "machine_busy": _machine_busy()}
+    return {**_by_group(), "load_tool": _load_tool(), "machine_busy": _machine_busy()}
 
 
 def per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict:

@@ -113,7 +113,12 @@ def stop_server(server: subprocess.Popen) -> None:
 
 
 def _cpu_text(used: dict) -> str:
-    names = {"app": "app", "postgres": "PostgreSQL", "load_tool": "wrk", "machine_busy": "machine"}
+    names = {
+        "app": "app",
+        "postgres": "PostgreSQL",
+        "load_tool": "load tool",
+        "machine_busy": "machine",
+    }
     return ", ".join(f"{names[k[:-7]]} {v:.2f} ms" for k, v in used.items())
 
 
@@ -220,7 +225,7 @@ def main() -> int:
         pos_cpu = cpu.per_request(before, cpu.snapshot(), accepted)
         events_per_s = accepted / elapsed
         say(f"  {events_per_s:.0f} sale events/s ({failed} failed batches)")
-        say(f"  CPU per sale event: {_cpu_text(pos_cpu)} (the uploaders: the rest of the machine)")
+        say(f"  CPU per sale event: {_cpu_text(pos_cpu)}")
 
         say(f"identify by phone among {members:,} members for {seconds} s")
         latencies, id_errors = identify_latencies(base, till, members, seconds, clients=1)
