@@ -222,8 +222,9 @@ def test_payments_racing_a_merge_all_land_on_the_survivor(app):
     assert audit_differences() == []
 
 
-def _wait_until_blocked_on_a_lock(app) -> None:
-    """Until another connection waits on a row lock (bounded: fails after ~5 s)."""
+def _wait_until_blocked_on_a_lock(app, or_done: threading.Thread | None = None) -> None:
+    """Until another connection waits on a row lock, or ``or_done`` has finished (bounded:
+    fails after ~5 s)."""
     from sqlalchemy import text
 
     with app.app_context():
@@ -235,7 +236,7 @@ def _wait_until_blocked_on_a_lock(app) -> None:
                 )
             ).scalar()
             db.session.rollback()
-            if waiting:
+            if waiting or (or_done is not None and not or_done.is_alive()):
                 return
             threading.Event().wait(0.01)
     raise AssertionError("the merge never waited for the credit's lock")
@@ -306,3 +307,41 @@ def test_a_phone_held_only_in_the_member_column_still_leads_to_a_merge():
         "wechat_openid",
         "phone",
     }
+
+
+@requires_postgres
+def test_a_merge_racing_a_till_sale_never_strands_its_points(app, monkeypatch):
+    """A sale applied one event at a time share-locks its member as a payment does: a merge
+    that starts between finding the member and crediting it waits, then moves the credit."""
+    from app.pos import sales
+    from app.pos.context import TillContext
+    from app.pos.schemas import SaleEventSchema, content_hash
+    from app.stores.services import create_store
+    from tests.pos_support import sale
+
+    holder = member_with(100, phone=PHONE)
+    absorbed = member_with(0, identity=("wechat_openid", "wxapp", "oRACEPOS"))
+    store = create_store("MERGE1", "merge race")
+    ctx = TillContext("T-merge", store.id, "MERGE1")
+    data = SaleEventSchema().load(sale("S-RACE", 1000, member={"member_id": absorbed}))
+    merged: list[int] = []
+    thread = threading.Thread(
+        target=lambda: merged.extend(
+            run_in_context(app, lambda: bind_phone(absorbed, PHONE, channel="wechat").member_id)
+        )
+    )
+    credit = sales.record_purchase
+
+    def merge_then_credit(**kwargs):
+        # the member is found; now a merge starts: it must wait (or, unlocked, it would finish)
+        thread.start()
+        _wait_until_blocked_on_a_lock(app, or_done=thread)
+        return credit(**kwargs)
+
+    monkeypatch.setattr(sales, "record_purchase", merge_then_credit)
+    with unit_of_work():
+        sales.record_sale(ctx, data, content_hash(data))
+    thread.join()
+    assert merged == [holder]
+    assert balance_of(absorbed) == 0 and balance_of(holder) == 110
+    assert audit_differences() == []

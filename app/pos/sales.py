@@ -6,6 +6,7 @@ from typing import Any
 
 from app.errors import Conflict
 from app.extensions import db
+from app.members.services import lock_live_member
 from app.points.purchases import record_purchase
 from app.pos.context import TillContext, lock_sale_key
 from app.pos.hooks import run_sale_hooks
@@ -26,15 +27,19 @@ def record_sale(ctx: TillContext, data: dict, content_hash: str) -> dict[str, An
                 "this sale_id was already recorded with other content", code="SALE_ID_CONFLICT"
             )
         return {"status": "duplicate", "member_id": existing.member_id}
+    # The member is share-locked like a payment's payer, before any account is touched (a merge
+    # locks members first too): a merge racing this sale either finished before (the survivor
+    # is credited) or waits and then moves the credit; none is stranded on an absorbed member.
     member_id = None
     if data["member"]:
-        member_id = member_for_ref(data["member"], store_id=ctx.store_id).id
+        member_id = lock_live_member(member_for_ref(data["member"], store_id=ctx.store_id).id).id
     redeemed_points = 0
     if data["redemption_id"]:
         redemption = capture_for_sale(
             ctx, data["redemption_id"], sale_id=sale_id, member_id=member_id
         )
-        member_id = member_id or redemption.member_id
+        if member_id is None:
+            member_id = lock_live_member(redemption.member_id).id
         redeemed_points = redemption.points
     purchase, _ = record_purchase(
         source="pos",
