@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
+    _register_hooks()
 
     from app.cli import register_cli
 
@@ -68,6 +69,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.pos.views import blp as admin_terminals
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
+    from app.tiers.views import blp as admin_tiers
     from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.coupons import blp as mp_coupons
@@ -93,6 +95,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_members,
         payments,
         mp_account,
+        admin_tiers,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -110,6 +113,13 @@ def _register_merge_steps() -> None:
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+
+
+def _register_hooks() -> None:
+    """Features that extend the engine register on its hooks (app/common/hooks.py)."""
+    from app.tiers.hooks import register_hooks as register_tier_hooks
+
+    register_tier_hooks()
 
 
 def _configure_logging(app: Flask) -> None:

@@ -41,6 +41,7 @@ from app.tags.models import (
     TagRuleApplication,
     TagRuleSku,
 )
+from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, TierSettings
 
 __all__ = [
     "AdminToken",
@@ -62,6 +63,8 @@ __all__ = [
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MemberTier",
+    "MemberTierMonth",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",
@@ -82,5 +85,8 @@ __all__ = [
     "TagRuleApplication",
     "TagRuleSku",
     "Terminal",
+    "Tier",
+    "TierChange",
+    "TierSettings",
     "WelcomeGrant",
 ]

@@ -18,11 +18,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.common.clock import utcnow
+from app.common.hooks import PURCHASES_APPLIED, PurchaseApplied
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.outbox.services import enqueue_messages
 from app.points.models import Purchase, PurchaseRefund
-from app.points.multipliers import multiplier_for, multipliers_for
+from app.points.multipliers import multiplier_for, multipliers_for, with_member_bonuses
 from app.points.services import (
     Credit,
     points_for_paid,
@@ -56,7 +57,7 @@ def record_purchase(
     """
     if paid_fen < 0:
         raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
-    percent = multiplier_for(store_id, occurred_at)
+    percent = with_member_bonuses([multiplier_for(store_id, occurred_at)], [(member_id, store_id, occurred_at)])[0]  # noqa: E501
     earned = points_for_paid(paid_fen, percent) if member_id is not None else 0
     purchase = _insert_new(
         source=source,
@@ -97,6 +98,7 @@ def record_purchase(
             ],
             new_keys=True,
         )
+    PURCHASES_APPLIED.fire([PurchaseApplied(member_id, purchase.id, source, occurred_at, paid_fen, earned, store_id=store_id)] if member_id is not None else [])  # noqa: E501
     return purchase, True
 
 
@@ -179,6 +181,7 @@ def add_purchases(source: str, items: Sequence[PurchaseIn]) -> list[tuple[Purcha
         times = [i.occurred_at for i in group]
         for item, percent in zip(group, multipliers_for(store_id, times), strict=True):
             percents[id(item)] = percent
+    percents.update(zip(map(id, items), with_member_bonuses([percents[id(i)] for i in items], [(i.member_id, i.store_id, i.occurred_at) for i in items]), strict=True))  # noqa: E501
     results: list[tuple[Purchase, bool]] = []
     for item in items:
         existing = found.get(item.external_id)
@@ -243,6 +246,7 @@ def credit_purchases(purchases: Sequence[Purchase]) -> None:
             for (purchase, earned), r in zip(earning, posted, strict=True)
         ]
     )
+    PURCHASES_APPLIED.fire([PurchaseApplied(p.member_id, p.id, p.source, p.occurred_at, p.paid_fen, p.points_earned, store_id=p.store_id) for p in purchases if p.member_id is not None])  # noqa: E501
 
 
 def record_refund(
@@ -282,4 +286,5 @@ def record_refund(
             allow_negative=True,
         )
     locked.points_earned -= take
+    PURCHASES_APPLIED.fire([PurchaseApplied(locked.member_id, locked.id, locked.source, occurred_at, -refund_fen, -take, is_refund=True, store_id=locked.store_id)] if locked.member_id is not None else [])  # noqa: E501
     return refund, True
