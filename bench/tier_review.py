@@ -63,13 +63,13 @@ def load_tiers(dsn: str, now: datetime) -> int:
                 payer_fen_12m, purchases_12m, growth, window_month, updated_at)
             SELECT m.id,
                    CASE WHEN m.id %% 10 = 0 THEN 'SVIP'
-                        WHEN (m.id * 7919) %% 400000 + 50000 >= 300000 THEN 'SVIP'
-                        WHEN (m.id * 7919) %% 400000 + 50000 >= 100000 THEN 'VIP'
+                        WHEN (m.id::bigint * 7919) %% 400000 + 50000 >= 300000 THEN 'SVIP'
+                        WHEN (m.id::bigint * 7919) %% 400000 + 50000 >= 100000 THEN 'VIP'
                         ELSE 'NORMAL' END,
                    %(now)s - interval '400 days',
                    CASE WHEN m.id %% 10 = 0 THEN %(now)s - interval '1 day'
                         ELSE %(now)s + interval '100 days' END,
-                   1, (m.id * 7919) %% 400000 + 50000, 3, 0, %(dropped)s, %(now)s
+                   1, (m.id::bigint * 7919) %% 400000 + 50000, 3, 0, %(dropped)s, %(now)s
             FROM members m WHERE m.source = %(source)s
             """,
             {"now": now, "dropped": dropped, "source": members_load.SOURCE},

@@ -67,12 +67,19 @@ def basis_value(row: MemberTier | object, basis: str) -> int:
 
 
 def load_ladder() -> Ladder | None:
-    """The ladder in force, or None when HQ has not set one."""
-    settings = db.session.get(TierSettings, 1)
-    if settings is None:
-        return None
+    """The ladder in force, or None when HQ has not set one: one query, then kept for the rest
+    of the transaction (the multiplier provider and the purchases listener share it)."""
+    info = db.session.info
+    transaction = db.session().get_transaction()
+    cached = info.get(_CACHE)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
     rows = db.session.execute(
         select(
+            TierSettings.basis,
+            TierSettings.keep_months,
+            TierSettings.review_max_steps,
+            TierSettings.version,
             Tier.code,
             Tier.name,
             Tier.rank,
@@ -80,17 +87,30 @@ def load_ladder() -> Ladder | None:
             Tier.earn_multiplier_pct,
             Tier.upgrade_coupon_template_id,
             Tier.birthday_coupon_template_id,
-        ).order_by(Tier.rank)
+        )
+        .join(TierSettings, TierSettings.id == 1)
+        .order_by(Tier.rank)
     ).all()
-    if not rows:
-        return None
-    return Ladder(
-        basis=settings.basis,
-        keep_months=settings.keep_months,
-        review_max_steps=settings.review_max_steps,
-        version=settings.version,
-        tiers=tuple(TierRow(*r) for r in rows),
-    )
+    ladder = None
+    if rows:
+        first = rows[0]
+        ladder = Ladder(
+            basis=first.basis,
+            keep_months=first.keep_months,
+            review_max_steps=first.review_max_steps,
+            version=first.version,
+            tiers=tuple(TierRow(*r[4:]) for r in rows),
+        )
+    info[_CACHE] = (db.session().get_transaction(), ladder)
+    return ladder
+
+
+def forget_ladder() -> None:
+    """After changing the ladder in this transaction."""
+    db.session.info.pop(_CACHE, None)
+
+
+_CACHE = "huiyuan.tiers.ladder"
 
 
 def month_of(moment: datetime) -> int:

@@ -32,6 +32,7 @@ from app.tiers.ladder import (
     TierRow,
     add_months,
     basis_value,
+    forget_ladder,
     load_ladder,
     month_of,
     window_start,
@@ -119,7 +120,8 @@ def _floor0(expr: Any) -> Any:
 
 @functools.cache
 def _tier_upsert(dialect: str) -> Insert:
-    """Add deltas to a member's totals (a new row starts from them), never below zero."""
+    """Add deltas to a member's totals (a new row starts from them), never below zero, and
+    answer the rows as they now are (locked until the transaction ends)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     t = MemberTier.__table__
     f, c, g = (bindparam(name, type_=BigInteger) for name in ("f", "c", "g"))
@@ -140,7 +142,7 @@ def _tier_upsert(dialect: str) -> Insert:
             "growth": _floor0(t.c.growth + g),
             "updated_at": stmt.excluded.updated_at,
         },
-    )
+    ).returning(*(getattr(t.c, c.key) for c in _ROW_COLUMNS))
 
 
 def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
@@ -191,21 +193,16 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
             _month_upsert(dialect),
             [{"m": m, "mo": mo, "f": f, "c": c} for (m, mo), (f, c) in sorted(months.items())],
         )
-    member_ids = sorted(totals)
-    db.session.execute(
+    rows = db.session.execute(
         _tier_upsert(dialect),
         [
             {"m": m, "f": t[0], "c": t[1], "g": t[2], "w": start, "now": now}
             for m, t in sorted(totals.items())
         ],
-    )
-    ladder = load_ladder()
-    if ladder is None:
-        return
-    rows = db.session.execute(
-        select(*_ROW_COLUMNS).where(MemberTier.member_id.in_(member_ids))
     ).all()
-    apply_upgrades(rows, ladder, now, reason="upgrade")
+    ladder = load_ladder()
+    if ladder is not None:
+        apply_upgrades(rows, ladder, now, reason="upgrade")
 
 
 @dataclass
@@ -648,6 +645,7 @@ def replace_ladder(
     settings.reeval_finished_at = None
     settings.reeval_total = db.session.scalar(select(func.count()).select_from(MemberTier)) or 0
     db.session.flush()
+    forget_ladder()
     return settings.version
 
 
