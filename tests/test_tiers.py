@@ -50,8 +50,13 @@ def put_ladder(client, headers, body=None):
 def template(client, headers, name="升级礼 满100减20") -> int:
     response = client.post(
         "/admin/v1/coupon-templates",
-        json={"name": name, "kind": "cash_off", "value_fen": 2000, "threshold_fen": 10000,
-              "valid_days": 30},
+        json={
+            "name": name,
+            "kind": "cash_off",
+            "value_fen": 2000,
+            "threshold_fen": 10000,
+            "valid_days": 30,
+        },
         headers=headers,
     )
     assert response.status_code == 201, response.get_json()
@@ -71,8 +76,9 @@ def enrol(till, phone="13700000100") -> int:
 
 def buy(till, member_id, paid_fen):
     sale_id = f"S-{next(_ids)}"
-    assert statuses(till.send_events([sale(sale_id, paid_fen, member={"member_id": member_id})])) \
-        == ["accepted"]
+    assert statuses(
+        till.send_events([sale(sale_id, paid_fen, member={"member_id": member_id})])
+    ) == ["accepted"]
     return sale_id
 
 
@@ -98,14 +104,28 @@ def test_the_ladder_is_replaced_whole_and_read_back(client, admin_headers):
     ("tiers", "code"),
     [
         ([{"code": "A", "name": "a", "threshold": 10}], "INVALID_LADDER"),  # no threshold 0
-        ([{"code": "A", "name": "a", "threshold": 0}, {"code": "A", "name": "b", "threshold": 5}],
-         "INVALID_LADDER"),
-        ([{"code": "A", "name": "a", "threshold": 0, "rank": 2},
-          {"code": "B", "name": "b", "threshold": 5, "rank": 1}], "INVALID_LADDER"),
-        ([{"code": "A", "name": "a", "threshold": 0, "earn_multiplier_pct": 50}],
-         "VALIDATION_ERROR"),
-        ([{"code": "A", "name": "a", "threshold": 0, "upgrade_coupon_template_id": 999}],
-         "TEMPLATE_NOT_FOUND"),
+        (
+            [
+                {"code": "A", "name": "a", "threshold": 0},
+                {"code": "A", "name": "b", "threshold": 5},
+            ],
+            "INVALID_LADDER",
+        ),
+        (
+            [
+                {"code": "A", "name": "a", "threshold": 0, "rank": 2},
+                {"code": "B", "name": "b", "threshold": 5, "rank": 1},
+            ],
+            "INVALID_LADDER",
+        ),
+        (
+            [{"code": "A", "name": "a", "threshold": 0, "earn_multiplier_pct": 50}],
+            "VALIDATION_ERROR",
+        ),
+        (
+            [{"code": "A", "name": "a", "threshold": 0, "upgrade_coupon_template_id": 999}],
+            "TEMPLATE_NOT_FOUND",
+        ),
     ],
 )
 def test_a_bad_ladder_is_refused_and_nothing_changes(client, admin_headers, tiers, code):
@@ -134,8 +154,12 @@ def test_the_crossing_purchase_earns_at_the_old_multiplier_and_the_next_at_the_n
     assert balance_of(member_id) == 1100
     seen = till.identify(phone="13700000100").json["tier"]
     assert seen["code"] == "VIP" and seen["name"] == "VIP会员"
-    assert seen["next"] == {"code": "SVIP", "name": "至尊VIP", "threshold": 300_000,
-                            "needed": 190_000}
+    assert seen["next"] == {
+        "code": "SVIP",
+        "name": "至尊VIP",
+        "threshold": 300_000,
+        "needed": 190_000,
+    }
     buy(till, member_id, 10_000)  # ×1.5 now
     assert balance_of(member_id) == 1100 + 150
 
@@ -157,18 +181,20 @@ def test_the_crossing_purchase_earns_at_the_old_multiplier_and_the_next_at_the_n
     assert run_audit(["tiers"])["tiers"] == []
 
 
-def test_store_rules_and_the_tier_compose_in_one_order_floored_once(
-    client, admin_headers, till
-):
+def test_store_rules_and_the_tier_compose_in_one_order_floored_once(client, admin_headers, till):
     put_ladder(client, admin_headers)
     member_id = enrol(till)
     buy(till, member_id, 100_000)  # VIP (×1.5) from now on: 1000 points
     now = utcnow()
     rule = client.post(
         "/admin/v1/points/multiplier-rules",
-        json={"name": "双倍积分", "percent": 200, "store": "SH001",
-              "starts_at": (now - timedelta(days=30)).isoformat(),
-              "ends_at": (now + timedelta(days=30)).isoformat()},
+        json={
+            "name": "双倍积分",
+            "percent": 200,
+            "store": "SH001",
+            "starts_at": (now - timedelta(days=30)).isoformat(),
+            "ends_at": (now + timedelta(days=30)).isoformat(),
+        },
         headers=admin_headers,
     )
     assert rule.status_code == 201, rule.get_json()
@@ -192,8 +218,12 @@ def test_keep_then_demote_one_step_per_review(client, admin_headers, till):
     assert tier_of(client, admin_headers, member_id)["code"] == "VIP"
     review_tiers(now=later + timedelta(days=400))
     assert tier_of(client, admin_headers, member_id)["code"] == "NORMAL"
-    reasons = [h["reason"] for h in client.get(
-        f"/admin/v1/members/{member_id}/tier", headers=admin_headers).get_json()["history"]]
+    reasons = [
+        h["reason"]
+        for h in client.get(
+            f"/admin/v1/members/{member_id}/tier", headers=admin_headers
+        ).get_json()["history"]
+    ]
     assert reasons == ["review", "review", "upgrade"]
     messages = db.session.scalar(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "tier_changed")
@@ -239,14 +269,21 @@ def test_hq_override_applies_until_its_expiry_and_is_audited(client, admin_heade
     no_expiry = client.put(url, json={"code": "SVIP", "reason": "KOL"}, headers=admin_headers)
     assert no_expiry.status_code == 422
     assert no_expiry.get_json()["error"]["code"] == "INVALID_EXPIRY"
-    unknown = client.put(url, json={"code": "GOLD", "reason": "x",
-                                    "expires_at": (utcnow() + timedelta(days=1)).isoformat()},
-                         headers=admin_headers)
+    unknown = client.put(
+        url,
+        json={
+            "code": "GOLD",
+            "reason": "x",
+            "expires_at": (utcnow() + timedelta(days=1)).isoformat(),
+        },
+        headers=admin_headers,
+    )
     assert unknown.get_json()["error"]["code"] == "TIER_NOT_FOUND"
 
     until = utcnow() + timedelta(days=10)
     response = client.put(
-        url, json={"code": "SVIP", "reason": "品牌大使", "expires_at": until.isoformat()},
+        url,
+        json={"code": "SVIP", "reason": "品牌大使", "expires_at": until.isoformat()},
         headers=admin_headers,
     )
     assert response.status_code == 200, response.get_json()
@@ -341,8 +378,9 @@ def test_the_birthday_job_gives_the_tiers_birthday_gift(client, admin_headers, t
     from app.common.clock import SHANGHAI
 
     with unit_of_work():
-        db.session.get(Member, member_id).birthday = now.astimezone(SHANGHAI).date().replace(
-            year=1990)
+        db.session.get(Member, member_id).birthday = (
+            now.astimezone(SHANGHAI).date().replace(year=1990)
+        )
     send_birthday_coupons(now=now)
     send_birthday_coupons(now=now)  # once a year
     coupons = db.session.scalars(
@@ -417,8 +455,12 @@ def sandbox_app(make_app, tmp_path):
 def test_a_merge_keeps_the_higher_tier_and_sums_the_basis(sandbox_app, admin_headers):
     with sandbox_app.app_context():
         client = sandbox_app.test_client()
-        assert client.post("/admin/v1/stores", json={"code": "SH001", "name": "s"},
-                           headers=admin_headers).status_code == 201
+        assert (
+            client.post(
+                "/admin/v1/stores", json={"code": "SH001", "name": "s"}, headers=admin_headers
+            ).status_code
+            == 201
+        )
         put_ladder(client, admin_headers)
         till = signed_client(client, admin_headers, "SH001")
         holder = enrol(till, "13812345678")
@@ -441,3 +483,38 @@ def test_a_merge_keeps_the_higher_tier_and_sums_the_basis(sandbox_app, admin_hea
         assert me.get_json()["id"] == holder and me.get_json()["tier"]["code"] == "VIP"
         assert db.session.get(MemberTier, payer) is None
         assert run_audit(["tiers"])["tiers"] == []
+
+
+def test_rebuilding_the_basis_from_purchases_places_members_with_history(
+    app, client, admin_headers, till
+):
+    from sqlalchemy import delete
+
+    from app.tiers.models import MemberTierMonth
+
+    member_id = enrol(till)
+    first = buy(till, member_id, 80_000)
+    buy(till, member_id, 70_000)
+    assert statuses(till.send_events([refund("R-9", first, 10_000)])) == ["accepted"]
+    with unit_of_work():  # as if the history predated tiers
+        db.session.execute(delete(MemberTierMonth))
+        db.session.execute(delete(MemberTier))
+    put_ladder(client, admin_headers)
+    assert tier_of(client, admin_headers, member_id)["code"] == "NORMAL"
+    result = app.test_cli_runner().invoke(args=["tiers", "rebuild-basis"])
+    assert result.exit_code == 0, result.output
+    assert "1 members" in result.output
+    detail = client.get(f"/admin/v1/members/{member_id}/tier", headers=admin_headers).get_json()
+    assert detail["tier"]["code"] == "VIP"
+    assert (detail["payer_fen_12m"], detail["purchases_12m"]) == (140_000, 2)
+    assert detail["growth"] == 1400
+    assert run_audit(["tiers"])["tiers"] == []
+
+
+def test_the_openapi_document_describes_tiers(client):
+    spec = client.get("/openapi.json").get_json()
+    assert (
+        "/admin/v1/tiers" in spec["paths"] and "/admin/v1/members/{member_id}/tier" in spec["paths"]
+    )
+    me = spec["components"]["schemas"]["Me"]["properties"]["tier"]
+    assert me["type"] == "object" and "needed" in me["description"]

@@ -113,7 +113,12 @@ def tier_field(getter: object = None) -> ma.fields.Field:
 
     return ma.fields.Function(
         getter or (lambda m: tier_view(m.id)),
-        metadata={"description": "the member's tier {code, name} and progress to the next"},
+        metadata={
+            "description": "the member's tier {code, name, basis, value, keep_until, next: "
+            "{code, name, threshold, needed}}; null until a tier ladder is set",
+            "type": "object",
+            "nullable": True,
+        },
     )
 
 
