@@ -94,7 +94,10 @@ def _review_chunk(lo: int, hi: int, now: datetime, reason: str) -> int:
                     and_(MemberTier.override_code.is_not(None), MemberTier.override_until <= now),
                     own_rank.is_(None),
                     earned_rank > own_rank,
-                    and_(MemberTier.keep_until <= now, earned_rank < own_rank),
+                    and_(
+                        or_(MemberTier.keep_until.is_(None), MemberTier.keep_until <= now),
+                        earned_rank < own_rank,
+                    ),
                 ),
             )
             .order_by(MemberTier.member_id)
@@ -145,7 +148,7 @@ def _decide(row: Any, ladder: Ladder, now: datetime) -> _Decision | None:
             decision.reach_no = row.reach_no + (1 if earned.code != old else 0)
         return decision
     tier_code, reached_at, keep_until = row.tier_code, row.reached_at, row.keep_until
-    if keep_until is not None and keep_until <= now and earned.rank < current.rank:
+    if (keep_until is None or keep_until <= now) and earned.rank < current.rank:
         index = max(ladder.index(earned.code), ladder.index(current.code) - ladder.review_max_steps)
         lower = ladder.tiers[index]
         tier_code, reached_at = lower.code, now
