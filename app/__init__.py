@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
+    register_hooks()
 
     from app.cli import register_cli
 
@@ -110,6 +111,14 @@ def _register_merge_steps() -> None:
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+
+
+def register_hooks() -> None:
+    """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
+    from app.common.hooks import PURCHASES_APPLIED
+    from app.outbox.services import on_purchases_applied
+
+    PURCHASES_APPLIED.register(on_purchases_applied)
 
 
 def _configure_logging(app: Flask) -> None:
