@@ -48,7 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
-    _register_hooks()
+    register_hooks()
 
     from app.cli import register_cli
 
@@ -115,10 +115,18 @@ def _register_merge_steps() -> None:
     register_merge_step(clerks_on_merge)
 
 
-def _register_hooks() -> None:
-    """Features that extend the engine register on its hooks (app/common/hooks.py)."""
+def register_hooks() -> None:
+    """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
+    from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
+    from app.coupons.welcome import on_members_joined
+    from app.outbox.channels import register_channel
+    from app.outbox.services import on_purchases_applied
+    from app.outbox.wechat_channel import WeChatSubscribeChannel
     from app.tiers.hooks import register_hooks as register_tier_hooks
 
+    MEMBERS_JOINED.register(on_members_joined)
+    PURCHASES_APPLIED.register(on_purchases_applied)
+    register_channel(WeChatSubscribeChannel())
     register_tier_hooks()
 
 

@@ -17,6 +17,7 @@ from app.coupons.models import (
     CouponTemplateStore,
     WelcomeGrant,
 )
+from app.engine.models import MoneyEvent
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity, MemberMerge
 from app.outbox.models import OutboxMessage
@@ -65,6 +66,7 @@ __all__ = [
     "MemberTagEvent",
     "MemberTier",
     "MemberTierMonth",
+    "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",

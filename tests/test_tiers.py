@@ -198,8 +198,8 @@ def test_store_rules_and_the_tier_compose_in_one_order_floored_once(client, admi
         headers=admin_headers,
     )
     assert rule.status_code == 201, rule.get_json()
-    buy(till, member_id, 333)  # 200% + 50% = 250%: floor(3.33 × 2.5) = 8, floored once
-    assert balance_of(member_id) == 1000 + 8
+    buy(till, member_id, 333)  # store rule, then tier: 3.33 × 2 × 1.5 = 9.99, floored once: 9
+    assert balance_of(member_id) == 1000 + 9
 
 
 def test_keep_then_demote_one_step_per_review(client, admin_headers, till):

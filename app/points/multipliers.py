@@ -1,11 +1,8 @@
 """Earn multipliers configured as rules: double points in a store between two dates, member day.
 
-A purchase earns ``points_for_paid(paid_fen, percent)``. The percent is composed in one order:
-first the highest ``percent`` among the active rules matching its store and time (store rules
-and member days; 100 when none does), then each ``EARN_MULTIPLIERS`` provider's bonus for the
-member (the tier's ``earn_multiplier_pct``) added on: ``rule + Σ (provider − 100)``. The result is
-one integer percent, floored once when points are computed. The purchase keeps the percent, so
-its refunds compute what it keeps with the same multiplier.
+A purchase earns ``points_for_paid(paid_fen, percent)`` with the highest ``percent`` among the
+active rules matching its store and time (100 when none does). The purchase keeps the percent,
+so its refunds compute what it keeps with the same multiplier.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from flask import current_app
 from sqlalchemy import Select, bindparam, or_, select
 
 from app.common.clock import ensure_aware, utcnow
-from app.common.hooks import EarnContext, earn_multipliers
 from app.db import unit_of_work, with_retry
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
@@ -75,19 +71,6 @@ def multipliers_for(store_id: int | None, times: list[datetime]) -> list[int]:
         ]
         percents.append(max([BASE_PERCENT, *matching]))
     return percents
-
-
-def with_member_bonuses(
-    percents: list[int], purchases: list[tuple[int | None, int | None, datetime]]
-) -> list[int]:
-    """Each rule ``percent`` plus the member's provider bonuses, for ``(member_id, store_id,
-    occurred_at)`` in order (no member: the rule percent alone), capped at ``MAX_PERCENT``."""
-    members = [i for i, (m, _, _) in enumerate(purchases) if m is not None]
-    contexts = [EarnContext(purchases[i][0], purchases[i][1], purchases[i][2]) for i in members]
-    out = list(percents)
-    for i, factors in zip(members, earn_multipliers(contexts), strict=True):
-        out[i] = min(MAX_PERCENT, out[i] + sum(f - BASE_PERCENT for f in factors))
-    return out
 
 
 def create_rule(

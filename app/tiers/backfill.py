@@ -13,6 +13,7 @@ from app.common.clock import SHANGHAI, ensure_aware
 from app.db import unit_of_work
 from app.extensions import db
 from app.points.models import Purchase
+from app.points.purchases import refund_base_fen
 from app.tiers.ladder import month_of, window_start
 from app.tiers.models import MemberTier, MemberTierMonth
 
@@ -35,15 +36,22 @@ def rebuild_basis(now: datetime) -> dict[str, Any]:
             growth[int(member_id)] = max(0, int(points or 0))
         rows = db.session.execute(
             select(
-                Purchase.member_id, Purchase.occurred_at, Purchase.paid_fen, Purchase.refunded_fen
+                Purchase.member_id,
+                Purchase.occurred_at,
+                Purchase.source,
+                Purchase.paid_fen,
+                Purchase.total_fen,
+                Purchase.refunded_fen,
             )
             .where(Purchase.member_id.is_not(None), Purchase.occurred_at >= since)
             .execution_options(yield_per=BATCH)
         )
-        for member_id, occurred_at, paid, refunded in rows:
+        for member_id, occurred_at, source, paid, total, refunded in rows:
             bucket = months.setdefault((member_id, month_of(ensure_aware(occurred_at))), [0, 0])
-            bucket[0] += paid - refunded
-            bucket[1] += 0 if paid > 0 and refunded >= paid else 1
+            base = refund_base_fen(source, total, paid)
+            refunded = min(base, refunded)
+            bucket[0] += paid - (paid * refunded // base if base > 0 else 0)
+            bucket[1] += 0 if base > 0 and refunded >= base else 1
         db.session.execute(delete(MemberTierMonth))
         items = sorted(months.items())
         for i in range(0, len(items), BATCH):

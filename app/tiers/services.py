@@ -27,6 +27,7 @@ from app.common.hooks import (
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase
+from app.points.purchases import refund_base_fen
 from app.tiers.ladder import (
     Ladder,
     TierRow,
@@ -160,7 +161,12 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
             r.id: r
             for r in db.session.execute(
                 select(
-                    Purchase.id, Purchase.occurred_at, Purchase.paid_fen, Purchase.refunded_fen
+                    Purchase.id,
+                    Purchase.source,
+                    Purchase.occurred_at,
+                    Purchase.paid_fen,
+                    Purchase.total_fen,
+                    Purchase.refunded_fen,
                 ).where(Purchase.id.in_(refunded_ids))
             ).all()
         }
@@ -169,23 +175,20 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
     for item in items:
         total = totals.setdefault(item.member_id, [0, 0, 0])
         total[2] += item.points  # growth: what the purchase earned, never spent
-        count = 1
-        occurred = item.occurred_at
+        fen, count, occurred = item.payer_fen, 1, item.occurred_at
         if item.is_refund:
             original = originals.get(item.purchase_id)
             if original is None:
                 continue
             occurred = original.occurred_at
-            # a refund that completes the purchase's refund takes it out of the count
-            done = original.paid_fen > 0 and original.refunded_fen >= original.paid_fen
-            count = -1 if done and original.refunded_fen + item.payer_fen < original.paid_fen else 0
+            fen, count = _refund_share(original, -item.payer_fen)
         month = month_of(ensure_aware(occurred))
         if month < start:  # outside the rolling window: no longer counted
             continue
         bucket = months.setdefault((item.member_id, month), [0, 0])
-        bucket[0] += item.payer_fen
+        bucket[0] += fen
         bucket[1] += count
-        total[0] += item.payer_fen
+        total[0] += fen
         total[1] += count
     dialect = db.session.get_bind().dialect.name
     if months:
@@ -203,6 +206,21 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
     ladder = load_ladder()
     if ladder is not None:
         apply_upgrades(rows, ladder, now, reason="upgrade")
+
+
+def _refund_share(purchase: Any, amount: int) -> tuple[int, int]:
+    """``(payer money, purchases)`` a refund of ``amount`` (in the purchase's refund money: the
+    order total for payments, the money paid at a till) takes off the basis, the purchase's
+    ``refunded_fen`` already counting it. The payer's share is cumulative and floored, so the
+    refunds of a purchase take off exactly its ``paid_fen`` once it is fully refunded; the one
+    that completes the refund takes the purchase out of the count."""
+    base = refund_base_fen(purchase.source, purchase.total_fen, purchase.paid_fen)
+    if base <= 0:
+        return 0, 0
+    after = min(base, purchase.refunded_fen)
+    before = max(0, after - amount)
+    share = purchase.paid_fen * after // base - purchase.paid_fen * before // base
+    return -share, (-1 if after >= base > before else 0)
 
 
 @dataclass

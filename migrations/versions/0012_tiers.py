@@ -1,7 +1,7 @@
 """tiers
 
 Revision ID: 0012_tiers
-Revises: 0003_identity_payments
+Revises: 0008_engine
 Create Date: 2026-11-23 18:39:27.651476
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_tiers'
-down_revision = '0003_identity_payments'
+down_revision = '0008_engine'
 branch_labels = None
 depends_on = None
 
