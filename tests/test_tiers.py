@@ -518,3 +518,27 @@ def test_the_openapi_document_describes_tiers(client):
     )
     me = spec["components"]["schemas"]["Me"]["properties"]["tier"]
     assert me["type"] == "object" and "needed" in me["description"]
+
+
+def test_a_payment_refund_in_order_money_lowers_the_basis_by_the_payers_share(
+    client, admin_headers
+):
+    from app.members.services import create_member
+    from app.points.purchases import PurchaseIn, record_purchases, record_refund
+
+    put_ladder(client, admin_headers)
+    with unit_of_work():
+        member_id = create_member(source="test", phone="13700000190").id
+    with unit_of_work():  # an order of 100 yuan, 80 of it the payer's own money
+        (out,) = record_purchases(
+            [PurchaseIn("wechat", "4200-1", member_id, None, 8_000, utcnow(), total_fen=10_000)]
+        )
+    with unit_of_work():
+        record_refund(out.purchase_id, refund_key="r1", refund_fen=5_000, occurred_at=utcnow())
+    detail = client.get(f"/admin/v1/members/{member_id}/tier", headers=admin_headers).get_json()
+    assert (detail["payer_fen_12m"], detail["purchases_12m"]) == (4_000, 1)
+    with unit_of_work():
+        record_refund(out.purchase_id, refund_key="r2", refund_fen=5_000, occurred_at=utcnow())
+    detail = client.get(f"/admin/v1/members/{member_id}/tier", headers=admin_headers).get_json()
+    assert (detail["payer_fen_12m"], detail["purchases_12m"]) == (0, 0)
+    assert run_audit(["tiers"])["tiers"] == []
