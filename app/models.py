@@ -42,6 +42,7 @@ from app.tags.models import (
     TagRuleApplication,
     TagRuleSku,
 )
+from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, TierSettings
 
 __all__ = [
     "AdminToken",
@@ -63,6 +64,8 @@ __all__ = [
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MemberTier",
+    "MemberTierMonth",
     "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
@@ -84,5 +87,8 @@ __all__ = [
     "TagRuleApplication",
     "TagRuleSku",
     "Terminal",
+    "Tier",
+    "TierChange",
+    "TierSettings",
     "WelcomeGrant",
 ]
