@@ -18,6 +18,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.config["HUIYUAN_CONFIG"] = config
     if not config.DATABASE_URL:  # the embedded SQLite default lives under instance/
         _instance_dir().mkdir(parents=True, exist_ok=True)
+    from app.errors import SafeJSONProvider
+
+    app.json = SafeJSONProvider(app)  # request.get_json(): nesting limit, no unstorable text
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["int"] = _id_converter()
     _configure_logging(app)
@@ -97,9 +100,10 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
-    from app.docs_assets import bp as docs_assets
+    if app.config["HUIYUAN_CONFIG"].api_docs_enabled:
+        from app.docs_assets import bp as docs_assets
 
-    app.register_blueprint(docs_assets)
+        app.register_blueprint(docs_assets)
 
 
 def _register_merge_steps() -> None:

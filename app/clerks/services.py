@@ -225,7 +225,15 @@ def _recent_notes(member_id: int) -> list[dict[str, Any]]:
         .order_by(ClerkNote.id.desc())
         .limit(NOTES_SHOWN)
     ).all()
+    # Masked again on the way out: notes written before masking found every spelling of a
+    # phone are shown masked too, in every store.
     return [
-        {"id": n.id, "text": n.text, "clerk_name": name, "store": code, "created_at": n.created_at}
+        {
+            "id": n.id,
+            "text": mask_phones_in_text(n.text),
+            "clerk_name": mask_phones_in_text(name),
+            "store": code,
+            "created_at": n.created_at,
+        }
         for n, name, code in rows
     ]
