@@ -110,10 +110,12 @@ def _register_merge_steps() -> None:
     """Features that own member data move it to the survivor inside a member merge."""
     from app.clerks.merge import on_member_merge as clerks_on_merge
     from app.coupons.merge import on_member_merge as coupons_on_merge
+    from app.members.consent import on_member_merge as consents_on_merge
     from app.members.merge import register_merge_step
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+    register_merge_step(consents_on_merge)
 
 
 def _configure_logging(app: Flask) -> None:

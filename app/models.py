@@ -18,7 +18,14 @@ from app.coupons.models import (
     WelcomeGrant,
 )
 from app.jobs.models import JobRun
-from app.members.models import Member, MemberIdentity, MemberMerge
+from app.members.models import (
+    Member,
+    MemberConsent,
+    MemberErasure,
+    MemberIdentity,
+    MemberMerge,
+    MemberTokenRevocation,
+)
 from app.outbox.models import OutboxMessage
 from app.points.models import (
     MultiplierRule,
@@ -58,10 +65,13 @@ __all__ = [
     "JobRun",
     "Member",
     "MemberAttribution",
+    "MemberConsent",
+    "MemberErasure",
     "MemberIdentity",
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MemberTokenRevocation",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",

@@ -45,7 +45,7 @@ def tokens(env: Any) -> tuple[dict[str, dict[str, str]], PosClient]:
         timeout=30,
     )
     login.raise_for_status()
-    member = till.identify(phone="13600000001", register=True).json["member_id"]
+    member = till.identify(phone="13600000001", register=True, consent=True).json["member_id"]
     return {
         "/admin/": headers,
         "/clerk/": {"Authorization": f"Bearer {login.json()['token']}"},
