@@ -32,6 +32,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     redis_store.init_app(app)
+    from app.common.throttle import init_throttles
+
+    init_throttles(app)
     api.init_app(app)
     api.spec.components.security_scheme(
         "adminToken",

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from app.clerks.auth import ClerkContext
 from app.clerks.models import ClerkAccessGrant, ClerkAccessLog, ClerkNote
-from app.clerks.ratelimit import count_or_refuse
 from app.common.clock import utcnow
 from app.common.phone import mask_phone, mask_phones_in_text
+from app.common.throttle import Throttle
 from app.coupons.queries import coupons_for_till
 from app.db import unit_of_work, with_retry
 from app.errors import NotFound
@@ -32,6 +32,15 @@ LOOKUPS_PER_HOUR = 120  # per clerk: a counter serves customers, it does not enu
 RECENT_PURCHASE_DAYS = 90
 NOTES_SHOWN = 20
 NOTE_MAX_LENGTH = 500
+
+
+def _lookups() -> Throttle:
+    return Throttle(
+        "clerk-lookups",
+        f"{LOOKUPS_PER_HOUR} per hour",
+        "LOOKUP_RATE_LIMITED",
+        "too many lookups; try again later",
+    )
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -67,13 +76,7 @@ def lookup_member(
     ctx: ClerkContext, *, phone: str | None = None, member_code: str | None = None
 ) -> dict[str, Any]:
     """Find the customer at the counter and grant this clerk access for ``GRANT_TTL``."""
-    count_or_refuse(
-        f"clerk-lookups:{ctx.clerk_id}",
-        limit=LOOKUPS_PER_HOUR,
-        window_seconds=3600,
-        code="LOOKUP_RATE_LIMITED",
-        message="too many lookups; try again later",
-    )
+    _lookups().check_and_hit(str(ctx.clerk_id))
     if phone is not None:
         member, via = find_by_phone(phone), "phone"
     else:
