@@ -85,7 +85,7 @@ def lookup_member(
         except NotFound:  # unknown or expired: MEMBER_CODE_INVALID tells the clerk to rescan
             _refuse(ctx, "lookup", None, "not_found")
             raise
-    if member is None:
+    if member is None or member.status == "erased":
         raise _refuse(ctx, "lookup", None, "not_found")
     now = utcnow()
     with unit_of_work():

@@ -261,10 +261,12 @@ def _share_lock_live(member_ids: list[int]) -> None:
     if not member_ids:
         return
     rows = db.session.execute(
-        select(Member.id, Member.merged_into_id)
+        select(Member.id, Member.merged_into_id, Member.status)
         .where(Member.id.in_(member_ids))
         .order_by(Member.id)
         .with_for_update(read=True)
     ).all()
-    if len(rows) != len(member_ids) or any(merged is not None for _, merged in rows):
+    if len(rows) != len(member_ids) or any(merged is not None for _, merged, _ in rows):
         raise UseEventPath("a member was merged meanwhile")
+    if any(status == "erased" for _, _, status in rows):  # the event path rejects it
+        raise UseEventPath("a member was erased")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.errors import NotFound
 from app.members.codes import resolve_member_code
 from app.members.models import Member
 from app.members.services import create_member, find_by_identity, find_by_phone, resolve_member
@@ -29,12 +30,18 @@ def member_for_phone(phone: str, *, store_id: int, register: bool) -> tuple[Memb
     return create_member(source="pos", phone=phone, store_id=store_id), True
 
 
+def _not_erased(member: Member) -> Member:
+    if member.status == "erased":  # its personal data is gone: it earns and spends nothing
+        raise NotFound("member not found", code="MEMBER_NOT_FOUND")
+    return member
+
+
 def member_for_ref(ref: dict, *, store_id: int) -> Member:
     """The live member behind one ``member`` object of a sale event (created if a payer/phone)."""
     if "member_id" in ref:
-        return resolve_member(ref["member_id"])
+        return _not_erased(resolve_member(ref["member_id"]))
     if "member_code" in ref:
-        return resolve_member(resolve_member_code(ref["member_code"]))
+        return _not_erased(resolve_member(resolve_member_code(ref["member_code"])))
     if "phone" in ref:
         member, _ = member_for_phone(ref["phone"], store_id=store_id, register=True)
         assert member is not None

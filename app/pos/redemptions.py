@@ -161,6 +161,19 @@ def release_redemption(ctx: TillContext, redemption_id: str) -> PosRedemption:
     return with_retry(attempt)
 
 
+def release_held_for_members(member_ids: list[int]) -> int:
+    """Inside the caller's transaction: give back every open hold of these members (erasure)."""
+    held = db.session.scalars(
+        select(PosRedemption)
+        .where(PosRedemption.member_id.in_(member_ids), PosRedemption.state == "held")
+        .order_by(PosRedemption.id)
+        .with_for_update()
+    ).all()
+    for red in held:
+        _give_back(red, "released")
+    return len(held)
+
+
 def capture_for_sale(
     ctx: TillContext, redemption_id: str, *, sale_id: str, member_id: int | None
 ) -> PosRedemption:
