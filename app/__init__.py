@@ -111,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_merge_steps() -> None:
     """Features that own member data move it to the survivor inside a member merge."""
+    from app.clerks.attribution import on_member_merge as attribution_on_merge
     from app.clerks.merge import on_member_merge as clerks_on_merge
     from app.coupons.merge import on_member_merge as coupons_on_merge
     from app.members.consent import on_member_merge as consents_on_merge
@@ -118,6 +119,7 @@ def _register_merge_steps() -> None:
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+    register_merge_step(attribution_on_merge)  # after the clerks' step moved it
     register_merge_step(consents_on_merge)
 
 

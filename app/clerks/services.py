@@ -21,7 +21,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.members.codes import resolve_member_code
 from app.members.models import Member
-from app.members.services import find_by_phone, resolve_member
+from app.members.services import find_by_phone, merged_family, resolve_member
 from app.points.models import Purchase
 from app.points.services import balance_of
 from app.stores.models import Clerk, Store
@@ -164,15 +164,7 @@ def add_note(ctx: ClerkContext, member_id: int, text: str) -> ClerkNote:
 
 
 # --- the clerk's view of a member --------------------------------------------------------------
-def merged_ids(member_id: int) -> list[int]:
-    """The member and every member merged into it (directly or through others)."""
-    found, frontier = [member_id], [member_id]
-    while frontier:
-        frontier = list(
-            db.session.scalars(select(Member.id).where(Member.merged_into_id.in_(frontier)))
-        )
-        found.extend(frontier)
-    return found
+merged_ids = merged_family
 
 
 def member_view(ctx: ClerkContext, member_id: int) -> dict[str, Any]:

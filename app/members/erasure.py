@@ -39,7 +39,7 @@ from app.members.models import (
     MemberIdentity,
     MemberMerge,
 )
-from app.members.services import resolve_member
+from app.members.services import merged_family, resolve_member
 from app.outbox.models import OutboxMessage
 from app.points.models import PointsEntry, Purchase
 from app.points.services import balance_of, post_entry
@@ -48,17 +48,6 @@ from app.tags.models import MemberTag, MemberTagEvent, TagRuleApplication
 
 log = logging.getLogger(__name__)
 ERASED = "erased"
-
-
-def merged_family(member_id: int) -> list[int]:
-    """The member and every member merged into it (directly or through others)."""
-    found, frontier = [member_id], [member_id]
-    while frontier:
-        frontier = list(
-            db.session.scalars(select(Member.id).where(Member.merged_into_id.in_(frontier)))
-        )
-        found.extend(frontier)
-    return found
 
 
 def erase_member(member_id: int, *, requested_by: str, actor: str | None = None) -> MemberErasure:

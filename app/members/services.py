@@ -36,6 +36,17 @@ def resolve_member(member_id: int) -> Member:
     raise RuntimeError(f"merge chain from member {member_id} is too long")
 
 
+def merged_family(member_id: int) -> list[int]:
+    """The member and every member merged into it (directly or through others)."""
+    found, frontier = [member_id], [member_id]
+    while frontier:
+        frontier = list(
+            db.session.scalars(select(Member.id).where(Member.merged_into_id.in_(frontier)))
+        )
+        found.extend(frontier)
+    return found
+
+
 def lock_live_member(member_id: int) -> Member:
     """The live member behind an id, its row share-locked until the transaction ends.
 
