@@ -1,4 +1,7 @@
-"""Admin authentication: ``Authorization: Bearer <token>`` against stored token hashes."""
+"""Admin authentication: ``Authorization: Bearer <token>`` against stored token hashes.
+
+Failed tokens are throttled per IP address and per presented token: 429 ``AUTH_RATE_LIMITED``.
+"""
 
 from __future__ import annotations
 
