@@ -288,13 +288,14 @@ def test_two_tills_racing_for_the_last_points_have_exactly_one_winner(
 ):
     buyer = funded_member(500)
     tills = [signed_client(client, admin_headers, "SH001") for _ in range(4)]
+    tokens = [present(till, buyer) for till in tills]  # the member scans at each till
     results: list[tuple[int, str | None]] = []
 
     def race(index: int) -> None:
         own = PosClient.for_flask(
             app.test_client(), terminal_id=tills[index].terminal_id, secret=tills[index].secret
         )
-        response = own.hold(sale_id=f"RACE-{index}", presence_token=present(own, buyer), points=500)
+        response = own.hold(sale_id=f"RACE-{index}", presence_token=tokens[index], points=500)
         results.append((response.status, response.error_code))
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(4)]
