@@ -12,7 +12,7 @@ import re
 from typing import Any, ClassVar
 
 import marshmallow as ma
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from flask_smorest.arguments import ArgumentsMixin
@@ -245,11 +245,14 @@ class SafeJSONProvider(DefaultJSONProvider):
         return load_json_body(s)
 
 
-def _rollback_quietly() -> None:
-    from app.extensions import db
+def _rollback() -> None:
+    """Roll back the request's session (found through the app, so errors imports no extension)."""
+    current_app.extensions["sqlalchemy"].session.rollback()
 
+
+def _rollback_quietly() -> None:
     try:
-        db.session.rollback()
+        _rollback()
     except Exception:  # noqa: BLE001  (the connection is gone; the pool discards it)
         log.warning("rollback failed on a lost connection")
 
@@ -258,8 +261,6 @@ def register_error_handlers(app: Flask) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import DataError, OperationalError
-
-    from app.extensions import db
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(error: OperationalError):
@@ -274,7 +275,7 @@ def register_error_handlers(app: Flask) -> None:
     def _unstorable_value(error: DataError):
         # Input that passed its schema but that the database cannot store: a number beyond
         # its column's range, a NUL character in text. The client's fault, not ours.
-        db.session.rollback()
+        _rollback()
         log.warning("value refused by the database: %s", type(error.orig).__name__)
         message = "A value is out of range or contains a character that cannot be stored"
         return jsonify(error_body("VALIDATION_ERROR", message)), 422
@@ -300,20 +301,20 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OverflowError)
     def _out_of_range(error: OverflowError):
         # A date or number beyond what the platform can represent (year 9999 plus an offset).
-        db.session.rollback()
+        _rollback()
         log.warning("value out of range: %s", type(error).__name__)
         message = "A value is out of range"
         return jsonify(error_body("VALIDATION_ERROR", message)), 422
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
-        db.session.rollback()
+        _rollback()
         return jsonify(error_body(error.code, error.message, error.details)), error.status
 
     @app.errorhandler(InternalServerError)
     def _internal(error: InternalServerError):
         original = getattr(error, "original_exception", None)
-        db.session.rollback()
+        _rollback()
         if original is not None:
             log.error("unhandled error: %s", type(original).__name__, exc_info=original)
         return jsonify(error_body("INTERNAL_ERROR", "Internal error")), 500
@@ -321,6 +322,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         # HTTPExceptions never reach here: Flask picks the more specific handler above.
-        db.session.rollback()
+        _rollback()
         log.error("unhandled error: %s", type(error).__name__, exc_info=error)
         return jsonify(error_body("INTERNAL_ERROR", "Internal error")), 500

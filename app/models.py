@@ -17,6 +17,7 @@ from app.coupons.models import (
     CouponTemplateStore,
     WelcomeGrant,
 )
+from app.engine.models import MoneyEvent
 from app.jobs.models import JobRun
 from app.members.models import (
     Member,
@@ -72,6 +73,7 @@ __all__ = [
     "MemberTag",
     "MemberTagEvent",
     "MemberTokenRevocation",
+    "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",

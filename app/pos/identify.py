@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from app.common.phone import mask_phone
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.errors import NotFound, ValidationFailed
 from app.members.codes import resolve_member_code
 from app.members.services import resolve_member
@@ -45,7 +43,7 @@ def identify_member(
         )
 
     def attempt() -> dict[str, Any]:
-        with unit_of_work():
+        if True:
             registered = False
             if member_code is not None:
                 member = resolve_member(resolve_member_code(member_code))
@@ -74,7 +72,5 @@ def identify_member(
                 answer["coupons"] = [{k: c[k] for k in _WITHOUT_CODE} for c in coupons]
             return answer
 
-    try:
-        return with_retry(attempt)
-    except IntegrityError:  # another till registered the same phone at the same moment
-        return with_retry(attempt)
+    # another till registering the same phone at the same moment: the runner runs it again
+    return transaction(attempt)

@@ -1,7 +1,7 @@
 """trust: consent records, erasures, revoked member tokens
 
 Revision ID: 0009_trust
-Revises: 0003_identity_payments
+Revises: 0008_engine
 Create Date: 2026-11-23 18:59:59.363878
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_trust'
-down_revision = '0003_identity_payments'
+down_revision = '0008_engine'
 branch_labels = None
 depends_on = None
 
