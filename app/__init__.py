@@ -44,6 +44,10 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app)
 
+    from app.operators.audit import register_write_audit
+
+    register_write_audit(app)
+
     from app.platforms.sandbox import init_platforms
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only

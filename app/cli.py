@@ -7,19 +7,90 @@ from flask import Flask
 from flask.cli import AppGroup
 
 admin_cli = AppGroup("admin", help="Administration: tokens.")
+operators_cli = AppGroup("operators", help="HQ console operators.")
 demo_cli = AppGroup("demo", help="The demo brand, for a first look.")
 points_cli = AppGroup("points", help="Points ledger tools.")
 
 
+_ROLE_CHOICE = click.Choice(["hq_admin", "hq_analyst", "region_manager", "store_manager"])
+
+
 @admin_cli.command("create-token")
 @click.argument("name")
-def create_token(name: str) -> None:
+@click.option("--role", type=_ROLE_CHOICE, default="hq_admin", show_default=True)
+@click.option("--store", "stores", multiple=True, help="store code (scoped roles; repeat)")
+def create_token(name: str, role: str, stores: tuple[str, ...]) -> None:
     """Print a new admin bearer token (shown once; only its hash is stored)."""
     from app.admin.auth import create_admin_token
+    from app.operators.services import scope_store_ids
 
-    token = create_admin_token(name)
+    try:
+        store_ids = scope_store_ids(role, list(stores))
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    token = create_admin_token(name, role, store_ids)
     click.echo(f"Admin token for {name!r} (store it now; it is not shown again):")
     click.echo(token)
+
+
+@operators_cli.command("create")
+@click.argument("username")
+@click.option("--name", default=None, help="display name (default: the username)")
+@click.option("--role", type=_ROLE_CHOICE, required=True)
+@click.option("--store", "stores", multiple=True, help="store code (scoped roles; repeat)")
+@click.password_option(help="at least 8 characters (prompted when omitted)")
+def create_operator_command(
+    username: str, name: str | None, role: str, stores: tuple[str, ...], password: str
+) -> None:
+    """Create a console operator with a role (and stores, for region and store managers)."""
+    from app.errors import DomainError
+    from app.operators.services import create_operator
+
+    try:
+        operator = create_operator(username, password, name or username, role, list(stores))
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    click.echo(f"operator {operator.username!r} ({operator.role}) created")
+
+
+@operators_cli.command("list")
+def list_operators() -> None:
+    """Every operator: username, role, status, stores."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.operators.models import Operator
+    from app.stores.models import Store
+
+    for op in db.session.scalars(select(Operator).order_by(Operator.id)):
+        codes = [db.session.get(Store, link.store_id).code for link in op.stores]
+        click.echo(f"{op.username}\t{op.role}\t{op.status}\t{','.join(codes) or '*'}")
+
+
+@operators_cli.command("disable")
+@click.argument("username")
+def disable_operator(username: str) -> None:
+    """Disable an operator; their console sessions end now."""
+    from app.operators.services import find_operator, set_status
+
+    operator = find_operator(username)
+    if operator is None:
+        raise click.ClickException(f"no operator {username!r}")
+    set_status(operator.id, "disabled")
+    click.echo(f"operator {username!r} disabled")
+
+
+@operators_cli.command("unlock")
+@click.argument("username")
+def unlock_operator(username: str) -> None:
+    """Lift a lockout after repeated failed logins."""
+    from app.operators.services import find_operator, unlock
+
+    operator = find_operator(username)
+    if operator is None:
+        raise click.ClickException(f"no operator {username!r}")
+    unlock(operator.id)
+    click.echo(f"operator {username!r} unlocked")
 
 
 @demo_cli.command("seed")
@@ -99,6 +170,6 @@ def register_cli(app: Flask) -> None:
     from app.coupons.cli import coupons_cli
     from app.jobs.cli import jobs_cli
 
-    for group in (admin_cli, demo_cli, points_cli, jobs_cli, coupons_cli):
+    for group in (admin_cli, operators_cli, demo_cli, points_cli, jobs_cli, coupons_cli):
         app.cli.add_command(group)
     app.cli.add_command(audit_command)

@@ -19,6 +19,13 @@ from app.coupons.models import (
 )
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity, MemberMerge
+from app.operators.models import (
+    AdminTokenStore,
+    Operator,
+    OperatorSession,
+    OperatorStore,
+    WriteAudit,
+)
 from app.outbox.models import OutboxMessage
 from app.points.models import (
     MultiplierRule,
@@ -44,6 +51,7 @@ from app.tags.models import (
 
 __all__ = [
     "AdminToken",
+    "AdminTokenStore",
     "Clerk",
     "ClerkAccessGrant",
     "ClerkAccessLog",
@@ -63,6 +71,9 @@ __all__ = [
     "MemberTag",
     "MemberTagEvent",
     "MultiplierRule",
+    "Operator",
+    "OperatorSession",
+    "OperatorStore",
     "OutboxMessage",
     "PointsAccount",
     "PointsEntry",
@@ -83,4 +94,5 @@ __all__ = [
     "TagRuleSku",
     "Terminal",
     "WelcomeGrant",
+    "WriteAudit",
 ]
