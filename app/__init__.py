@@ -48,6 +48,10 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     register_write_audit(app)
 
+    from app.console import init_console
+
+    init_console(app)
+
     from app.platforms.sandbox import init_platforms
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only

@@ -23,6 +23,7 @@ from app.clerks.schemas import (
 from app.common.pagination import paginate
 from app.members.services import resolve_member
 from app.operators import authz
+from app.operators.scoped import scoped_clerk
 from app.stores import services as stores
 from app.stores.models import Clerk
 from app.stores.schemas import (
@@ -130,12 +131,6 @@ class Unlock(MethodView):
         """Lift a lockout after repeated failed logins"""
         scoped_clerk(clerk_id, write=True)
         return auth.unlock_clerk(clerk_id)
-
-
-def scoped_clerk(clerk_id: int, *, write: bool = False) -> Clerk:
-    clerk = auth.get_clerk(clerk_id)
-    authz.require_store(clerk.store_id, write=write, code="CLERK_NOT_FOUND")
-    return clerk
 
 
 @blp.route("/clerks")

@@ -28,6 +28,7 @@ from app.members.schemas import (
 )
 from app.members.search import member_filters, search_members
 from app.operators import authz
+from app.operators.scoped import scoped_member
 from app.tags.models import MemberTagEvent
 from app.tags.schemas import TagHistorySchema
 
@@ -42,12 +43,6 @@ blp = Blueprint(
         "(422), `INVALID_PHONE_FRAGMENT` (422), `ROLE_NOT_ALLOWED` (403)."
     ),
 )
-
-
-def scoped_member(member_id: int):
-    member = services.get_member(member_id)
-    authz.require_member(member.id)
-    return member
 
 
 @blp.route("")

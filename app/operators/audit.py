@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from sqlalchemy import insert
 
 from app.common.clock import utcnow
@@ -52,5 +52,11 @@ def _record(response: Response) -> Response:
     return response
 
 
+def _forget_principal() -> None:
+    """A request starts unauthenticated (an app context, and its ``g``, may outlive one)."""
+    g.pop("principal", None)
+
+
 def register_write_audit(app: Flask) -> None:
+    app.before_request(_forget_principal)
     app.after_request(_record)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.admin.auth import ADMIN_SECURITY, scoped_admin_required
 from app.common.pagination import paginate
 from app.operators import authz
+from app.operators.scoped import scoped_terminal
 from app.pos import terminals
 from app.stores.models import Terminal
 from app.stores.schemas import (
@@ -19,7 +20,7 @@ from app.stores.schemas import (
     TerminalSchema,
     TerminalUpdateSchema,
 )
-from app.stores.services import get_store_by_code, get_terminal, rename_terminal
+from app.stores.services import get_store_by_code, rename_terminal
 
 blp = Blueprint(
     "admin_terminals",
@@ -43,12 +44,6 @@ class TerminalRotatedSchema(TerminalStateSchema):
         metadata={"description": "single use, 24 h; the till activates again with it"}
     )
     activation_expires_at = ma.fields.AwareDateTime()
-
-
-def scoped_terminal(terminal_id: str, *, write: bool = False) -> Terminal:
-    terminal = get_terminal(terminal_id)
-    authz.require_store(terminal.store_id, write=write, code="TERMINAL_NOT_FOUND")
-    return terminal
 
 
 @blp.route("")

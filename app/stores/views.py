@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.admin.auth import ADMIN_SECURITY, scoped_admin_required
 from app.common.pagination import paginate
 from app.operators import authz
+from app.operators.scoped import scoped_store
 from app.pos.terminals import revoke_store_terminals
 from app.stores import services
 from app.stores.models import Clerk, Store, Terminal
@@ -39,13 +40,6 @@ blp = Blueprint(
     "for a store outside the token's scope), STORE_EXISTS, USERNAME_TAKEN (409), "
     "ROLE_NOT_ALLOWED (403: the token's role may not do this).",
 )
-
-
-def scoped_store(code: str, *, write: bool = False) -> Store:
-    """The store, if the principal's scope covers it (404 STORE_NOT_FOUND otherwise)."""
-    store = services.get_store_by_code(code)
-    authz.require_store(store.id, write=write, code="STORE_NOT_FOUND")
-    return store
 
 
 @blp.route("")
