@@ -145,3 +145,37 @@ def test_the_console_speaks_chinese_by_default_and_english_on_request(client, sc
     assert "会员" in client.get("/console/members").get_data(as_text=True)
     client.get("/console/lang/en")
     assert "Members" in client.get("/console/members").get_data(as_text=True)
+
+
+def test_the_dashboard_charts_draw_the_kpi_days_shape(app):
+    from app.console.dashboard import charts, totals
+
+    days = [
+        {
+            "date": f"2026-11-{d:02d}",
+            "new_members": d,
+            "new_members_by_channel": {"payment": d, "pos": 1, "miniprogram": 0, "gift": 0},
+            "active_members": 10 * d,
+            "repurchase_rate": 0.1 * d,
+            "returning_sales_share": 0.5,
+            "member_sales_share": 0.6,
+            "coupon_redemption_online": 2,
+            "coupon_redemption_offline": 3,
+            "points_issued": 100 * d,
+            "points_spent": 20,
+            "points_expired": 0,
+        }
+        for d in (1, 2, 3)
+    ]
+    with app.test_request_context("/console/"):
+        drawn = charts(days)
+    assert len(drawn) == 6
+    svg = "".join(str(chart) for _title, chart in drawn)
+    assert svg.count("<svg") == 6 and svg.count("<rect") == 6 and "<polyline" in svg
+    assert "11-02" in svg and "<script" not in svg
+    assert totals(days) == {
+        "new_members": 6,
+        "active_members": 30,
+        "points_issued": 600,
+        "points_spent": 60,
+    }

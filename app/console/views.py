@@ -61,7 +61,7 @@ from app.pos.terminals import revoke_store_terminals, revoke_terminal, rotate_te
 from app.stores import services as stores
 from app.stores.models import Clerk, Store, Terminal
 from app.tags import catalog
-from app.tags.models import MemberTagEvent, TagGroup
+from app.tags.models import MemberTagEvent, Tag, TagGroup
 from app.tags.services import member_tags
 
 bp = Blueprint(
@@ -308,6 +308,10 @@ def member(member_id: int):
         notes=notes,
         merges=merges,
         store_names={s.id: s.name for s in db.session.scalars(select(Store))},
+        tag_names={
+            t.id: f"{t.group.name} · {t.name}"
+            for t in db.session.scalars(select(Tag).where(Tag.id.in_({e.tag_id for e in history})))
+        },
         adjust_key=uuid.uuid4().hex,
     )
 
