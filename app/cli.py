@@ -97,7 +97,7 @@ def unlock_operator(username: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has stores.")
 def seed(if_empty: bool) -> None:
     """Seed the demo brand: stores in two cities, terminals, clerks, tags, coupon templates."""
-    from app.demo import seed_demo_brand
+    from app.demo.brand import seed_demo_brand
 
     report = seed_demo_brand(if_empty=if_empty)
     for line in report:
@@ -112,7 +112,7 @@ def seed(if_empty: bool) -> None:
 @click.option("--payer", default=None, help="openid / Alipay user id (default: a new payer)")
 def demo_pay(wallet: str, amount: str, store: str | None, url: str, payer: str | None) -> None:
     """Send a correctly signed payment notification to a running server (sandbox keys)."""
-    from app.payments.demo import DemoError, send_demo_payment
+    from app.demo.payments import DemoError, send_demo_payment
 
     try:
         sent = send_demo_payment(wallet=wallet, amount=amount, store=store, url=url, payer=payer)

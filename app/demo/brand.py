@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.coupons.demo import seed_demo_coupon_templates
+from app.demo.coupons import seed_demo_coupon_templates
+from app.demo.tags import seed_demo_tags
 from app.extensions import db
 from app.stores import services as stores
 from app.stores.models import Store
-from app.tags.demo import seed_demo_tags
 
 DEMO_STORES = [
     ("SH001", "茶语 上海静安店", "上海"),
