@@ -95,13 +95,55 @@ def unlock_operator(username: str) -> None:
 
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has stores.")
-def seed(if_empty: bool) -> None:
-    """Seed the demo brand: stores in two cities, terminals, clerks, tags, coupon templates."""
+@click.option(
+    "--simulate-days",
+    default=0,
+    type=click.IntRange(0, 366),
+    help="after seeding, simulate this many days of activity (flask demo simulate)",
+)
+def seed(if_empty: bool, simulate_days: int) -> None:
+    """Seed the demo brand: stores, terminals, clerks, console operators, tags, templates."""
     from app.demo.brand import seed_demo_brand
 
     report = seed_demo_brand(if_empty=if_empty)
     for line in report:
         click.echo(line)
+    if simulate_days and not report[0].startswith("demo: database already"):
+        from app.demo.payments import DemoError
+        from app.demo.simulate import simulate
+
+        try:
+            counts = simulate(days=simulate_days)
+        except DemoError as exc:
+            click.echo(f"demo: no simulation ({exc})")
+        else:
+            click.echo(f"demo: {simulate_days} days simulated in {counts['seconds']} s")
+
+
+@demo_cli.command("console-logins")
+def console_logins_command() -> None:
+    """Print the demo console operators' logins, one per role."""
+    from app.demo.brand import console_logins
+
+    for line in console_logins():
+        click.echo(line)
+
+
+@demo_cli.command("simulate")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 366))
+@click.option("--seed", "seed_value", default=1, show_default=True, type=int)
+def simulate_command(days: int, seed_value: int) -> None:
+    """Simulate DAYS days of the demo brand through the real entrypoints (deterministic)."""
+    from app.demo.payments import DemoError
+    from app.demo.simulate import simulate
+
+    try:
+        counts = simulate(days=days, seed=seed_value)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"simulated {days} days (seed {seed_value}) in {counts.pop('seconds')} s:")
+    for kind, n in sorted(counts.items()):
+        click.echo(f"  {kind}: {n}")
 
 
 @demo_cli.command("pay")
