@@ -46,6 +46,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 test: lint
+	@[ -x /usr/bin/chromium ] || echo "make test: no browser at /usr/bin/chromium: the console's browser tests are skipped (apt-get install chromium)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Faults, duplicate deliveries and hostile input against throwaway PostgreSQL/Redis/gunicorn

@@ -70,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
     from app.members.views import blp as admin_members
+    from app.operators.views import blp as admin_audit
     from app.ops.views import blp as ops
     from app.payments.views import blp as payments
     from app.points.views import blp as admin_points
@@ -101,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_members,
         payments,
         mp_account,
+        admin_audit,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -173,3 +173,19 @@ def test_operators_are_created_from_the_cli_with_role_and_scope(app, scene):
         args=["operators", "create", "wu", "--role", "hq_admin", "--password", "short"]
     )
     assert short.exit_code != 0 and "PASSWORD_TOO_SHORT" in short.output
+
+
+def test_the_write_audit_is_readable_by_hq_roles_only(client, scene):
+    client.post(
+        f"/admin/v1/clerks/{scene.clerks['SH001']}/disable", headers=scene.tokens["store_manager"]
+    )
+    listed = client.get("/admin/v1/audit-log", headers=scene.tokens["hq_analyst"])
+    assert listed.status_code == 200
+    assert [(a["actor"], a["status"]) for a in listed.get_json()["items"]] == [
+        ("token:store_manager-token", 200)
+    ]
+    assert_error(
+        client.get("/admin/v1/audit-log", headers=scene.tokens["store_manager"]),
+        403,
+        "ROLE_NOT_ALLOWED",
+    )
