@@ -23,7 +23,7 @@ from app.clerks.schemas import (
 from app.common.pagination import paginate
 from app.members.services import resolve_member
 from app.operators import authz
-from app.operators.scoped import scoped_clerk
+from app.operators.scoped import scoped_clerk, store_listing
 from app.stores import services as stores
 from app.stores.models import Clerk
 from app.stores.schemas import (
@@ -142,15 +142,7 @@ class ClerkList(MethodView):
     @blp.response(200, ClerkListSchema)
     def get(self, query: dict):
         """Every clerk in the token's scope (filter by store code and status)"""
-        stmt = select(Clerk).where(authz.store_clause(Clerk.store_id))
-        if query["store"]:
-            stmt = stmt.where(Clerk.store_id == stores.get_store_by_code(query["store"]).id)
-        if query["status"]:
-            stmt = stmt.where(Clerk.status == query["status"])
-        items, cursor = paginate(
-            stmt, Clerk.id, limit=query["limit"], cursor=query["cursor"], newest_first=False
-        )
-        return {"items": items, "next_cursor": cursor}
+        return store_listing(Clerk, query)
 
 
 @blp.route("/clerks/<int:clerk_id>")

@@ -3,7 +3,12 @@ answers the resource, or the same 404 as for one that does not exist."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import select
+
 from app.clerks.auth import get_clerk
+from app.common.pagination import paginate
 from app.members.models import Member
 from app.members.services import get_member
 from app.operators import authz
@@ -33,3 +38,17 @@ def scoped_member(member_id: int, *, write: bool = False) -> Member:
     member = get_member(member_id)
     authz.require_member(member.id, write=write)
     return member
+
+
+def store_listing(model: Any, query: dict[str, Any]) -> dict[str, Any]:
+    """One page of ``model`` rows (terminals, clerks) in the principal's stores, filtered by
+    ``query["store"]`` (a code, 404 outside the scope) and ``query["status"]``."""
+    stmt = select(model).where(authz.store_clause(model.store_id))
+    if query.get("store"):
+        stmt = stmt.where(model.store_id == scoped_store(query["store"]).id)
+    if query.get("status"):
+        stmt = stmt.where(model.status == query["status"])
+    items, cursor = paginate(
+        stmt, model.id, limit=query["limit"], cursor=query["cursor"], newest_first=False
+    )
+    return {"items": items, "next_cursor": cursor}

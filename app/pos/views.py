@@ -6,12 +6,9 @@ import click
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from app.admin.auth import ADMIN_SECURITY, scoped_admin_required
-from app.common.pagination import paginate
-from app.operators import authz
-from app.operators.scoped import scoped_terminal
+from app.operators.scoped import scoped_terminal, store_listing
 from app.pos import terminals
 from app.stores.models import Terminal
 from app.stores.schemas import (
@@ -20,7 +17,7 @@ from app.stores.schemas import (
     TerminalSchema,
     TerminalUpdateSchema,
 )
-from app.stores.services import get_store_by_code, rename_terminal
+from app.stores.services import rename_terminal
 
 blp = Blueprint(
     "admin_terminals",
@@ -55,15 +52,7 @@ class TerminalList(MethodView):
     @blp.response(200, TerminalListSchema)
     def get(self, query: dict):
         """Every terminal in the token's scope (filter by store code and status)"""
-        stmt = select(Terminal).where(authz.store_clause(Terminal.store_id))
-        if query["store"]:
-            stmt = stmt.where(Terminal.store_id == get_store_by_code(query["store"]).id)
-        if query["status"]:
-            stmt = stmt.where(Terminal.status == query["status"])
-        items, cursor = paginate(
-            stmt, Terminal.id, limit=query["limit"], cursor=query["cursor"], newest_first=False
-        )
-        return {"items": items, "next_cursor": cursor}
+        return store_listing(Terminal, query)
 
 
 @blp.route("/<string:terminal_id>")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.admin.auth import ADMIN_SECURITY, scoped_admin_required
 from app.common.pagination import paginate
 from app.operators import authz
-from app.operators.scoped import scoped_store
+from app.operators.scoped import scoped_store, store_listing
 from app.pos.terminals import revoke_store_terminals
 from app.stores import services
 from app.stores.models import Clerk, Store, Terminal
@@ -137,14 +137,7 @@ class Terminals(MethodView):
     @blp.response(200, TerminalListSchema)
     def get(self, query: dict, code: str):
         """A store's terminals (paginated by id)"""
-        store = scoped_store(code)
-        stmt = select(Terminal).where(Terminal.store_id == store.id)
-        if query["status"]:
-            stmt = stmt.where(Terminal.status == query["status"])
-        items, cursor = paginate(
-            stmt, Terminal.id, limit=query["limit"], cursor=query["cursor"], newest_first=False
-        )
-        return {"items": items, "next_cursor": cursor}
+        return store_listing(Terminal, {**query, "store": code})
 
 
 @blp.route("/<string:code>/clerks")
@@ -164,11 +157,4 @@ class Clerks(MethodView):
     @blp.response(200, ClerkListSchema)
     def get(self, query: dict, code: str):
         """A store's clerks (paginated by id)"""
-        store = scoped_store(code)
-        stmt = select(Clerk).where(Clerk.store_id == store.id)
-        if query["status"]:
-            stmt = stmt.where(Clerk.status == query["status"])
-        items, cursor = paginate(
-            stmt, Clerk.id, limit=query["limit"], cursor=query["cursor"], newest_first=False
-        )
-        return {"items": items, "next_cursor": cursor}
+        return store_listing(Clerk, {**query, "store": code})
