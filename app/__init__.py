@@ -56,6 +56,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
+    register_hooks()
 
     from app.cli import register_cli
 
@@ -120,6 +121,19 @@ def _register_merge_steps() -> None:
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+
+
+def register_hooks() -> None:
+    """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
+    from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
+    from app.coupons.welcome import on_members_joined
+    from app.outbox.channels import register_channel
+    from app.outbox.services import on_purchases_applied
+    from app.outbox.wechat_channel import WeChatSubscribeChannel
+
+    MEMBERS_JOINED.register(on_members_joined)
+    PURCHASES_APPLIED.register(on_purchases_applied)
+    register_channel(WeChatSubscribeChannel())
 
 
 def _configure_logging(app: Flask) -> None:

@@ -17,6 +17,7 @@ from app.coupons.models import (
     CouponTemplateStore,
     WelcomeGrant,
 )
+from app.engine.models import MoneyEvent
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity, MemberMerge
 from app.operators.models import (
@@ -70,6 +71,7 @@ __all__ = [
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MoneyEvent",
     "MultiplierRule",
     "Operator",
     "OperatorSession",

@@ -24,12 +24,11 @@ from flask_babel import refresh
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
+import app.console.dashboard as kpi
 from app.clerks import auth as clerk_auth
 from app.clerks.attribution import clerk_qr_payload
 from app.clerks.models import ClerkNote
 from app.common.clock import utcnow
-from app.console import LANG_COOKIE
-from app.console import dashboard as kpi
 from app.console.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -38,6 +37,7 @@ from app.console.auth import (
     new_login_csrf,
     operator_required,
 )
+from app.console.locale import LANG_COOKIE
 from app.coupons import services as coupons
 from app.coupons.models import CouponTemplate
 from app.coupons.queries import member_coupons
