@@ -78,6 +78,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.pos.views import blp as admin_terminals
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
+    from app.tiers.views import blp as admin_tiers
     from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.coupons import blp as mp_coupons
@@ -104,6 +105,7 @@ def _register_blueprints(app: Flask) -> None:
         payments,
         mp_account,
         admin_audit,
+        admin_tiers,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -130,10 +132,12 @@ def register_hooks() -> None:
     from app.outbox.channels import register_channel
     from app.outbox.services import on_purchases_applied
     from app.outbox.wechat_channel import WeChatSubscribeChannel
+    from app.tiers.hooks import register_hooks as register_tier_hooks
 
     MEMBERS_JOINED.register(on_members_joined)
     PURCHASES_APPLIED.register(on_purchases_applied)
     register_channel(WeChatSubscribeChannel())
+    register_tier_hooks()
 
 
 def _configure_logging(app: Flask) -> None:

@@ -49,6 +49,7 @@ from app.tags.models import (
     TagRuleApplication,
     TagRuleSku,
 )
+from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, TierSettings
 
 __all__ = [
     "AdminToken",
@@ -71,6 +72,8 @@ __all__ = [
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MemberTier",
+    "MemberTierMonth",
     "MoneyEvent",
     "MultiplierRule",
     "Operator",
@@ -95,6 +98,9 @@ __all__ = [
     "TagRuleApplication",
     "TagRuleSku",
     "Terminal",
+    "Tier",
+    "TierChange",
+    "TierSettings",
     "WelcomeGrant",
     "WriteAudit",
 ]

@@ -1,7 +1,7 @@
 """HQ console: operators (roles, store scopes, sessions), admin token roles and scopes, the write audit, store status
 
 Revision ID: 0010_console
-Revises: 0008_engine
+Revises: 0012_tiers
 Create Date: 2026-11-23 18:39:49.564026
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0010_console'
-down_revision = '0008_engine'
+down_revision = '0012_tiers'
 branch_labels = None
 depends_on = None
 
