@@ -22,10 +22,12 @@ migrate: venv
 	$(FLASK) db upgrade
 
 seed: migrate
-	$(FLASK) demo seed --if-empty
+	$(FLASK) demo seed --if-empty --simulate-days 90
 
 run: seed
 	@$(FLASK) admin create-token make-run
+	@echo "HQ console:   http://$(HOST):$(PORT)/console/  demo logins, one per role:"
+	@$(FLASK) demo console-logins 2>/dev/null
 	@echo "API docs:     http://$(HOST):$(PORT)/docs  (OpenAPI: /openapi.json)"
 	@echo "Health:       http://$(HOST):$(PORT)/healthz"
 	@echo "Demo payment: $(FLASK) demo pay --wallet wechat --amount 35.00 --store SH001 --url http://$(HOST):$(PORT)"
@@ -51,6 +53,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 test: lint
+	@[ -x /usr/bin/chromium ] || echo "make test: no browser at /usr/bin/chromium: the console's browser tests are skipped (apt-get install chromium)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Faults, duplicate deliveries and hostile input against throwaway PostgreSQL/Redis/gunicorn

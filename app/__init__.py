@@ -50,6 +50,14 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app)
 
+    from app.operators.audit import register_write_audit
+
+    register_write_audit(app)
+
+    from app.console import init_console
+
+    init_console(app)
+
     from app.platforms.sandbox import init_platforms
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
@@ -69,6 +77,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.extensions import api
     from app.health import blp as health
     from app.members.views import blp as admin_members
+    from app.operators.views import blp as admin_audit
     from app.ops.views import blp as ops
     from app.payments.views import blp as payments
     from app.points.views import blp as admin_points
@@ -101,6 +110,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_members,
         payments,
         mp_account,
+        admin_audit,
         admin_tiers,
     ]
     for blueprint in blueprints:

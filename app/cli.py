@@ -7,17 +7,28 @@ from flask import Flask
 from flask.cli import AppGroup
 
 admin_cli = AppGroup("admin", help="Administration: tokens.")
+operators_cli = AppGroup("operators", help="HQ console operators.")
 demo_cli = AppGroup("demo", help="The demo brand, for a first look.")
 points_cli = AppGroup("points", help="Points ledger tools.")
 
 
+_ROLE_CHOICE = click.Choice(["hq_admin", "hq_analyst", "region_manager", "store_manager"])
+
+
 @admin_cli.command("create-token")
 @click.argument("name")
-def create_token(name: str) -> None:
+@click.option("--role", type=_ROLE_CHOICE, default="hq_admin", show_default=True)
+@click.option("--store", "stores", multiple=True, help="store code (scoped roles; repeat)")
+def create_token(name: str, role: str, stores: tuple[str, ...]) -> None:
     """Print a new admin bearer token (shown once; only its hash is stored)."""
     from app.admin.auth import create_admin_token
+    from app.operators.services import scope_store_ids
 
-    token = create_admin_token(name)
+    try:
+        store_ids = scope_store_ids(role, list(stores))
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    token = create_admin_token(name, role, store_ids)
     click.echo(f"Admin token for {name!r} (store it now; it is not shown again):")
     click.echo(token)
 
@@ -48,19 +59,121 @@ def revoke_token(token_id: int) -> None:
     click.echo(f"admin token {token.id} ({token.name}) revoked at {token.revoked_at.isoformat()}")
 
 
+@operators_cli.command("create")
+@click.argument("username")
+@click.option("--name", default=None, help="display name (default: the username)")
+@click.option("--role", type=_ROLE_CHOICE, required=True)
+@click.option("--store", "stores", multiple=True, help="store code (scoped roles; repeat)")
+@click.password_option(help="at least 8 characters (prompted when omitted)")
+def create_operator_command(
+    username: str, name: str | None, role: str, stores: tuple[str, ...], password: str
+) -> None:
+    """Create a console operator with a role (and stores, for region and store managers)."""
+    from app.errors import DomainError
+    from app.operators.services import create_operator
+
+    try:
+        operator = create_operator(username, password, name or username, role, list(stores))
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    click.echo(f"operator {operator.username!r} ({operator.role}) created")
+
+
+@operators_cli.command("list")
+def list_operators() -> None:
+    """Every operator: username, role, status, stores."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.operators.models import Operator
+    from app.stores.models import Store
+
+    for op in db.session.scalars(select(Operator).order_by(Operator.id)):
+        codes = [db.session.get(Store, link.store_id).code for link in op.stores]
+        click.echo(f"{op.username}\t{op.role}\t{op.status}\t{','.join(codes) or '*'}")
+
+
+@operators_cli.command("disable")
+@click.argument("username")
+def disable_operator(username: str) -> None:
+    """Disable an operator; their console sessions end now."""
+    from app.operators.services import find_operator, set_status
+
+    operator = find_operator(username)
+    if operator is None:
+        raise click.ClickException(f"no operator {username!r}")
+    set_status(operator.id, "disabled")
+    click.echo(f"operator {username!r} disabled")
+
+
+@operators_cli.command("unlock")
+@click.argument("username")
+def unlock_operator(username: str) -> None:
+    """Lift a lockout after repeated failed logins."""
+    from app.operators.services import find_operator, unlock
+
+    operator = find_operator(username)
+    if operator is None:
+        raise click.ClickException(f"no operator {username!r}")
+    unlock(operator.id)
+    click.echo(f"operator {username!r} unlocked")
+
+
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has stores.")
-def seed(if_empty: bool) -> None:
-    """Seed the demo brand: stores in two cities, terminals, clerks, tags, coupon templates."""
+@click.option(
+    "--simulate-days",
+    default=0,
+    type=click.IntRange(0, 366),
+    help="after seeding, simulate this many days of activity (flask demo simulate)",
+)
+def seed(if_empty: bool, simulate_days: int) -> None:
+    """Seed the demo brand: stores, terminals, clerks, console operators, tags, templates."""
     from flask import current_app
 
     if current_app.config["HUIYUAN_CONFIG"].is_production:  # published demo passwords
         raise click.ClickException("demo seeding is refused in production (HUIYUAN_ENV=production)")
-    from app.demo import seed_demo_brand
+    from app.demo.brand import seed_demo_brand
 
     report = seed_demo_brand(if_empty=if_empty)
     for line in report:
         click.echo(line)
+    if simulate_days and not report[0].startswith("demo: database already"):
+        from app.demo.payments import DemoError
+        from app.demo.simulate import simulate
+
+        try:
+            counts = simulate(days=simulate_days)
+        except DemoError as exc:
+            click.echo(f"demo: no simulation ({exc})")
+        else:
+            click.echo(f"demo: {simulate_days} days simulated in {counts['seconds']} s")
+
+
+@demo_cli.command("console-logins")
+def console_logins_command() -> None:
+    """Print the demo console operators' logins, one per role."""
+    from app.demo.brand import console_logins
+
+    for line in console_logins():
+        click.echo(line)
+
+
+@demo_cli.command("simulate")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 366))
+@click.option("--seed", "seed_value", default=1, show_default=True, type=int)
+def simulate_command(days: int, seed_value: int) -> None:
+    """Simulate DAYS days of the demo brand through the real entrypoints (deterministic)."""
+    from app.demo.payments import DemoError
+    from app.demo.simulate import simulate
+
+    try:
+        counts = simulate(days=days, seed=seed_value)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"simulated {days} days (seed {seed_value}) in {counts.pop('seconds')} s:")
+    for kind, n in sorted(counts.items()):
+        click.echo(f"  {kind}: {n}")
 
 
 @demo_cli.command("pay")
@@ -71,7 +184,7 @@ def seed(if_empty: bool) -> None:
 @click.option("--payer", default=None, help="openid / Alipay user id (default: a new payer)")
 def demo_pay(wallet: str, amount: str, store: str | None, url: str, payer: str | None) -> None:
     """Send a correctly signed payment notification to a running server (sandbox keys)."""
-    from app.payments.demo import DemoError, send_demo_payment
+    from app.demo.payments import DemoError, send_demo_payment
 
     try:
         sent = send_demo_payment(wallet=wallet, amount=amount, store=store, url=url, payer=payer)
@@ -131,6 +244,15 @@ def register_cli(app: Flask) -> None:
     from app.jobs.cli import jobs_cli
     from app.tiers.cli import tiers_cli
 
-    for group in (admin_cli, demo_cli, points_cli, jobs_cli, coupons_cli, engine_cli, tiers_cli):
+    for group in (
+        admin_cli,
+        operators_cli,
+        demo_cli,
+        points_cli,
+        jobs_cli,
+        coupons_cli,
+        engine_cli,
+        tiers_cli,
+    ):
         app.cli.add_command(group)
     app.cli.add_command(audit_command)

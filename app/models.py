@@ -27,6 +27,13 @@ from app.members.models import (
     MemberMerge,
     MemberTokenRevocation,
 )
+from app.operators.models import (
+    AdminTokenStore,
+    Operator,
+    OperatorSession,
+    OperatorStore,
+    WriteAudit,
+)
 from app.outbox.models import OutboxMessage
 from app.points.models import (
     MultiplierRule,
@@ -53,6 +60,7 @@ from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, Tier
 
 __all__ = [
     "AdminToken",
+    "AdminTokenStore",
     "Clerk",
     "ClerkAccessGrant",
     "ClerkAccessLog",
@@ -78,6 +86,9 @@ __all__ = [
     "MemberTokenRevocation",
     "MoneyEvent",
     "MultiplierRule",
+    "Operator",
+    "OperatorSession",
+    "OperatorStore",
     "OutboxMessage",
     "PointsAccount",
     "PointsEntry",
@@ -101,4 +112,5 @@ __all__ = [
     "TierChange",
     "TierSettings",
     "WelcomeGrant",
+    "WriteAudit",
 ]

@@ -1,6 +1,6 @@
 """Signed WeChat Pay v2 payment notifications for the bench, all generated before the run.
 
-Each body is a complete notify (``app.payments.simulate``, the helpers the payment tests use)
+Each body is a complete notify (``app.demo.notifications``, the helpers the payment tests use)
 for a distinct transaction id, signed with the bench's own merchant key. As in a shop, most
 payers are regulars: 90% come from a pool of 5,000 openids that ``ensure_payers`` attaches to
 loaded members before the run (so every run measures the same mix, whatever earlier runs left),
@@ -54,7 +54,7 @@ def ensure_payers(dsn: str, member_phone_prefix: str) -> None:
 
 
 def notify_bodies(run_id: str, count: int = BODIES, seed: int = 11) -> list[str]:
-    from app.payments.simulate import wechat_v2_payment_fields, wechat_v2_xml
+    from app.demo.notifications import wechat_v2_payment_fields, wechat_v2_xml
 
     rng = random.Random(seed)
     bodies = []
@@ -87,7 +87,7 @@ def credited(dsn: str, run_id: str) -> int:
 def available() -> bool:
     """Whether this checkout has the payment endpoints (issue 3)."""
     try:
-        import app.payments.simulate  # noqa: F401
+        import app.demo.notifications  # noqa: F401
     except ImportError:
         return False
     return True

@@ -10,9 +10,10 @@ from flask_smorest import Blueprint
 
 from app.coupons import services
 from app.coupons.errors import describe_codes
-from app.coupons.queries import member_coupons
+from app.coupons.queries import exchangeable_templates, member_coupons
 from app.coupons.schemas import (
     CouponSchema,
+    ExchangeableTemplateListSchema,
     ExchangedSchema,
     ExchangeInSchema,
     GiftCreatedSchema,
@@ -111,6 +112,17 @@ class Gift(MethodView):
     def delete(self, gift_token: str):
         """Cancel my gift before it is claimed: the coupon is mine again"""
         return services.cancel_gift(gift_token, g.member.id)
+
+
+@blp.route("/coupon-templates")
+class Mall(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(200, ExchangeableTemplateListSchema)
+    def get(self):
+        """The points mall: coupon templates exchangeable for points now, cheapest first"""
+        return {"items": exchangeable_templates(), "balance": balance_of(g.member.id)}
 
 
 @blp.route("/coupon-templates/<int:template_id>/exchange")

@@ -116,13 +116,12 @@ def test_validity_days_count_from_a_later_window_start():
     assert (found.valid_from, found.expires_at) == (start, start + timedelta(days=7))
 
 
-def test_unknown_members_fail_the_batch_and_merged_ids_go_to_the_survivor():
+def test_unknown_members_are_skipped_by_id_and_merged_ids_go_to_the_survivor():
     a, b = new_member("13800000001"), new_member("13800000002")
     template = new_template()
-    assert (
-        code_of(lambda: services.issue_to_members(template, [a, 999], admin_name="ops"))
-        == "MEMBER_NOT_FOUND"
-    )
+    issued, skipped = services.issue_to_members(template, [a, 999], admin_name="ops")
+    assert [c.owner_id for c in issued] == [a]
+    assert skipped == [{"member_id": 999, "code": "MEMBER_NOT_FOUND"}]
     merge(a, b)
     issued, _ = services.issue_to_members(template, [a], admin_name="ops")
     assert issued[0].owner_id == b

@@ -11,14 +11,7 @@ from sqlalchemy import func, select
 
 from app.common.hooks import EARN_MULTIPLIERS
 from app.db import transaction
-from app.engine.applier import apply_pending, drain
-from app.engine.journal import backlog, journal
-from app.engine.models import MoneyEvent
-from app.engine.services import receive
-from app.extensions import db
-from app.members.models import Member, MemberIdentity
-from app.payments.services import PaymentEvent, RefundEvent
-from app.payments.simulate import (
+from app.demo.notifications import (
     alipay_payment_fields,
     alipay_sign,
     wechat_v2_payment_fields,
@@ -27,6 +20,13 @@ from app.payments.simulate import (
     wechat_v3_notify,
     wechat_v3_transaction,
 )
+from app.engine.applier import apply_pending, drain
+from app.engine.journal import backlog, journal
+from app.engine.models import MoneyEvent
+from app.engine.services import receive
+from app.extensions import db
+from app.members.models import Member, MemberIdentity
+from app.payments.services import PaymentEvent, RefundEvent
 from app.payments.timeparse import beijing
 from app.points import lots
 from app.points.models import PointsEntry, Purchase

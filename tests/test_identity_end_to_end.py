@@ -6,14 +6,14 @@ import logging
 
 from sqlalchemy import select
 
-from app.extensions import db
-from app.members.models import MemberMerge
-from app.payments.simulate import (
+from app.demo.notifications import (
     alipay_payment_fields,
     alipay_sign,
     wechat_v2_payment_fields,
     wechat_v2_xml,
 )
+from app.extensions import db
+from app.members.models import MemberMerge
 from app.points.services import audit_differences
 from tests import platform_kit
 from tests.platform_kit import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.payments.simulate import alipay_payment_fields, alipay_sign
+from app.demo.notifications import alipay_payment_fields, alipay_sign
 from app.points.services import balance_of
 from app.stores.services import create_store
 from tests import platform_kit

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.members.services import find_by_identity
-from app.payments.simulate import (
+from app.demo.notifications import (
     alipay_payment_fields,
     alipay_sign,
     wechat_v2_payment_fields,
@@ -11,6 +10,7 @@ from app.payments.simulate import (
     wechat_v3_notify,
     wechat_v3_transaction,
 )
+from app.members.services import find_by_identity
 from app.points.services import balance_of
 from tests import platform_kit
 from tests.platform_kit import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.payments.simulate import (
+from app.demo.notifications import (
     wechat_v2_payment_fields,
     wechat_v2_refund_xml,
     wechat_v2_xml,

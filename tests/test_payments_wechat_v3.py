@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app.common.clock import utcnow
-from app.payments.simulate import wechat_v3_notify, wechat_v3_transaction
+from app.demo.notifications import wechat_v3_notify, wechat_v3_transaction
 from app.points.services import balance_of
 from tests import platform_kit
 from tests.conftest import requires_postgres

@@ -104,7 +104,7 @@ def test_reordering_refuses_foreign_and_unknown_ids(client, admin_headers):
 
 
 def test_the_demo_seed_brings_a_tag_catalog_once(app):
-    from app.demo import seed_demo_brand
+    from app.demo.brand import seed_demo_brand
     from app.tags.catalog import active_catalog
 
     seed_demo_brand()

@@ -18,6 +18,7 @@ from app.common.crypto import hash_token, new_token
 from app.common.throttle import Throttle, client_ip, credential_key, guard_failures
 from app.errors import NotFound, Unauthorized
 from app.extensions import db
+from app.operators import authz
 
 ADMIN_SECURITY = [{"adminToken": []}]
 
@@ -30,10 +31,16 @@ def bearer_token() -> str | None:
     return value.strip()
 
 
-def create_admin_token(name: str) -> str:
-    """Store a new token's hash and return the token (the only time it is seen). Commits."""
+def create_admin_token(name: str, role: str = "hq_admin", store_ids: set[int] | None = None) -> str:
+    """Store a new token's hash and return the token (the only time it is seen). Commits.
+    ``role`` and ``store_ids`` scope it (app.operators.authz); the default can do everything."""
+    from app.operators.models import AdminTokenStore
+
     token = new_token("hya")
-    db.session.add(AdminToken(name=name, token_hash=hash_token(token)))
+    row = AdminToken(name=name, token_hash=hash_token(token), role=role)
+    db.session.add(row)
+    db.session.flush()
+    db.session.add_all(AdminTokenStore(token_id=row.id, store_id=s) for s in store_ids or ())
     db.session.commit()
     return token
 
@@ -88,11 +95,22 @@ def authenticate_admin_throttled(token: str | None) -> AdminToken:
     return guard_failures(guards, lambda: authenticate_admin(token))
 
 
-def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+def admin_required(view: Callable[..., Any], *, scoped: bool = False) -> Callable[..., Any]:
+    """Authenticates the token and makes it the request's principal. Unless ``scoped`` (the
+    view filters by store itself), only HQ roles pass, and only ``hq_admin`` writes."""
+
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         admin = authenticate_admin_throttled(bearer_token())
         g.admin_name = admin.name
+        authz.enter(authz.principal_for_token(admin))
+        if not scoped:
+            authz.check_hq()
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def scoped_admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For views that apply the principal's store scope themselves (app.operators.authz)."""
+    return admin_required(view, scoped=True)

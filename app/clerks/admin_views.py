@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.admin.auth import ADMIN_SECURITY, admin_required
+from app.admin.auth import ADMIN_SECURITY, admin_required, scoped_admin_required
 from app.clerks import auth
 from app.clerks.attribution import attribution_report, clerk_qr_payload
 from app.clerks.models import ClerkAccessLog, ClerkNote
@@ -22,15 +22,26 @@ from app.clerks.schemas import (
 )
 from app.common.pagination import paginate
 from app.members.services import resolve_member
-from app.stores.schemas import ClerkSchema
+from app.operators import authz
+from app.operators.scoped import scoped_clerk, store_listing
+from app.stores import services as stores
+from app.stores.models import Clerk
+from app.stores.schemas import (
+    ClerkListSchema,
+    ClerkSchema,
+    ClerkUpdateSchema,
+    StoreFilterQuerySchema,
+)
 
 blp = Blueprint(
     "admin_clerks",
     __name__,
     url_prefix="/admin/v1",
     description=(
-        "HQ: who looked at whom (the clerk access log), clerks' notes, new members per clerk "
-        "and store, clerk sessions and lockouts. Error codes: CLERK_NOT_FOUND, "
+        "HQ: clerks (list, read, update, disable), who looked at whom (the clerk access log), "
+        "clerks' notes, new members per clerk and store, clerk sessions and lockouts. Region "
+        "and store managers manage their own stores' clerks. Error codes: CLERK_NOT_FOUND "
+        "(also outside the token's scope), ROLE_NOT_ALLOWED (403), "
         "MEMBER_NOT_FOUND (404), VALIDATION_ERROR (422)."
     ),
 )
@@ -89,32 +100,92 @@ class Report(MethodView):
 
 @blp.route("/clerks/<int:clerk_id>/qr-payload")
 class ClerkQr(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, ClerkQrPayloadSchema)
     def get(self, clerk_id: int):
         """The clerk's signed QR payload, to print as a mini-program code"""
-        return {"clerk_id": clerk_id, "qr_payload": clerk_qr_payload(auth.get_clerk(clerk_id).id)}
+        return {"clerk_id": clerk_id, "qr_payload": clerk_qr_payload(scoped_clerk(clerk_id).id)}
 
 
 @blp.route("/clerks/<int:clerk_id>/revoke-sessions")
 class RevokeSessions(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, ClerkSessionsRevokedSchema)
     def post(self, clerk_id: int):
         """End every live session of a clerk (lost tablet, clerk leaving)"""
+        scoped_clerk(clerk_id, write=True)
         return {"revoked": auth.revoke_clerk_sessions(clerk_id)}
 
 
 @blp.route("/clerks/<int:clerk_id>/unlock")
 class Unlock(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, ClerkSchema)
     def post(self, clerk_id: int):
         """Lift a lockout after repeated failed logins"""
+        scoped_clerk(clerk_id, write=True)
         return auth.unlock_clerk(clerk_id)
+
+
+@blp.route("/clerks")
+class ClerkList(MethodView):
+    decorators = (scoped_admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(StoreFilterQuerySchema, location="query")
+    @blp.response(200, ClerkListSchema)
+    def get(self, query: dict):
+        """Every clerk in the token's scope (filter by store code and status)"""
+        return store_listing(Clerk, query)
+
+
+@blp.route("/clerks/<int:clerk_id>")
+class ClerkDetail(MethodView):
+    decorators = (scoped_admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.response(200, ClerkSchema)
+    def get(self, clerk_id: int):
+        """One clerk"""
+        return scoped_clerk(clerk_id)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(ClerkUpdateSchema)
+    @blp.response(200, ClerkSchema)
+    def patch(self, body: dict, clerk_id: int):
+        """Rename a clerk, or move them to another store (both stores must be in scope)"""
+        scoped_clerk(clerk_id, write=True)
+        if body.get("store"):
+            target = stores.get_store_by_code(body["store"])
+            authz.require_store(target.id, write=True, code="STORE_NOT_FOUND")
+        return stores.update_clerk(clerk_id, body)
+
+
+@blp.route("/clerks/<int:clerk_id>/disable")
+class ClerkDisable(MethodView):
+    decorators = (scoped_admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.response(200, ClerkSchema)
+    def post(self, clerk_id: int):
+        """Disable a clerk: logins are refused and every open session stops at once"""
+        scoped_clerk(clerk_id, write=True)
+        return stores.set_clerk_status(clerk_id, "disabled")
+
+
+@blp.route("/clerks/<int:clerk_id>/enable")
+class ClerkEnable(MethodView):
+    decorators = (scoped_admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.response(200, ClerkSchema)
+    def post(self, clerk_id: int):
+        """Enable a disabled clerk again (they log in anew)"""
+        scoped_clerk(clerk_id, write=True)
+        return stores.set_clerk_status(clerk_id, "active")

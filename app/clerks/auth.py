@@ -20,15 +20,17 @@ from typing import Any
 
 from flask import g
 from sqlalchemy import select, update
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.admin.auth import bearer_token
 from app.clerks.models import ClerkSession
 from app.common.clock import utcnow
 from app.common.crypto import hash_token, new_token
+from app.common.lockout import LOCKOUT_AFTER as LOCKOUT_AFTER  # re-exported: tests, docs
+from app.common.lockout import LOCKOUT_DURATION as LOCKOUT_DURATION
+from app.common.lockout import check_password_with_lockout
 from app.common.throttle import Throttle, credential_key, guard_failures
 from app.db import unit_of_work
-from app.errors import Forbidden, NotFound, Unauthorized
+from app.errors import NotFound, Unauthorized
 from app.extensions import db
 from app.stores.models import Clerk, Store
 
@@ -37,10 +39,6 @@ TOKEN_TTL = timedelta(hours=8)  # one shift
 LOGIN_ATTEMPTS = 10
 LOGIN_WINDOW_SECONDS = 600
 LOGIN_FAILURES_PER_IP = 20
-LOCKOUT_AFTER = 5
-LOCKOUT_DURATION = timedelta(minutes=15)
-
-_DUMMY_HASH: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -58,12 +56,6 @@ class LoginResult:
     expires_at: datetime
     clerk: Clerk
     store: Store
-
-
-def _dummy_hash() -> str:
-    if not _DUMMY_HASH:
-        _DUMMY_HASH.append(generate_password_hash("not-a-password", method="scrypt"))
-    return _DUMMY_HASH[0]
 
 
 _PER_USERNAME = Throttle(
@@ -93,29 +85,18 @@ def login(username: str, password: str, ip: str) -> LoginResult:
 
 def _login(username: str, password: str) -> LoginResult:
     now = utcnow()
-    refusal: Exception | None = None
     with unit_of_work():
         clerk = db.session.execute(
             select(Clerk).where(Clerk.username == username).with_for_update()
         ).scalar_one_or_none()
-        if clerk is None:
-            check_password_hash(_dummy_hash(), password)  # same work as for a real account
-            refusal = Unauthorized("username or password wrong", code="INVALID_CREDENTIALS")
-        elif clerk.locked_until is not None and clerk.locked_until > now:
-            refusal = Forbidden(
-                "account locked after repeated failed logins",
-                code="ACCOUNT_LOCKED",
-                details={"locked_until": clerk.locked_until.isoformat()},
-            )
-        elif not check_password_hash(clerk.password_hash, password):
-            clerk.failed_logins = (clerk.failed_logins or 0) + 1
-            if clerk.failed_logins >= LOCKOUT_AFTER:
-                clerk.locked_until, clerk.failed_logins = now + LOCKOUT_DURATION, 0
-            refusal = Unauthorized("username or password wrong", code="INVALID_CREDENTIALS")
-        elif clerk.status != "active":
-            refusal = Forbidden("this clerk account is disabled", code="CLERK_DISABLED")
-        else:
-            clerk.failed_logins, clerk.locked_until = 0, None
+        refusal = check_password_with_lockout(
+            clerk,
+            password,
+            now,
+            disabled_code="CLERK_DISABLED",
+            disabled_message="this clerk account is disabled",
+        )
+        if refusal is None:
             token = new_token("hyc")
             expires_at = now + TOKEN_TTL
             db.session.add(

@@ -8,6 +8,8 @@ ERROR_CODES = {
     "TEMPLATE_NOT_FOUND": "no such coupon template",
     "TEMPLATE_PAUSED": "the template is paused: no coupons are issued from it",
     "TEMPLATE_ENDED": "the template's fixed validity window is over",
+    "TEMPLATE_TERMS_LOCKED": "coupons were issued: what they give, where and how long is fixed "
+    "(create a new template instead)",
     "TEMPLATE_NOT_EXCHANGEABLE": "the template has no points price",
     "OUT_OF_STOCK": "the template's total stock is used up",
     "COUPON_LIMIT_REACHED": "the member already holds the per-member limit of this template",

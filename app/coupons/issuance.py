@@ -7,6 +7,7 @@ per-member limits hold under concurrency.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -17,7 +18,9 @@ from app.coupons.models import Coupon, CouponTemplate
 from app.coupons.state import Actor, transition
 from app.coupons.templates import check_issuable, lock_template, validity_for
 from app.db import unit_of_work, with_retry
+from app.errors import NotFound
 from app.extensions import db
+from app.members.models import Member
 from app.members.services import resolve_member
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
@@ -87,36 +90,65 @@ def issue_one(
     return coupon
 
 
+@dataclass(frozen=True)
+class IssueResult:
+    """What happened to one requested member id of a bulk issue, in request order."""
+
+    member_id: int
+    coupon: Coupon | None
+    code: str | None  # why it was skipped: MEMBER_NOT_FOUND | COUPON_LIMIT_REACHED
+
+
 def issue_to_members(
     template_id: int, member_ids: list[int], *, admin_name: str
 ) -> tuple[list[Coupon], list[dict]]:
-    """HQ gives one coupon to each listed member (merged ids count as their survivor).
+    """HQ gives one coupon to each listed member (merged ids count as their survivor): the
+    issued coupons, and the skipped ids with their reason (see :func:`issue_batch`)."""
+    results = issue_batch(template_id, member_ids, admin_name=admin_name)
+    issued = [r.coupon for r in results if r.coupon is not None]
+    skipped = [{"member_id": r.member_id, "code": r.code} for r in results if r.coupon is None]
+    return issued, skipped
 
-    All or nothing on stock: if the stock cannot cover the batch, nothing is issued. A member
-    at the per-member limit is skipped and listed in the second value with the reason.
+
+def issue_batch(template_id: int, member_ids: list[int], *, admin_name: str) -> list[IssueResult]:
+    """One result per requested id, in order.
+
+    All or nothing on stock: if the stock cannot cover the batch, nothing is issued
+    (``OUT_OF_STOCK``). An unknown member id (``MEMBER_NOT_FOUND``) or a member at the
+    per-member limit (``COUPON_LIMIT_REACHED``) is skipped with its reason; the others are issued.
     """
 
-    def attempt() -> tuple[list[Coupon], list[dict]]:
+    def attempt() -> list[IssueResult]:
         with unit_of_work():
-            members = [resolve_member(member_id) for member_id in member_ids]
+            resolved: list[tuple[int, Member | None]] = []
+            for member_id in member_ids:
+                try:
+                    resolved.append((member_id, resolve_member(member_id)))
+                except NotFound:
+                    resolved.append((member_id, None))
+            found = [m for _, m in resolved if m is not None]
             template = lock_template(template_id)
             check_issuable(template, utcnow())
             left = _stock_left(template)
-            if left is not None and left < len(members):
+            if left is not None and left < len(found):
                 raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
             actor = Actor(f"admin:{admin_name}", "admin")
             limit = template.per_member_limit
-            counts = _issued_counts(template, [m.id for m in members]) if limit else {}
-            issued, skipped = [], []
-            for requested, member in zip(member_ids, members, strict=True):
+            counts = _issued_counts(template, [m.id for m in found]) if limit else {}
+            results = []
+            for requested, member in resolved:
+                if member is None:
+                    results.append(IssueResult(requested, None, "MEMBER_NOT_FOUND"))
+                    continue
                 if limit is not None and counts.get(member.id, 0) >= limit:
-                    skipped.append({"member_id": requested, "code": "COUPON_LIMIT_REACHED"})
+                    results.append(IssueResult(requested, None, "COUPON_LIMIT_REACHED"))
                     continue
                 counts[member.id] = counts.get(member.id, 0) + 1
-                issued.append(
-                    issue_one(template, member.id, source="admin", actor=actor, limit_checked=True)
+                coupon = issue_one(
+                    template, member.id, source="admin", actor=actor, limit_checked=True
                 )
-        return issued, skipped
+                results.append(IssueResult(requested, coupon, None))
+        return results
 
     return with_retry(attempt)
 

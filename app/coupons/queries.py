@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from app.common.clock import utcnow
 from app.common.pagination import paginate
-from app.coupons.models import Coupon
+from app.coupons.models import Coupon, CouponTemplate
 from app.extensions import db
 from app.members.models import Member
 
@@ -83,3 +83,22 @@ def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Coupon
         for c in rows
         if store_id is None or not store_ids(c.template) or store_id in store_ids(c.template)
     ]
+
+
+def exchangeable_templates() -> list[CouponTemplate]:
+    """The points mall: active templates with a points price, not ended, with stock left;
+    cheapest first."""
+    now = utcnow()
+    stmt = (
+        select(CouponTemplate)
+        .where(
+            CouponTemplate.status == "active",
+            CouponTemplate.points_price.is_not(None),
+            (CouponTemplate.valid_until.is_(None)) | (CouponTemplate.valid_until > now),
+            (CouponTemplate.total_stock.is_(None))
+            | (CouponTemplate.total_stock > CouponTemplate.issued_count),
+        )
+        .options(selectinload(CouponTemplate.stores))
+        .order_by(CouponTemplate.points_price, CouponTemplate.id)
+    )
+    return list(db.session.scalars(stmt))

@@ -123,11 +123,59 @@ class CouponSchema(CouponOfferSchema):
     redeemed_at = ma.fields.AwareDateTime(allow_none=True)
 
 
+class IssueResultSchema(ma.Schema):
+    member_id = ma.fields.Integer(metadata={"description": "as requested"})
+    status = ma.fields.Function(lambda r: "issued" if r.coupon is not None else "skipped")
+    code = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "why skipped: MEMBER_NOT_FOUND | COUPON_LIMIT_REACHED"},
+    )
+    coupon_code = ma.fields.Function(lambda r: r.coupon.code if r.coupon is not None else None)
+
+
 class IssuedSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(CouponSchema))
     skipped = ma.fields.List(
         ma.fields.Dict(), metadata={"description": "members not issued: {member_id, code}"}
     )
+    results = ma.fields.List(
+        ma.fields.Nested(IssueResultSchema),
+        metadata={"description": "one per requested id, in request order"},
+    )
+
+
+class TemplateUpdateSchema(TemplateInSchema):
+    """Every field optional; see PATCH /coupon-templates/{id} for what may change when."""
+
+
+class MallTemplateSchema(ma.Schema):
+    """A template as the points mall shows it."""
+
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    kind = ma.fields.String()
+    value_fen = ma.fields.Integer(allow_none=True)
+    threshold_fen = ma.fields.Integer(allow_none=True)
+    percent_off = ma.fields.Integer(allow_none=True)
+    cap_fen = ma.fields.Integer(allow_none=True)
+    gift_sku = ma.fields.String(allow_none=True)
+    valid_days = ma.fields.Integer(allow_none=True)
+    valid_until = ma.fields.AwareDateTime(allow_none=True)
+    giftable = ma.fields.Boolean()
+    points_price = ma.fields.Integer()
+    stock_left = ma.fields.Function(
+        lambda t: None if t.total_stock is None else t.total_stock - t.issued_count,
+        metadata={"description": "null: unlimited"},
+    )
+    store_codes = ma.fields.Function(
+        lambda t: [link.store.code for link in t.stores],
+        metadata={"description": "stores where it applies; empty: every store"},
+    )
+
+
+class ExchangeableTemplateListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(MallTemplateSchema))
+    balance = ma.fields.Integer(metadata={"description": "the member's points balance"})
 
 
 class EventSchema(ma.Schema):

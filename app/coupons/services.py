@@ -29,7 +29,7 @@ from app.coupons.gifting import (
     lock_pending_gift,
     return_expired_gift,
 )
-from app.coupons.issuance import issue_once, issue_to_members
+from app.coupons.issuance import issue_batch, issue_once, issue_to_members
 from app.coupons.lookup import get_coupon, lock_coupon_by_code
 from app.coupons.merge import on_member_merge
 from app.coupons.models import Coupon
@@ -37,7 +37,7 @@ from app.coupons.queries import coupons_for_till
 from app.coupons.redemption import capture_redemption, hold_for_redemption, release_redemption
 from app.coupons.report import template_report
 from app.coupons.state import Actor, transition
-from app.coupons.templates import create_template, get_template, set_status
+from app.coupons.templates import create_template, get_template, set_status, update_template
 from app.coupons.welcome import issue_welcome_coupon
 from app.db import unit_of_work, with_retry
 
@@ -53,6 +53,7 @@ __all__ = [
     "get_gift",
     "get_template",
     "hold_for_redemption",
+    "issue_batch",
     "issue_once",
     "issue_to_members",
     "issue_welcome_coupon",
@@ -61,6 +62,7 @@ __all__ = [
     "return_expired_gift",
     "set_status",
     "template_report",
+    "update_template",
     "void_coupon",
 ]
 

@@ -36,6 +36,66 @@ def create_template(fields: dict[str, Any], *, created_by: str | None = None) ->
     return template
 
 
+# What a coupon gives, where and for how long: once coupons exist, these stay as they were.
+TERMS = (
+    "kind",
+    "value_fen",
+    "threshold_fen",
+    "percent_off",
+    "cap_fen",
+    "gift_sku",
+    "valid_days",
+    "valid_from",
+    "valid_until",
+    "giftable",
+    "regift_allowed",
+    "store_codes",
+)
+
+
+def update_template(template_id: int, changes: dict[str, Any]) -> CouponTemplate:
+    """Edit a template. Before any coupon is issued every field may change; afterwards only
+    what does not change issued coupons (name, stock, per-member limit, points price, welcome):
+    changing the terms answers 409 ``TEMPLATE_TERMS_LOCKED`` (create a new template instead).
+    """
+    with unit_of_work():
+        template = lock_template(template_id)
+        current = {name: getattr(template, name) for name in KIND_FIELDS.values()}
+        current.update(kind=template.kind, cap_fen=template.cap_fen)
+        changed_terms = sorted(
+            name
+            for name in TERMS
+            if name in changes
+            and (
+                changes[name] != [link.store.code for link in template.stores]
+                if name == "store_codes"
+                else changes[name] != getattr(template, name)
+            )
+        )
+        if changed_terms and template.issued_count > 0:
+            raise refused(
+                "TEMPLATE_TERMS_LOCKED",
+                template_id=template.id,
+                issued=template.issued_count,
+                fields=changed_terms,
+            )
+        stock = changes.get("total_stock", template.total_stock)
+        if stock is not None and stock < template.issued_count:
+            raise invalid("stock below what is already issued", total_stock=["below issued"])
+        merged = {**current, **{k: v for k, v in changes.items() if k in current}}
+        _check_kind(merged)
+        store_codes = changes.pop("store_codes", None)
+        for name, value in changes.items():
+            setattr(template, name, value)
+        if store_codes is not None:
+            template.stores = [
+                CouponTemplateStore(store_id=get_store_by_code(code).id)
+                for code in sorted(set(store_codes))
+            ]
+        db.session.flush()
+    return template
+
+
 def _check_kind(fields: dict[str, Any]) -> None:
     kind = fields["kind"]
     needed = KIND_FIELDS[kind]

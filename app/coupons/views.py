@@ -24,6 +24,7 @@ from app.coupons.schemas import (
     TemplateInSchema,
     TemplateListSchema,
     TemplateSchema,
+    TemplateUpdateSchema,
     VoidInSchema,
 )
 
@@ -37,6 +38,7 @@ blp = Blueprint(
         "TEMPLATE_NOT_FOUND",
         "TEMPLATE_PAUSED",
         "TEMPLATE_ENDED",
+        "TEMPLATE_TERMS_LOCKED",
         "OUT_OF_STOCK",
         "COUPON_LIMIT_REACHED",
         "COUPON_NOT_FOUND",
@@ -80,6 +82,15 @@ class Template(MethodView):
         """One coupon template"""
         return services.get_template(template_id)
 
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(TemplateUpdateSchema(partial=True))
+    @blp.response(200, TemplateSchema)
+    def patch(self, body: dict, template_id: int):
+        """Edit a template. Once coupons are issued, only name, total_stock (not below what is
+        issued), per_member_limit, points_price and welcome may change; other fields answer 409
+        TEMPLATE_TERMS_LOCKED (create a new template: a new version). Pause it to disable it."""
+        return services.update_template(template_id, body)
+
 
 @blp.route("/coupon-templates/<int:template_id>/pause")
 class PauseTemplate(MethodView):
@@ -111,11 +122,14 @@ class Issue(MethodView):
     @blp.arguments(IssueInSchema)
     @blp.response(201, IssuedSchema)
     def post(self, body: dict, template_id: int):
-        """Issue one coupon to each listed member (members at the limit are skipped)"""
-        issued, skipped = services.issue_to_members(
-            template_id, body["member_ids"], admin_name=g.admin_name
-        )
-        return {"items": issued, "skipped": skipped}
+        """Issue one coupon to each listed member; unknown ids and members at the limit are
+        skipped, and `results` says what happened to each id, in request order"""
+        results = services.issue_batch(template_id, body["member_ids"], admin_name=g.admin_name)
+        return {
+            "items": [r.coupon for r in results if r.coupon is not None],
+            "skipped": [{"member_id": r.member_id, "code": r.code} for r in results if r.code],
+            "results": results,
+        }
 
 
 @blp.route("/coupon-templates/<int:template_id>/report")

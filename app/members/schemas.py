@@ -7,6 +7,7 @@ from datetime import date
 import marshmallow as ma
 
 from app.members.models import IDENTITY_KINDS
+from app.operators.authz import shown_phone
 from app.points.services import balance_of
 from app.tiers.schemas import tier_field
 
@@ -14,12 +15,19 @@ from app.tiers.schemas import tier_field
 class IdentitySchema(ma.Schema):
     kind = ma.fields.String()
     app = ma.fields.String(metadata={"description": "WeChat appid for per-app openids, else empty"})
-    external_id = ma.fields.String()
+    external_id = ma.fields.Function(
+        lambda i: shown_phone(i.external_id) if i.kind == "phone" else i.external_id,
+        metadata={"description": "a phone identity is masked as the phone is"},
+    )
 
 
 class MemberSchema(ma.Schema):
     id = ma.fields.Integer()
-    phone = ma.fields.String(allow_none=True)
+    phone = ma.fields.Function(
+        lambda m: shown_phone(m.phone),
+        allow_none=True,
+        metadata={"description": "whole for the hq_admin role, masked (138****5678) otherwise"},
+    )
     name = ma.fields.String(allow_none=True)
     birthday = ma.fields.Date(allow_none=True)
     status = ma.fields.String(metadata={"description": "active | merged | erased"})
@@ -66,3 +74,25 @@ class MemberLookupSchema(ma.Schema):
     phone = ma.fields.String(load_default=None)
     identity_kind = ma.fields.String(load_default=None, validate=ma.validate.OneOf(IDENTITY_KINDS))
     external_id = ma.fields.String(load_default=None, validate=ma.validate.Length(1, 128))
+
+
+class MemberPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(MemberSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class GiftSchema(ma.Schema):
+    coupon_code = ma.fields.Function(lambda gift: gift.coupon.code)
+    template_id = ma.fields.Integer()
+    template_name = ma.fields.Function(lambda gift: gift.coupon.template.name)
+    giver_id = ma.fields.Integer()
+    claimed_by_id = ma.fields.Integer(allow_none=True)
+    state = ma.fields.String(metadata={"description": "pending | claimed | cancelled | returned"})
+    created_at = ma.fields.AwareDateTime()
+    expires_at = ma.fields.AwareDateTime()
+    settled_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class GiftListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(GiftSchema))
+    next_cursor = ma.fields.String(allow_none=True)

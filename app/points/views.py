@@ -6,7 +6,8 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.admin.auth import ADMIN_SECURITY, admin_required
+from app.admin.auth import ADMIN_SECURITY, admin_required, scoped_admin_required
+from app.operators.authz import require_member
 from app.points import multipliers
 from app.points.adjustments import adjust_points
 from app.points.schemas import (
@@ -39,20 +40,21 @@ blp = Blueprint(
 
 @blp.route("/members/<int:member_id>/points/ledger")
 class MemberLedger(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.arguments(LedgerQuerySchema, location="query")
     @blp.response(200, AdminLedgerSchema)
     def get(self, query: dict, member_id: int):
         """A member's points ledger, newest first, with the current balance"""
+        require_member(member_id)
         items, cursor = ledger_page(member_id, limit=query["limit"], cursor=query["cursor"])
         return {"balance": balance_of(member_id), "items": items, "next_cursor": cursor}
 
 
 @blp.route("/members/<int:member_id>/points/adjustments")
 class Adjustments(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.arguments(AdjustmentHeadersSchema, location="headers")
@@ -60,6 +62,7 @@ class Adjustments(MethodView):
     @blp.response(201, AdminEntrySchema)
     def post(self, headers: dict, body: dict, member_id: int):
         """Adjust a member's points by hand (signed; the reason and the admin are recorded)"""
+        require_member(member_id, write=True)
         result = adjust_points(
             member_id,
             body["points"],

@@ -78,6 +78,19 @@ def revoke_terminal(terminal_id: str) -> Terminal:
     return terminal
 
 
+def revoke_store_terminals(store_id: int) -> int:
+    """Revoke every terminal of a store that is being disabled. Returns how many."""
+    live = db.session.scalars(
+        select(Terminal.terminal_id).where(
+            Terminal.store_id == store_id, Terminal.status != "revoked"
+        )
+    ).all()
+    db.session.rollback()  # end the read: each revocation is its own unit of work
+    for terminal_id in live:
+        revoke_terminal(terminal_id)
+    return len(live)
+
+
 def rotate_terminal(terminal_id: str) -> tuple[Terminal, str, datetime]:
     """Invalidate the current secret now and issue a new activation code (24 h, single use)."""
     with unit_of_work():

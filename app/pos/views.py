@@ -7,15 +7,25 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.admin.auth import ADMIN_SECURITY, admin_required
+from app.admin.auth import ADMIN_SECURITY, scoped_admin_required
+from app.operators.scoped import scoped_terminal, store_listing
 from app.pos import terminals
+from app.stores.models import Terminal
+from app.stores.schemas import (
+    StoreFilterQuerySchema,
+    TerminalListSchema,
+    TerminalSchema,
+    TerminalUpdateSchema,
+)
+from app.stores.services import rename_terminal
 
 blp = Blueprint(
     "admin_terminals",
     __name__,
     url_prefix="/admin/v1/terminals",
-    description="HQ: POS terminal secrets. Codes: 404 TERMINAL_NOT_FOUND; 401 TERMINAL_REVOKED "
-    "(a revoked terminal cannot be rotated).",
+    description="HQ: POS terminals: list, read, rename, and their secrets (revoke, rotate). "
+    "Codes: 404 TERMINAL_NOT_FOUND (also outside the token's store scope); 401 TERMINAL_REVOKED "
+    "(a revoked terminal cannot be rotated); 403 ROLE_NOT_ALLOWED.",
     cli_group="pos",
 )
 
@@ -33,26 +43,59 @@ class TerminalRotatedSchema(TerminalStateSchema):
     activation_expires_at = ma.fields.AwareDateTime()
 
 
+@blp.route("")
+class TerminalList(MethodView):
+    decorators = (scoped_admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(StoreFilterQuerySchema, location="query")
+    @blp.response(200, TerminalListSchema)
+    def get(self, query: dict):
+        """Every terminal in the token's scope (filter by store code and status)"""
+        return store_listing(Terminal, query)
+
+
+@blp.route("/<string:terminal_id>")
+class TerminalDetail(MethodView):
+    decorators = (scoped_admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.response(200, TerminalSchema)
+    def get(self, terminal_id: str):
+        """One terminal (never its secret)"""
+        return scoped_terminal(terminal_id)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(TerminalUpdateSchema)
+    @blp.response(200, TerminalSchema)
+    def patch(self, body: dict, terminal_id: str):
+        """Rename a terminal"""
+        scoped_terminal(terminal_id, write=True)
+        return rename_terminal(terminal_id, body["name"])
+
+
 @blp.route("/<string:terminal_id>/revoke")
 class Revoke(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, TerminalStateSchema)
     def post(self, terminal_id: str):
-        """Revoke a terminal for good: its signed requests are refused with TERMINAL_REVOKED"""
+        """Revoke a terminal for good (its disable): signed requests get TERMINAL_REVOKED"""
+        scoped_terminal(terminal_id, write=True)
         terminal = terminals.revoke_terminal(terminal_id)
         return {"terminal_id": terminal_id, "store": terminal.store.code, "status": terminal.status}
 
 
 @blp.route("/<string:terminal_id>/rotate")
 class Rotate(MethodView):
-    decorators = (admin_required,)
+    decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, TerminalRotatedSchema)
     def post(self, terminal_id: str):
         """Rotate a terminal's secret: the old one stops now; activate again with the new code"""
+        scoped_terminal(terminal_id, write=True)
         terminal, code, expires_at = terminals.rotate_terminal(terminal_id)
         return {
             "terminal_id": terminal.terminal_id,

@@ -98,3 +98,61 @@ def create_clerk(store_code: str, username: str, password: str, name: str) -> Cl
         except IntegrityError as exc:
             raise Conflict(f"username {username!r} is taken", code="USERNAME_TAKEN") from exc
     return clerk
+
+
+def update_store(code: str, changes: dict) -> Store:
+    """Rename a store or change its city (its code is its key at the tills: fixed)."""
+    with unit_of_work():
+        store = get_store_by_code(code)
+        for field in ("name", "city"):
+            if field in changes:
+                setattr(store, field, changes[field])
+    return store
+
+
+def set_store_status(code: str, status: str) -> Store:
+    """Disable (kept with its history, but its tills stop: revoke its terminals first with
+    ``app.pos.terminals.revoke_store_terminals``) or enable again."""
+    with unit_of_work():
+        store = get_store_by_code(code)
+        store.status = status
+    return store
+
+
+def get_terminal(terminal_id: str) -> Terminal:
+    terminal = db.session.execute(
+        select(Terminal).where(Terminal.terminal_id == terminal_id)
+    ).scalar_one_or_none()
+    if terminal is None:
+        raise NotFound("terminal not found", code="TERMINAL_NOT_FOUND")
+    return terminal
+
+
+def rename_terminal(terminal_id: str, name: str) -> Terminal:
+    with unit_of_work():
+        terminal = get_terminal(terminal_id)
+        terminal.name = name
+    return terminal
+
+
+def update_clerk(clerk_id: int, changes: dict) -> Clerk:
+    """Rename a clerk or move them to another store (their open sessions then stop)."""
+    with unit_of_work():
+        clerk = db.session.get(Clerk, clerk_id)
+        if clerk is None:
+            raise NotFound("clerk not found", code="CLERK_NOT_FOUND")
+        if "name" in changes:
+            clerk.name = changes["name"]
+        if changes.get("store"):
+            clerk.store_id = get_store_by_code(changes["store"]).id
+    return clerk
+
+
+def set_clerk_status(clerk_id: int, status: str) -> Clerk:
+    """Disable a clerk (every session stops: tokens of a disabled clerk are refused) or enable."""
+    with unit_of_work():
+        clerk = db.session.get(Clerk, clerk_id)
+        if clerk is None:
+            raise NotFound("clerk not found", code="CLERK_NOT_FOUND")
+        clerk.status = status
+    return clerk

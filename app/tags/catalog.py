@@ -59,6 +59,29 @@ def create_group(
     return group
 
 
+def rename_group(group_id: int, name: str) -> TagGroup:
+    """Rename a group (members' tags and history follow: they hold the group's id)."""
+    with unit_of_work():
+        group = get_group(group_id)
+        group.name = name
+        try:
+            db.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"tag group {name!r} exists", code="TAG_GROUP_EXISTS") from exc
+    return group
+
+
+def rename_tag(tag_id: int, name: str) -> Tag:
+    with unit_of_work():
+        tag = get_tag(tag_id)
+        tag.name = name
+        try:
+            db.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"tag {name!r} exists in its group", code="TAG_EXISTS") from exc
+    return tag
+
+
 def add_tag(group_id: int, name: str, kind: str = "static") -> Tag:
     _check_kind(kind)
     with unit_of_work():

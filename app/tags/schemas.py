@@ -40,6 +40,10 @@ class TagGroupInSchema(ma.Schema):
     kind = _kind
 
 
+class RenameSchema(ma.Schema):
+    name = ma.fields.String(required=True, validate=_name)
+
+
 class TagInSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=_name)
     kind = _kind

@@ -13,6 +13,7 @@ from app.tags import catalog, rules
 from app.tags.models import MemberTagEvent, TagGroup, TagRule
 from app.tags.schemas import (
     GroupOrderSchema,
+    RenameSchema,
     TagGroupInSchema,
     TagGroupListSchema,
     TagGroupQuerySchema,
@@ -102,6 +103,36 @@ class GroupTagOrder(MethodView):
     def post(self, body: dict, group_id: int):
         """Reorder a group's tags: the listed ones first, in the order given"""
         return catalog.reorder_tags(group_id, body["tag_ids"])
+
+
+@blp.route("/tag-groups/<int:group_id>")
+class TagGroupDetail(MethodView):
+    decorators = (admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.response(200, TagGroupSchema)
+    def get(self, group_id: int):
+        """One tag group with all its tags"""
+        return catalog.get_group(group_id)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(RenameSchema)
+    @blp.response(200, TagGroupSchema)
+    def patch(self, body: dict, group_id: int):
+        """Rename a tag group (exclusive stays fixed; archive it to disable it)"""
+        return catalog.rename_group(group_id, body["name"])
+
+
+@blp.route("/tags/<int:tag_id>")
+class TagDetail(MethodView):
+    decorators = (admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.arguments(RenameSchema)
+    @blp.response(200, TagSchema)
+    def patch(self, body: dict, tag_id: int):
+        """Rename a tag (members carrying it keep it)"""
+        return catalog.rename_tag(tag_id, body["name"])
 
 
 @blp.route("/tag-groups/<int:group_id>/archive")

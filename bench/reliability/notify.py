@@ -28,7 +28,7 @@ def wechat_settings() -> dict[str, str]:
 
 def signed_notification(config: dict[str, str], paid_fen: int) -> tuple[bytes, str, str]:
     """``(xml body, payer openid, transaction id)`` of a new successful payment."""
-    from app.payments.simulate import wechat_v2_payment_fields, wechat_v2_xml
+    from app.demo.notifications import wechat_v2_payment_fields, wechat_v2_xml
 
     transaction_id = "4200" + str(secrets.randbelow(10**24)).zfill(24)
     openid = "oREL" + secrets.token_hex(10)

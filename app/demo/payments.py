@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from flask import current_app
 
-from app.payments.simulate import (
+from app.demo.notifications import (
     alipay_payment_fields,
     alipay_sign,
     wechat_v2_payment_fields,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.coupons.demo import seed_demo_coupon_templates
+from app.demo.coupons import seed_demo_coupon_templates
+from app.demo.tags import seed_demo_tags
 from app.extensions import db
 from app.stores import services as stores
 from app.stores.models import Store
-from app.tags.demo import seed_demo_tags
 
 DEMO_STORES = [
     ("SH001", "茶语 上海静安店", "上海"),
@@ -16,6 +16,14 @@ DEMO_STORES = [
     ("HZ001", "茶语 杭州西湖店", "杭州"),
 ]
 DEMO_CLERK_PASSWORD = "demo-clerk-pass"  # noqa: S105 (a documented demo credential)
+DEMO_OPERATOR_PASSWORD = "demo-console-pass"  # noqa: S105 (a documented demo credential)
+# console operators, one per role: (username, name, role, stores)
+DEMO_OPERATORS = [
+    ("hq.admin", "总部管理员", "hq_admin", []),
+    ("hq.analyst", "总部分析师", "hq_analyst", []),
+    ("region.sh", "上海区域经理", "region_manager", ["SH001", "SH002"]),
+    ("store.hz001", "杭州西湖店店长", "store_manager", ["HZ001"]),
+]
 
 
 def seed_demo_brand(*, if_empty: bool = False) -> list[str]:
@@ -37,6 +45,28 @@ def seed_demo_brand(*, if_empty: bool = False) -> list[str]:
             f"{activation}; clerk {clerk.username} / {DEMO_CLERK_PASSWORD}"
         )
     # Feature packages add their own demo data below (tag catalog, coupon templates, …).
+    lines.extend(seed_demo_operators())
     lines.extend(seed_demo_tags())
     lines.extend(seed_demo_coupon_templates())
     return lines
+
+
+def seed_demo_operators() -> list[str]:
+    """One console operator per role (skipped when the username exists)."""
+    from app.operators.services import create_operator, find_operator
+
+    lines = []
+    for username, name, role, codes in DEMO_OPERATORS:
+        if find_operator(username) is None:
+            create_operator(username, DEMO_OPERATOR_PASSWORD, name, role, codes)
+            lines.append(f"  console operator {username} ({role}) / {DEMO_OPERATOR_PASSWORD}")
+    return lines
+
+
+def console_logins() -> list[str]:
+    """What ``make run`` prints: one demo login per role."""
+    return [
+        f"  {role:<15} {username} / {DEMO_OPERATOR_PASSWORD}"
+        + (f"  (stores {', '.join(codes)})" if codes else "")
+        for username, _name, role, codes in DEMO_OPERATORS
+    ]

@@ -1,0 +1,1 @@
+"""HQ operators: console accounts, roles and data scopes, and the write audit."""
