@@ -2,8 +2,9 @@
 
 One set-based pass over a batch of journal rows (a single notification is a batch of one):
 
-1. claim pending rows (``FOR UPDATE SKIP LOCKED``, so several appliers never take the same
-   row; a killed applier's transaction rolls back and its rows are pending again);
+1. claim pending rows under the applier lock (a transaction advisory lock on PostgreSQL:
+   several appliers may run for availability, one applies at a time, so batches follow
+   journal order); a killed applier's transaction rolls back and its rows are pending again;
 2. release refunds held for the payments of the batch (a refund whose payment had not
    arrived), placed right after their payment;
 3. enrol every payer at once (``enrol``), find the purchases the refunds belong to, and lock
@@ -25,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select, tuple_, update
+from sqlalchemy import Select, select, text, tuple_, update
 
 from app.common.clock import utcnow
 from app.db import transaction
@@ -42,6 +43,7 @@ from app.stores.models import Store
 
 log = logging.getLogger(__name__)
 BATCH = 500
+_APPLIER_LOCK = text("SELECT pg_advisory_xact_lock(7261013)")  # "the applier" lock
 
 
 @dataclass
@@ -97,6 +99,11 @@ def drain(*, limit: int = BATCH) -> int:
 
 
 def _claim(limit: int, ids: Sequence[int] | None, payer_keys: list[str]) -> list[MoneyEvent]:
+    if db.session.get_bind().dialect.name == "postgresql":
+        # one applier at a time (SQLite serialises writers anyway): batches are applied in
+        # journal order, so a member's events keep their order across batches and a refund
+        # marked held is committed before the next batch looks for refunds to release
+        db.session.execute(_APPLIER_LOCK)
     stmt = select(MoneyEvent).where(MoneyEvent.state == "pending")
     if ids is not None:
         stmt = stmt.where(MoneyEvent.id.in_(list(ids)))
