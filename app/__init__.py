@@ -115,10 +115,15 @@ def _register_merge_steps() -> None:
 
 def register_hooks() -> None:
     """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
-    from app.common.hooks import PURCHASES_APPLIED
+    from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
+    from app.coupons.welcome import on_members_joined
+    from app.outbox.channels import register_channel
     from app.outbox.services import on_purchases_applied
+    from app.outbox.wechat_channel import WeChatSubscribeChannel
 
+    MEMBERS_JOINED.register(on_members_joined)
     PURCHASES_APPLIED.register(on_purchases_applied)
+    register_channel(WeChatSubscribeChannel())
 
 
 def _configure_logging(app: Flask) -> None:
