@@ -78,14 +78,20 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def transaction(fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
+def transaction(
+    fn: Callable[[], T],
+    *,
+    attempts: int = ATTEMPTS,
+    retry_on: tuple[type[Exception], ...] = (),
+) -> T:
     """The transaction runner at a service entry: ``fn`` runs in one transaction.
 
     Committed when ``fn`` returns, rolled back when it raises. A serialization failure, a
     deadlock or a unique violation (a concurrent insert of the same business key) runs ``fn``
     again from the start, at most ``attempts`` times, with a short backoff; any other error
     propagates after the rollback. ``fn`` must therefore be safe to run again: it reads what
-    it needs inside the transaction and keeps nothing from a failed attempt.
+    it needs inside the transaction and keeps nothing from a failed attempt. ``retry_on``: more
+    exception types that mean "the facts changed under us, run again" (a service's own check).
     """
     for attempt in range(1, attempts + 1):
         try:
@@ -95,19 +101,8 @@ def transaction(fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
             if not is_retryable(exc) or attempt == attempts:
                 raise
             log.info("retrying after %s (attempt %d)", type(exc.orig).__name__, attempt)
-            time.sleep(min(0.005 * 2**attempt, 0.3))
-    raise AssertionError("unreachable")
-
-
-def with_retry(fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
-    """Run ``fn``, which owns its transaction, again on what :func:`transaction` retries."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except DBAPIError as exc:
-            db.session.rollback()
-            if not is_retryable(exc) or attempt == attempts:
+        except retry_on:
+            if attempt == attempts:
                 raise
-            log.info("retrying after %s (attempt %d)", type(exc.orig).__name__, attempt)
-            time.sleep(min(0.005 * 2**attempt, 0.3))
+        time.sleep(min(0.005 * 2**attempt, 0.3))
     raise AssertionError("unreachable")

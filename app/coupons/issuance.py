@@ -16,7 +16,7 @@ from app.coupons.errors import refused
 from app.coupons.models import Coupon, CouponTemplate
 from app.coupons.state import Actor, transition
 from app.coupons.templates import check_issuable, lock_template, validity_for
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.extensions import db
 from app.members.services import resolve_member
 
@@ -97,28 +97,27 @@ def issue_to_members(
     """
 
     def attempt() -> tuple[list[Coupon], list[dict]]:
-        with unit_of_work():
-            members = [resolve_member(member_id) for member_id in member_ids]
-            template = lock_template(template_id)
-            check_issuable(template, utcnow())
-            left = _stock_left(template)
-            if left is not None and left < len(members):
-                raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
-            actor = Actor(f"admin:{admin_name}", "admin")
-            limit = template.per_member_limit
-            counts = _issued_counts(template, [m.id for m in members]) if limit else {}
-            issued, skipped = [], []
-            for requested, member in zip(member_ids, members, strict=True):
-                if limit is not None and counts.get(member.id, 0) >= limit:
-                    skipped.append({"member_id": requested, "code": "COUPON_LIMIT_REACHED"})
-                    continue
-                counts[member.id] = counts.get(member.id, 0) + 1
-                issued.append(
-                    issue_one(template, member.id, source="admin", actor=actor, limit_checked=True)
-                )
+        members = [resolve_member(member_id) for member_id in member_ids]
+        template = lock_template(template_id)
+        check_issuable(template, utcnow())
+        left = _stock_left(template)
+        if left is not None and left < len(members):
+            raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
+        actor = Actor(f"admin:{admin_name}", "admin")
+        limit = template.per_member_limit
+        counts = _issued_counts(template, [m.id for m in members]) if limit else {}
+        issued, skipped = [], []
+        for requested, member in zip(member_ids, members, strict=True):
+            if limit is not None and counts.get(member.id, 0) >= limit:
+                skipped.append({"member_id": requested, "code": "COUPON_LIMIT_REACHED"})
+                continue
+            counts[member.id] = counts.get(member.id, 0) + 1
+            issued.append(
+                issue_one(template, member.id, source="admin", actor=actor, limit_checked=True)
+            )
         return issued, skipped
 
-    return with_retry(attempt)
+    return transaction(attempt)
 
 
 def issue_once(

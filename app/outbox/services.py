@@ -1,12 +1,14 @@
-"""Writing messages: call ``enqueue_message`` inside the business transaction that causes it."""
+"""Writing messages: ``enqueue_messages`` inside the business transaction that causes them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.common.clock import utcnow
 from app.common.hooks import PurchaseApplied
@@ -24,46 +26,9 @@ def enqueue_message(
     *,
     dedupe_key: str,
     channel: str = DEFAULT_CHANNEL,
-) -> OutboxMessage:
-    """Record a message to send after commit. The same (channel, dedupe_key) is written once.
-
-    Marketing messages to a member who opted out are recorded as ``skipped``, so the decision is
-    visible and no later run sends them.
-    """
-    if kind not in MESSAGE_KINDS:
-        raise ValueError(f"unknown message kind {kind!r}")
-    existing = db.session.execute(
-        select(OutboxMessage).where(
-            OutboxMessage.channel == channel, OutboxMessage.dedupe_key == dedupe_key
-        )
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    marketing = MESSAGE_KINDS[kind]
-    member = db.session.get(Member, member_id)
-    opted_out = bool(member is not None and member.marketing_opt_out)
-    message = OutboxMessage(
-        member_id=member_id,
-        kind=kind,
-        channel=channel,
-        dedupe_key=dedupe_key,
-        payload=payload,
-        marketing=marketing,
-        status="skipped" if marketing and opted_out else "pending",
-        last_error="member opted out of marketing" if marketing and opted_out else None,
-        next_attempt_at=utcnow(),
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:
-        existing = db.session.execute(
-            select(OutboxMessage).where(
-                OutboxMessage.channel == channel, OutboxMessage.dedupe_key == dedupe_key
-            )
-        ).scalar_one()
-        return existing
-    return message
+) -> None:
+    """:func:`enqueue_messages` for one message."""
+    enqueue_messages([(member_id, kind, payload, dedupe_key)], channel=channel)
 
 
 def enqueue_messages(
@@ -72,14 +37,15 @@ def enqueue_messages(
     channel: str = DEFAULT_CHANNEL,
     new_keys: bool = False,
 ) -> int:
-    """``enqueue_message`` for many ``(member_id, kind, payload, dedupe_key)`` at once.
+    """The one way a member message is queued: ``(member_id, kind, payload, dedupe_key)``
+    rows written to the outbox inside the caller's transaction, delivered after commit.
 
-    For batches and hot paths: one query for the keys already written, one for the opt-outs of
-    the members getting marketing messages, one ``INSERT``. Meant for keys of rows the caller's
-    own transaction has just created (a batch's new purchases): a concurrent duplicate fails
-    that transaction with ``IntegrityError`` instead of being absorbed, and the caller retries
-    it. ``new_keys`` skips the lookup when every key names such a row (it cannot have been
-    written yet). Returns how many messages were written.
+    The same (channel, dedupe_key) is written once: keys already written are skipped, and a
+    concurrent duplicate is absorbed by ``INSERT … ON CONFLICT DO NOTHING``. Marketing messages
+    to a member who opted out are recorded as ``skipped``, so the decision is visible and no
+    later run sends them. Set-based: one query for the keys already written, one for the
+    opt-outs, one ``INSERT``. ``new_keys`` skips the first query when every key names a row
+    the caller's transaction has just created. Returns how many rows were offered for insert.
     """
     for _, kind, _, _ in messages:
         if kind not in MESSAGE_KINDS:
@@ -131,8 +97,16 @@ def enqueue_messages(
             }
         )
     if rows:
-        db.session.execute(insert(OutboxMessage.__table__), rows)
+        db.session.execute(_insert_stmt(db.session.get_bind().dialect.name), rows)
     return len(rows)
+
+
+@functools.cache
+def _insert_stmt(dialect: str) -> Insert:
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert_(OutboxMessage.__table__).on_conflict_do_nothing(
+        index_elements=["channel", "dedupe_key"]
+    )
 
 
 def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
