@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from app.engine.applier import BATCH, apply_pending, drain
 from app.engine.services import WAKE_KEY
@@ -31,7 +31,7 @@ def run(*, once: bool = False, batch: int = BATCH, stop: Any = None) -> int:
     while True:
         try:
             done = apply_pending(limit=batch)
-        except OperationalError:  # the database is away: wait and try again
+        except DBAPIError:  # the database is away: wait and try again
             log.warning("journal apply failed (database unavailable); retrying")
             db.session.rollback()
             time.sleep(1)
