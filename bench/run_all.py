@@ -94,33 +94,26 @@ def machine() -> dict:
     }
 
 
-def start_server(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     log = open(log_path, "w")
-    server = subprocess.Popen(
-        [str(pos_ingest.BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
     )
-    server.log = log  # type: ignore[attr-defined]
-    return server
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def start_server(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    return _spawn(
+        [str(pos_ingest.BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], env, log_path
+    )
 
 
 def start_applier(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """The money engine's applier (``flask engine apply``), as ``make worker`` runs it."""
-    log = open(log_path, "w")
-    applier = subprocess.Popen(
-        [str(pos_ingest.BIN / "flask"), "--app", "wsgi", "engine", "apply"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
+    return _spawn(
+        [str(pos_ingest.BIN / "flask"), "--app", "wsgi", "engine", "apply"], env, log_path
     )
-    applier.log = log  # type: ignore[attr-defined]
-    return applier
 
 
 def stop_server(server: subprocess.Popen) -> None:
