@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, types
+from sqlalchemy import DateTime, Row, Table, TextClause, text, types
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -106,3 +108,82 @@ def transaction(
                 raise
         time.sleep(min(0.005 * 2**attempt, 0.3))
     raise AssertionError("unreachable")
+
+
+_PG_ARRAY_TYPES = (
+    (types.Boolean, "boolean[]"),
+    (types.BigInteger, "bigint[]"),
+    (types.Integer, "bigint[]"),
+    (types.Numeric, "numeric[]"),
+    (types.DateTime, "timestamptz[]"),
+    (types.JSON, "json[]"),
+    (types.String, "text[]"),
+)
+
+
+def insert_rows(
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: Sequence[str] = (),
+    conflict: Sequence[str] = (),
+) -> list[Row]:
+    """Insert many rows in one statement (``conflict``: ``ON CONFLICT (…) DO NOTHING``),
+    answering the ``returning`` columns of the rows inserted (map them by a key column: with a
+    conflict some rows are not inserted).
+
+    On PostgreSQL the rows travel as one array per column (``INSERT … SELECT * FROM
+    unnest(…)``): the statement text is the same for any number of rows, so the driver's
+    statement cache keeps it, where a multi-row ``VALUES`` list of thousands of parameters is
+    parsed again each time. Elsewhere a multi-row insert.
+    """
+    if not rows:
+        return []
+    columns = tuple(rows[0])
+    if db.session.get_bind().dialect.name != "postgresql":
+        if conflict:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        else:
+            from sqlalchemy import insert
+
+            stmt = insert(table)
+        if returning:
+            return list(db.session.execute(stmt.returning(*[table.c[c] for c in returning]), rows))
+        db.session.execute(stmt, list(rows))
+        return []
+    stmt = _unnest_insert(table, columns, tuple(returning), tuple(conflict))
+    params = {}
+    for i, name in enumerate(columns):
+        values = [row[name] for row in rows]
+        column_type = table.c[name].type
+        if isinstance(column_type, types.JSON):
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        elif isinstance(column_type, UTCDateTime):
+            values = [None if v is None else v.astimezone(UTC) for v in values]
+        params[f"c{i}"] = values
+    result = db.session.execute(stmt, params)
+    return list(result) if returning else []
+
+
+@functools.cache
+def _unnest_insert(
+    table: Table, columns: tuple[str, ...], returning: tuple[str, ...], conflict: tuple[str, ...]
+) -> TextClause:
+    casts = []
+    for i, name in enumerate(columns):
+        column_type = table.c[name].type
+        if isinstance(column_type, UTCDateTime):
+            array = "timestamptz[]"
+        else:
+            array = next(a for t, a in _PG_ARRAY_TYPES if isinstance(column_type, t))
+        casts.append(f"CAST(:c{i} AS {array})")
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608
+    )
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+    return text(sql)

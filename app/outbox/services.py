@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 
 from app.common.clock import utcnow
-from app.common.hooks import PurchaseApplied
+from app.db import insert_rows
 from app.extensions import db
 from app.members.models import Member
 from app.outbox.models import MESSAGE_KINDS, OutboxMessage
@@ -96,17 +93,8 @@ def enqueue_messages(
                 "sent_at": None,
             }
         )
-    if rows:
-        db.session.execute(_insert_stmt(db.session.get_bind().dialect.name), rows)
+    insert_rows(OutboxMessage.__table__, rows, conflict=("channel", "dedupe_key"))
     return len(rows)
-
-
-@functools.cache
-def _insert_stmt(dialect: str) -> Insert:
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert_(OutboxMessage.__table__).on_conflict_do_nothing(
-        index_elements=["channel", "dedupe_key"]
-    )
 
 
 def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
