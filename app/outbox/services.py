@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.common.clock import utcnow
+from app.common.hooks import PurchaseApplied
 from app.db import insert_rows
 from app.extensions import db
 from app.members.models import Member
