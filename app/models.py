@@ -19,7 +19,14 @@ from app.coupons.models import (
 )
 from app.engine.models import MoneyEvent
 from app.jobs.models import JobRun
-from app.members.models import Member, MemberIdentity, MemberMerge
+from app.members.models import (
+    Member,
+    MemberConsent,
+    MemberErasure,
+    MemberIdentity,
+    MemberMerge,
+    MemberTokenRevocation,
+)
 from app.outbox.models import OutboxMessage
 from app.points.models import (
     MultiplierRule,
@@ -42,6 +49,7 @@ from app.tags.models import (
     TagRuleApplication,
     TagRuleSku,
 )
+from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, TierSettings
 
 __all__ = [
     "AdminToken",
@@ -59,10 +67,15 @@ __all__ = [
     "JobRun",
     "Member",
     "MemberAttribution",
+    "MemberConsent",
+    "MemberErasure",
     "MemberIdentity",
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MemberTier",
+    "MemberTierMonth",
+    "MemberTokenRevocation",
     "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
@@ -84,5 +97,8 @@ __all__ = [
     "TagRuleApplication",
     "TagRuleSku",
     "Terminal",
+    "Tier",
+    "TierChange",
+    "TierSettings",
     "WelcomeGrant",
 ]

@@ -14,7 +14,9 @@ db 13, and serves the app with gunicorn and the production config (``gunicorn.co
 2. POS sale events per second in signed batches of 100, then ``pgbench -N`` with as many
    clients for as long: the ratio (target ≥ 0.5);
 3. ``POST /pos/v1/members/identify`` by phone among a million members: p99 (target ≤ 20 ms);
-4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout.
+4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout;
+5. the nightly tier review over the same members (``bench/tier_review.py``): members reviewed
+   per second, ``tier_review_per_s``.
 
 Prints a final one-line summary and writes ``bench/results/latest.json``. Server log:
 ``$TMPDIR/huiyuan-bench.log``.
@@ -47,6 +49,7 @@ import loadgen  # noqa: E402
 import members_load  # noqa: E402
 import notify_load  # noqa: E402
 import pos_ingest  # noqa: E402
+import tier_review  # noqa: E402
 from identify_load import identify_latencies  # noqa: E402
 from workers import WorkerMemory  # noqa: E402
 
@@ -275,6 +278,15 @@ def main() -> int:
     tps = pos_ingest.pgbench_tps(pg, seconds, args.clients)
     say(f"  {tps:.0f} TPS")
 
+    say(f"tier review of {members} members (bench/tier_review.py)")
+    review = tier_review.measure(
+        database_url(pg, app_db, "postgresql"), database_url(pg, app_db), members
+    )
+    say(
+        f"  {review['tier_review_per_s']} members/s, ratio to one UPDATE of all rows "
+        f"{review['ratio_baseline_over_review']}"
+    )
+
     results.update(
         {
             "notify_ratio": round(applied_rps / bare.rps, 3) if notify else None,
@@ -284,6 +296,8 @@ def main() -> int:
             "pos_ingest_ratio": round(events_per_s / tps, 3),
             "identify_p99_ms": round(loadgen.percentile(latencies, 99), 2),
             "worker_rss_mb": round(memory.peak_mb(), 1),
+            "tier_review_per_s": review["tier_review_per_s"],
+            "tier_review": review,
             "cores": os.cpu_count(),
             "machine": machine(),
             "load_tool": tool,
@@ -352,6 +366,7 @@ def main() -> int:
         f"identify_p99={results['identify_p99_ms']}ms{flag(met['identify'], '<=10')}",
         f"worker_rss={results['worker_rss_mb']}MB{flag(met['rss'], '<=150')}",
         f"load_avg_start={results['machine']['load_average_at_start']}",
+        f"tier_review={results['tier_review_per_s']}/s",
         f"total={results['total_seconds']}s",
     ]
     print(" ".join(parts), flush=True)

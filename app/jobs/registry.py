@@ -74,6 +74,8 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("coupons.remind_expiring", "app.outbox.reminders:remind_coupons_expiring"),
         JobSpec("pos.expire_redemptions", "app.pos.jobs:expire_redemptions", timeout=60),
         JobSpec("members.birthdays", "app.members.birthday:send_birthday_coupons", timeout=1800),
+        JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600),
+        JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
     )
 }
@@ -89,6 +91,7 @@ PERIODIC: dict[str, Schedule] = {
     "points.remind_expiring": Schedule(daily_at=time(10, 0)),
     "coupons.remind_expiring": Schedule(daily_at=time(10, 0)),
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
+    "tiers.review": Schedule(daily_at=time(2, 0)),
 }
 
 

@@ -21,6 +21,7 @@ MESSAGE_KINDS = {
     "coupon_claimed": False,
     "coupon_expiring": True,
     "birthday": True,
+    "tier_changed": False,
 }
 
 
