@@ -69,7 +69,7 @@ def till(client, admin_headers, store):
 
 
 def enrol(till, phone="13700000100") -> int:
-    response = till.identify(phone=phone, register=True)
+    response = till.identify(phone=phone, register=True, consent=True)
     assert response.status == 200, response.json
     return response.json["member_id"]
 
