@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, types
+from sqlalchemy import DateTime, Row, Table, TextClause, text, types
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -78,14 +80,20 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def transaction(fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
+def transaction(
+    fn: Callable[[], T],
+    *,
+    attempts: int = ATTEMPTS,
+    retry_on: tuple[type[Exception], ...] = (),
+) -> T:
     """The transaction runner at a service entry: ``fn`` runs in one transaction.
 
     Committed when ``fn`` returns, rolled back when it raises. A serialization failure, a
     deadlock or a unique violation (a concurrent insert of the same business key) runs ``fn``
     again from the start, at most ``attempts`` times, with a short backoff; any other error
     propagates after the rollback. ``fn`` must therefore be safe to run again: it reads what
-    it needs inside the transaction and keeps nothing from a failed attempt.
+    it needs inside the transaction and keeps nothing from a failed attempt. ``retry_on``: more
+    exception types that mean "the facts changed under us, run again" (a service's own check).
     """
     for attempt in range(1, attempts + 1):
         try:
@@ -95,19 +103,92 @@ def transaction(fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
             if not is_retryable(exc) or attempt == attempts:
                 raise
             log.info("retrying after %s (attempt %d)", type(exc.orig).__name__, attempt)
-            time.sleep(min(0.005 * 2**attempt, 0.3))
-    raise AssertionError("unreachable")
-
-
-def with_retry(fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
-    """Run ``fn``, which owns its transaction, again on what :func:`transaction` retries."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except DBAPIError as exc:
-            db.session.rollback()
-            if not is_retryable(exc) or attempt == attempts:
+        except retry_on:
+            if attempt == attempts:
                 raise
-            log.info("retrying after %s (attempt %d)", type(exc.orig).__name__, attempt)
-            time.sleep(min(0.005 * 2**attempt, 0.3))
+        time.sleep(min(0.005 * 2**attempt, 0.3))
     raise AssertionError("unreachable")
+
+
+_PG_ARRAY_TYPES = (
+    (types.Boolean, "boolean[]"),
+    (types.BigInteger, "bigint[]"),
+    (types.Integer, "bigint[]"),
+    (types.Numeric, "numeric[]"),
+    (types.DateTime, "timestamptz[]"),
+    (types.JSON, "json[]"),
+    (types.String, "text[]"),
+)
+
+
+def insert_rows(
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: Sequence[str] = (),
+    conflict: Sequence[str] = (),
+) -> list[Row]:
+    """Insert many rows in one statement (``conflict``: ``ON CONFLICT (…) DO NOTHING``),
+    answering the ``returning`` columns of the rows inserted (map them by a key column: with a
+    conflict some rows are not inserted).
+
+    On PostgreSQL the rows travel as one array per column (``INSERT … SELECT * FROM
+    unnest(…)``): the statement text is the same for any number of rows, so the driver's
+    statement cache keeps it, where a multi-row ``VALUES`` list of thousands of parameters is
+    parsed again each time. Elsewhere a multi-row insert.
+    """
+    if not rows:
+        return []
+    columns = tuple(rows[0])
+    if db.session.get_bind().dialect.name != "postgresql":
+        if conflict:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+        else:
+            from sqlalchemy import insert
+
+            stmt = insert(table)
+        if returning:
+            return list(db.session.execute(stmt.returning(*[table.c[c] for c in returning]), rows))
+        db.session.execute(stmt, list(rows))
+        return []
+    stmt = _unnest_insert(table, columns, tuple(returning), tuple(conflict))
+    params = {}
+    for i, name in enumerate(columns):
+        values = [row[name] for row in rows]
+        column_type = table.c[name].type
+        if isinstance(column_type, types.JSON):
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        elif isinstance(column_type, UTCDateTime):
+            values = [None if v is None else v.astimezone(UTC) for v in values]
+        params[f"c{i}"] = values
+    result = db.session.execute(stmt, params)
+    return list(result) if returning else []
+
+
+@functools.cache
+def _unnest_insert(
+    table: Table, columns: tuple[str, ...], returning: tuple[str, ...], conflict: tuple[str, ...]
+) -> TextClause:
+    casts = []
+    for i, name in enumerate(columns):
+        column_type = table.c[name].type
+        if isinstance(column_type, UTCDateTime):
+            array = "timestamptz[]"
+        else:
+            array = next(a for t, a in _PG_ARRAY_TYPES if isinstance(column_type, t))
+        casts.append(f"CAST(:c{i} AS {array})")
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608
+    )
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+    return text(sql)
+
+
+# Code written before the runner took its name: the same runner (``fn`` may still open its own
+# ``unit_of_work``, which then simply commits inside the runner's transaction).
+with_retry = transaction

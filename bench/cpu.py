@@ -15,7 +15,7 @@ import os
 import resource
 from pathlib import Path
 
-GROUPS = {"gunicorn": "app", "postgres": "postgres"}
+GROUPS = {"gunicorn": "app", "flask": "app", "postgres": "postgres"}  # flask: the applier
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

@@ -11,6 +11,7 @@ Every body is one line (wrk sends them line by line).
 from __future__ import annotations
 
 import random
+import time
 
 import psycopg
 
@@ -82,6 +83,40 @@ def credited(dsn: str, run_id: str) -> int:
             "SELECT count(*) FROM purchases WHERE source = 'wechat' AND external_id LIKE %s",
             (f"%42{run_id}%",),
         ).fetchone()[0]
+
+
+def wait_drained(dsn: str, limit_s: float) -> float:
+    """Seconds until no journalled notification is pending (``limit_s`` at most)."""
+    began = time.monotonic()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() - began < limit_s:
+            left = conn.execute(
+                "SELECT count(*) FROM money_events WHERE state = 'pending'"
+            ).fetchone()[0]
+            if not left:
+                break
+            time.sleep(0.02)
+    return time.monotonic() - began
+
+
+def apply_lag(dsn: str, run_id: str) -> dict[str, float]:
+    """Received → applied, p50 / p99 in ms, over this run's notifications."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            """
+            SELECT count(*),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY applied_at - received_at),
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY applied_at - received_at)
+            FROM money_events WHERE state = 'applied' AND event_key LIKE %s
+            """,
+            (f"wechat:pay:42{run_id}%",),
+        ).fetchone()
+    count, p50, p99 = row
+    return {
+        "events": int(count),
+        "p50_ms": round(p50.total_seconds() * 1000, 1) if p50 else 0.0,
+        "p99_ms": round(p99.total_seconds() * 1000, 1) if p99 else 0.0,
+    }
 
 
 def available() -> bool:

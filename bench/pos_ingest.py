@@ -79,7 +79,7 @@ def flask(env: dict[str, str], *args: str) -> str:
 
 
 def wait_ready(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit("gunicorn exited during start-up")
@@ -89,7 +89,7 @@ def wait_ready(base: str, server: subprocess.Popen) -> None:
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    raise SystemExit("gunicorn did not become ready in 30 s")
+    raise SystemExit("gunicorn did not become ready in 120 s")
 
 
 def activated_terminal(base: str, admin_token: str) -> PosClient:

@@ -30,8 +30,9 @@ def _vm_kb(pid: int, field: str) -> int | None:
 
 
 class WorkerMemory:
-    def __init__(self, master_pid: int, interval: float = 0.5):
+    def __init__(self, master_pid: int, interval: float = 0.5, extra: list[int] | None = None):
         self.master_pid = master_pid
+        self.extra = list(extra or [])  # other worker processes (the engine's applier)
         self.interval = interval
         self.peaks_kb: dict[int, int] = {}
         self.master_kb = 0
@@ -40,7 +41,7 @@ class WorkerMemory:
 
     def sample(self) -> None:
         self.master_kb = max(self.master_kb, _vm_kb(self.master_pid, "VmHWM") or 0)
-        for pid in _children(self.master_pid):
+        for pid in [*_children(self.master_pid), *self.extra]:
             hwm = _vm_kb(pid, "VmHWM")
             if hwm is not None:
                 self.peaks_kb[pid] = max(hwm, self.peaks_kb.get(pid, 0))

@@ -17,7 +17,7 @@ from app.coupons import services
 from app.coupons.jobs import expire_coupons
 from app.coupons.models import COUPON_STATES, Coupon, CouponEvent
 from app.coupons.state import TRANSITIONS, Actor, transition
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.errors import DomainError
 from app.extensions import db
 from app.members.services import create_member
@@ -105,7 +105,7 @@ def race(app, calls) -> list:
         with app.app_context():
             barrier.wait()
             try:
-                results[i] = with_retry(calls[i])
+                results[i] = transaction(calls[i])
             except DomainError as exc:
                 results[i] = exc.code
 

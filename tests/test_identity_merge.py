@@ -257,7 +257,7 @@ def _wait_until_blocked_on_a_lock(app, or_done: threading.Thread | None = None) 
 
 @requires_postgres
 def test_a_merge_waits_for_an_in_flight_credit_and_then_moves_it(app):
-    from app.members.services import lock_live_member
+    from app.members.services import lock_members
 
     holder = member_with(100, phone=PHONE)
     payer = member_with(0, identity=("wechat_openid", "wxapp", "oINFLIGHT"))
@@ -268,13 +268,13 @@ def test_a_merge_waits_for_an_in_flight_credit_and_then_moves_it(app):
         )
     )
     with unit_of_work():
-        member = lock_live_member(payer)  # what a payment does before crediting
+        member_id = lock_members([payer])[payer]  # what a payment does before crediting
         thread.start()
         _wait_until_blocked_on_a_lock(app)
         record_purchase(
             source="wechat",
             external_id="INFLIGHT",
-            member_id=member.id,
+            member_id=member_id,
             store_id=None,
             paid_fen=1000,
             occurred_at=T0,
@@ -283,7 +283,7 @@ def test_a_merge_waits_for_an_in_flight_credit_and_then_moves_it(app):
     assert merged == [holder]
     assert balance_of(payer) == 0 and balance_of(holder) == 110
     with unit_of_work():
-        assert lock_live_member(payer).id == holder  # later credits go to the survivor
+        assert lock_members([payer])[payer] == holder  # later credits go to the survivor
 
 
 def run_in_context(app, fn):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.errors import Conflict
 from app.members.services import create_member
 from app.points.purchases import record_purchase, record_refund
@@ -115,7 +115,7 @@ def test_concurrent_spends_never_overspend_and_concurrent_earns_all_count(app):
                     post_entry(member_id, -30, kind="redeem", idempotency_key=f"spend-{i}")
 
             try:
-                with_retry(attempt)
+                transaction(attempt)
                 result = "ok"
             except InsufficientPoints:
                 result = "refused"

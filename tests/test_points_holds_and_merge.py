@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.errors import Conflict
 from app.points.holds import capture_points, hold_points, release_points
 from app.points.services import (
@@ -85,7 +85,7 @@ def test_two_tills_racing_for_the_last_points_have_exactly_one_winner(app):
                     hold_points(member_id, 50, hold_key=f"till-{i}")
 
             try:
-                with_retry(attempt)
+                transaction(attempt)
                 results.append("won")
             except InsufficientPoints:
                 results.append("refused")

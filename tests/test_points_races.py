@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from app.common.clock import frozen
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.extensions import db
 from app.points.holds import hold_points, release_points
 from app.points.jobs import expire_points
@@ -52,7 +52,7 @@ def in_transaction(fn: Callable[[], object]) -> Callable[[], str]:
             with unit_of_work():
                 fn()
 
-        with_retry(attempt)
+        transaction(attempt)
         return "ok"
 
     return work

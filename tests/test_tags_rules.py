@@ -5,7 +5,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.extensions import db
 from app.members.models import Member
 from app.members.services import create_member
@@ -126,7 +126,7 @@ def test_concurrent_replays_of_one_sale_apply_the_tag_once(app, ruled):
     def replay() -> None:
         with app.app_context():
             barrier.wait()
-            results.append(with_retry(lambda: apply(ruled, ["OIL-CTRL-1"], "pos:SH001:S7")))
+            results.append(transaction(lambda: apply(ruled, ["OIL-CTRL-1"], "pos:SH001:S7")))
             db.session.remove()
 
     threads = [threading.Thread(target=replay) for _ in range(4)]

@@ -16,7 +16,7 @@ from app.common.clock import utcnow
 from app.common.phone import mask_phone, mask_phones_in_text
 from app.common.throttle import Throttle
 from app.coupons.queries import coupons_for_till
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.errors import NotFound
 from app.extensions import db
 from app.members.codes import resolve_member_code
@@ -140,11 +140,10 @@ def tag_member(
     actor = Actor(source="clerk", clerk_id=ctx.clerk_id, store_id=ctx.store_id)
 
     def work() -> None:
-        with unit_of_work():
-            change_member_tags(live, add=add, remove=remove, actor=actor)
-            _log(ctx, "tag", "ok", member_id, live)
+        change_member_tags(live, add=add, remove=remove, actor=actor)
+        _log(ctx, "tag", "ok", member_id, live)
 
-    with_retry(work)
+    transaction(work)
     return member_view(ctx, live)
 
 

@@ -9,7 +9,7 @@ from app.coupons.issuance import issue_one
 from app.coupons.models import Coupon
 from app.coupons.state import Actor
 from app.coupons.templates import lock_template
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.extensions import db
 from app.members.services import resolve_member
 from app.points.services import post_entry
@@ -28,32 +28,29 @@ def exchange_for_points(
     issue_key = f"exchange:{member_id}:{request_id}" if request_id else None
 
     def attempt() -> Coupon:
-        with unit_of_work():
-            template = lock_template(template_id)
-            if issue_key:
-                earlier = db.session.execute(
-                    select(Coupon).where(Coupon.issue_key == issue_key)
-                ).scalar_one_or_none()
-                if earlier is not None:
-                    if earlier.template_id != template_id:
-                        raise refused("EXCHANGE_REQUEST_REUSED", request_id=request_id)
-                    return earlier
-            if template.points_price is None:
-                raise refused("TEMPLATE_NOT_EXCHANGEABLE", template_id=template.id)
-            actor = Actor(f"member:{member_id}", "miniprogram")
-            coupon = issue_one(
-                template, member_id, source="exchange", actor=actor, issue_key=issue_key
-            )
-            post_entry(
-                member_id,
-                -template.points_price,
-                kind="exchange",
-                idempotency_key=f"coupon-exchange:{coupon.code}",
-                ref_type="coupon",
-                ref_id=coupon.code,
-                actor=actor.name,
-                reason=f"exchange for coupon template {template.id}",
-            )
+        template = lock_template(template_id)
+        if issue_key:
+            earlier = db.session.execute(
+                select(Coupon).where(Coupon.issue_key == issue_key)
+            ).scalar_one_or_none()
+            if earlier is not None:
+                if earlier.template_id != template_id:
+                    raise refused("EXCHANGE_REQUEST_REUSED", request_id=request_id)
+                return earlier
+        if template.points_price is None:
+            raise refused("TEMPLATE_NOT_EXCHANGEABLE", template_id=template.id)
+        actor = Actor(f"member:{member_id}", "miniprogram")
+        coupon = issue_one(template, member_id, source="exchange", actor=actor, issue_key=issue_key)
+        post_entry(
+            member_id,
+            -template.points_price,
+            kind="exchange",
+            idempotency_key=f"coupon-exchange:{coupon.code}",
+            ref_type="coupon",
+            ref_id=coupon.code,
+            actor=actor.name,
+            reason=f"exchange for coupon template {template.id}",
+        )
         return coupon
 
-    return with_retry(attempt)
+    return transaction(attempt)

@@ -17,7 +17,7 @@ from app.coupons.errors import refused
 from app.coupons.models import Coupon, CouponTemplate
 from app.coupons.state import Actor, transition
 from app.coupons.templates import check_issuable, lock_template, validity_for
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.errors import NotFound
 from app.extensions import db
 from app.members.models import Member
@@ -119,38 +119,37 @@ def issue_batch(template_id: int, member_ids: list[int], *, admin_name: str) -> 
     """
 
     def attempt() -> list[IssueResult]:
-        with unit_of_work():
-            resolved: list[tuple[int, Member | None]] = []
-            for member_id in member_ids:
-                try:
-                    resolved.append((member_id, resolve_member(member_id)))
-                except NotFound:
-                    resolved.append((member_id, None))
-            found = [m for _, m in resolved if m is not None]
-            template = lock_template(template_id)
-            check_issuable(template, utcnow())
-            left = _stock_left(template)
-            if left is not None and left < len(found):
-                raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
-            actor = Actor(f"admin:{admin_name}", "admin")
-            limit = template.per_member_limit
-            counts = _issued_counts(template, [m.id for m in found]) if limit else {}
-            results = []
-            for requested, member in resolved:
-                if member is None:
-                    results.append(IssueResult(requested, None, "MEMBER_NOT_FOUND"))
-                    continue
-                if limit is not None and counts.get(member.id, 0) >= limit:
-                    results.append(IssueResult(requested, None, "COUPON_LIMIT_REACHED"))
-                    continue
-                counts[member.id] = counts.get(member.id, 0) + 1
-                coupon = issue_one(
-                    template, member.id, source="admin", actor=actor, limit_checked=True
-                )
-                results.append(IssueResult(requested, coupon, None))
+        resolved: list[tuple[int, Member | None]] = []
+        for member_id in member_ids:
+            try:
+                resolved.append((member_id, resolve_member(member_id)))
+            except NotFound:
+                resolved.append((member_id, None))
+        found = [m for _, m in resolved if m is not None]
+        template = lock_template(template_id)
+        check_issuable(template, utcnow())
+        left = _stock_left(template)
+        if left is not None and left < len(found):
+            raise refused("OUT_OF_STOCK", template_id=template.id, stock_left=left)
+        actor = Actor(f"admin:{admin_name}", "admin")
+        limit = template.per_member_limit
+        counts = _issued_counts(template, [m.id for m in found]) if limit else {}
+        results = []
+        for requested, member in resolved:
+            if member is None:
+                results.append(IssueResult(requested, None, "MEMBER_NOT_FOUND"))
+                continue
+            if limit is not None and counts.get(member.id, 0) >= limit:
+                results.append(IssueResult(requested, None, "COUPON_LIMIT_REACHED"))
+                continue
+            counts[member.id] = counts.get(member.id, 0) + 1
+            coupon = issue_one(
+                template, member.id, source="admin", actor=actor, limit_checked=True
+            )
+            results.append(IssueResult(requested, coupon, None))
         return results
 
-    return with_retry(attempt)
+    return transaction(attempt)
 
 
 def issue_once(

@@ -13,7 +13,7 @@ from app.coupons.gifting import return_expired_gift
 from app.coupons.models import Coupon, CouponGift
 from app.coupons.queries import expiring_within
 from app.coupons.state import Actor, transition
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.extensions import db
 
 BATCH = 500
@@ -31,7 +31,7 @@ def expire_coupons() -> dict[str, int]:
     db.session.rollback()
     done = 0
     for start in range(0, len(ids), BATCH):
-        done += with_retry(lambda chunk=ids[start : start + BATCH]: _expire_chunk(chunk))
+        done += transaction(lambda chunk=ids[start : start + BATCH]: _expire_chunk(chunk))
     return {"expired": done}
 
 

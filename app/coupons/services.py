@@ -39,7 +39,7 @@ from app.coupons.report import template_report
 from app.coupons.state import Actor, transition
 from app.coupons.templates import create_template, get_template, set_status, update_template
 from app.coupons.welcome import issue_welcome_coupon
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 
 __all__ = [
     "cancel_gift",
@@ -73,14 +73,13 @@ def void_coupon(code: str, *, admin_name: str, reason: str) -> Coupon:
     Locks the pending gift before the coupon, the order every gift path uses."""
 
     def attempt() -> Coupon:
-        with unit_of_work():
-            gift = lock_pending_gift(get_coupon(code).id)
-            coupon = lock_coupon_by_code(code)
-            actor = Actor(f"admin:{admin_name}", "admin")
-            transition(coupon, "void", "voided", actor, ref=reason[:160])
-            if gift is not None:
-                gift.state = "cancelled"
-                gift.settled_at = utcnow()
+        gift = lock_pending_gift(get_coupon(code).id)
+        coupon = lock_coupon_by_code(code)
+        actor = Actor(f"admin:{admin_name}", "admin")
+        transition(coupon, "void", "voided", actor, ref=reason[:160])
+        if gift is not None:
+            gift.state = "cancelled"
+            gift.settled_at = utcnow()
         return coupon
 
-    return with_retry(attempt)
+    return transaction(attempt)

@@ -2,8 +2,9 @@
 
 One set-based pass over a batch of journal rows (a single notification is a batch of one):
 
-1. claim pending rows (``FOR UPDATE SKIP LOCKED``, so several appliers never take the same
-   row; a killed applier's transaction rolls back and its rows are pending again);
+1. claim pending rows under the applier lock (a transaction advisory lock on PostgreSQL:
+   several appliers may run for availability, one applies at a time, so batches follow
+   journal order); a killed applier's transaction rolls back and its rows are pending again;
 2. release refunds held for the payments of the batch (a refund whose payment had not
    arrived), placed right after their payment;
 3. enrol every payer at once (``enrol``), find the purchases the refunds belong to, and lock
@@ -25,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select, tuple_, update
+from sqlalchemy import Row, Select, select, text, tuple_, update
 
 from app.common.clock import utcnow
 from app.db import transaction
@@ -42,6 +43,9 @@ from app.stores.models import Store
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# journal rows are read as columns (Core), never as ORM entities
+_COLUMNS = (MoneyEvent.id, MoneyEvent.kind, MoneyEvent.purchase_key, MoneyEvent.payload)
+_APPLIER_LOCK = text("SELECT pg_advisory_xact_lock(7261013)")  # "the applier" lock
 
 
 @dataclass
@@ -96,17 +100,22 @@ def drain(*, limit: int = BATCH) -> int:
             return total
 
 
-def _claim(limit: int, ids: Sequence[int] | None, payer_keys: list[str]) -> list[MoneyEvent]:
-    stmt = select(MoneyEvent).where(MoneyEvent.state == "pending")
+def _claim(limit: int, ids: Sequence[int] | None, payer_keys: list[str]) -> list[Row]:
+    if db.session.get_bind().dialect.name == "postgresql":
+        # one applier at a time (SQLite serialises writers anyway): batches are applied in
+        # journal order, so a member's events keep their order across batches and a refund
+        # marked held is committed before the next batch looks for refunds to release
+        db.session.execute(_APPLIER_LOCK)
+    stmt = select(*_COLUMNS).where(MoneyEvent.state == "pending")
     if ids is not None:
         stmt = stmt.where(MoneyEvent.id.in_(list(ids)))
     if payer_keys:
         stmt = stmt.where(MoneyEvent.payer_key.in_(payer_keys))
     stmt = stmt.order_by(MoneyEvent.id).limit(limit).with_for_update(skip_locked=True)
-    return list(db.session.scalars(stmt))
+    return list(db.session.execute(stmt))
 
 
-def _parse(row: MoneyEvent) -> PaymentEvent | RefundEvent:
+def _parse(row: Row) -> PaymentEvent | RefundEvent:
     if row.kind == "payment":
         return PaymentEvent.from_payload(row.payload)
     return RefundEvent.from_payload(row.payload)
@@ -115,18 +124,19 @@ def _parse(row: MoneyEvent) -> PaymentEvent | RefundEvent:
 @functools.cache
 def _held_stmt() -> Select:
     return (
-        select(MoneyEvent)
+        select(*_COLUMNS)
         .where(MoneyEvent.state == "held")
         .order_by(MoneyEvent.id)
         .with_for_update(skip_locked=True)
     )
 
 
-def _apply_claimed(claimed: list[MoneyEvent]) -> int:
+def _apply_claimed(claimed: list[Row]) -> int:
     if not claimed:
         return 0
     rows = _ordered_rows(claimed)
-    _resolve_members(rows)
+    stores = _store_ids([r.event.store_code for r in rows if isinstance(r.event, PaymentEvent)])
+    _resolve_members(rows, stores)
     payments_out: dict[str, int] = {}
     order = [r.member_id if r.member_id is not None else r.purchase_key for r in rows]
     keys = {k: i for i, k in enumerate(dict.fromkeys(order))}
@@ -134,7 +144,6 @@ def _apply_claimed(claimed: list[MoneyEvent]) -> int:
         batch = [rows[i] for i in wave]
         payments = [r for r in batch if isinstance(r.event, PaymentEvent)]
         if payments:
-            stores = _store_ids([r.event.store_code for r in payments])  # type: ignore[union-attr]
             out = record_purchases(
                 [
                     PurchaseIn(
@@ -191,13 +200,13 @@ def _apply_claimed(claimed: list[MoneyEvent]) -> int:
     return len(claimed)
 
 
-def _ordered_rows(claimed: list[MoneyEvent]) -> list[_Row]:
+def _ordered_rows(claimed: list[Row]) -> list[_Row]:
     """The batch in journal order, each payment followed by the refunds waiting for it (held
     before, or stored earlier in this batch)."""
     payment_keys = {r.purchase_key for r in claimed if r.kind == "payment"}
-    waiting: dict[str, list[MoneyEvent]] = {}
+    waiting: dict[str, list[Row]] = {}
     if payment_keys:
-        for row in db.session.scalars(
+        for row in db.session.execute(
             _held_stmt().where(MoneyEvent.purchase_key.in_(sorted(payment_keys)))
         ):
             waiting.setdefault(row.purchase_key, []).append(row)
@@ -216,10 +225,9 @@ def _ordered_rows(claimed: list[MoneyEvent]) -> list[_Row]:
     return rows
 
 
-def _resolve_members(rows: list[_Row]) -> None:
+def _resolve_members(rows: list[_Row], stores: dict[str | None, int]) -> None:
     """Each row's member: payers enrolled, refunds' purchases found; all locked in id order."""
     paying = [r for r in rows if isinstance(r.event, PaymentEvent) and r.event.payer]
-    stores = _store_ids([r.event.store_code for r in paying])  # type: ignore[union-attr]
     enrolled = enrol(
         [
             Payer(

@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from app.common.phone import mask_phone, normalize_phone
-from app.db import is_retryable, unit_of_work
+from app.db import is_retryable, transaction
 from app.errors import Conflict
 from app.extensions import db
 from app.members.consent import record_consent
@@ -39,19 +39,18 @@ class BindResult:
 def bind_phone(member_id: int, phone: str, *, channel: str) -> BindResult:
     """Give the (live) member behind ``member_id`` a verified phone. Owns its transaction."""
     normalized = normalize_phone(phone)
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            with unit_of_work():
-                return _bind_once(member_id, normalized, channel)
-        except (_StateChanged, IntegrityError):
-            db.session.rollback()
-            continue
-        except DBAPIError as exc:
-            if is_retryable(exc):
-                db.session.rollback()
-                continue
-            raise
-    raise Conflict("phone binding kept racing; try again", code="BIND_PHONE_BUSY")
+    try:
+        return transaction(
+            lambda: _bind_once(member_id, normalized, channel),
+            attempts=MAX_ATTEMPTS,
+            retry_on=(_StateChanged,),
+        )
+    except _StateChanged:
+        raise Conflict("phone binding kept racing; try again", code="BIND_PHONE_BUSY") from None
+    except DBAPIError as exc:
+        if is_retryable(exc):
+            raise Conflict("phone binding kept racing; try again", code="BIND_PHONE_BUSY") from None
+        raise
 
 
 def _bind_once(member_id: int, phone: str, channel: str) -> BindResult:

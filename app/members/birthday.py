@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import and_, extract, or_, select
 
 from app.common.clock import SHANGHAI, utcnow
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work
 from app.errors import DomainError
 from app.extensions import db
 from app.members.models import Member
@@ -66,7 +66,7 @@ def send_birthday_coupons(now: datetime | None = None) -> dict[str, Any]:
         if not ids:
             return counts
         for member_id in ids:
-            outcome = with_retry(lambda m=member_id: _celebrate(m, today.year, template_id))
+            outcome = transaction(lambda m=member_id: _celebrate(m, today.year, template_id))
             counts["members"] += 1
             counts[outcome] = counts.get(outcome, 0) + 1
         after = ids[-1]

@@ -29,7 +29,7 @@ from app.coupons.gifting import lock_pending_gift
 from app.coupons.models import Coupon
 from app.coupons.state import Actor as CouponActor
 from app.coupons.state import transition
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.extensions import db
 from app.members.consent import consents_of
 from app.members.merge import lock_members
@@ -55,33 +55,30 @@ def erase_member(member_id: int, *, requested_by: str, actor: str | None = None)
     transaction; idempotent."""
 
     def attempt() -> MemberErasure:
-        with unit_of_work():
-            member = resolve_member(member_id)
-            done = db.session.scalar(
-                select(MemberErasure).where(MemberErasure.member_id == member.id)
-            )
-            if done is not None:
-                return done
-            lock_members(member.id)
-            family = merged_family(member.id)
-            _release_till_holds(family)
-            coupons = _void_coupons(member.id, actor or requested_by)
-            forfeited = _forfeit_points(member.id, requested_by, actor)
-            _erase_personal_data(member, family)
-            erasure = MemberErasure(
-                member_id=member.id,
-                requested_by=requested_by,
-                actor=actor,
-                points_forfeited=forfeited,
-                coupons_voided=coupons,
-                erased_at=utcnow(),
-            )
-            db.session.add(erasure)
-            db.session.flush()
+        member = resolve_member(member_id)
+        done = db.session.scalar(select(MemberErasure).where(MemberErasure.member_id == member.id))
+        if done is not None:
+            return done
+        lock_members(member.id)
+        family = merged_family(member.id)
+        _release_till_holds(family)
+        coupons = _void_coupons(member.id, actor or requested_by)
+        forfeited = _forfeit_points(member.id, requested_by, actor)
+        _erase_personal_data(member, family)
+        erasure = MemberErasure(
+            member_id=member.id,
+            requested_by=requested_by,
+            actor=actor,
+            points_forfeited=forfeited,
+            coupons_voided=coupons,
+            erased_at=utcnow(),
+        )
+        db.session.add(erasure)
+        db.session.flush()
         log.info("member %s erased at the request of %s", member.id, requested_by)
         return erasure
 
-    return with_retry(attempt)
+    return transaction(attempt)
 
 
 def _release_till_holds(family: list[int]) -> None:

@@ -49,14 +49,6 @@ def merged_family(member_id: int) -> list[int]:
     return found
 
 
-def lock_live_member(member_id: int) -> Member:
-    """The live member behind an id, its row share-locked until the transaction ends
-    (:func:`lock_members` for one member)."""
-    member = db.session.get(Member, lock_members([member_id])[member_id], populate_existing=True)
-    assert member is not None
-    return member
-
-
 def lock_members(member_ids: Iterable[int]) -> dict[int, int]:
     """Share-lock the live members behind ids; ``{given id: live id}``. The one member lock.
 
@@ -100,8 +92,8 @@ def _lock_members_stmt() -> Select:
 # Hot statements are built once, with bind parameters: building a statement and its cache key
 # costs about as much Python as running it (bench/statement_cost.py).
 @functools.cache
-def _by_identity_stmt(lock: bool) -> Select:
-    stmt = (
+def _by_identity_stmt() -> Select:
+    return (
         select(Member)  # the identity and its member in one query
         .join(MemberIdentity, MemberIdentity.member_id == Member.id)
         .where(
@@ -110,28 +102,18 @@ def _by_identity_stmt(lock: bool) -> Select:
             MemberIdentity.external_id == bindparam("external_id"),
         )
     )
-    if lock:
-        stmt = stmt.with_for_update(read=True, of=Member).execution_options(populate_existing=True)
-    return stmt
 
 
-def find_by_identity(
-    kind: str, external_id: str, app: str = "", *, lock: bool = False
-) -> Member | None:
-    """The live member holding an identity, or None.
-
-    ``lock``: the member row comes back share-locked, as :func:`lock_live_member` leaves it,
-    in the same query that finds it.
-    """
+def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | None:
+    """The live member holding an identity, or None (reads only; the money path enrols with
+    ``app.members.payers.enrol`` and locks with :func:`lock_members`)."""
     if kind not in IDENTITY_KINDS:
         raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
     holder = db.session.execute(
-        _by_identity_stmt(lock), {"kind": kind, "app": app, "external_id": external_id}
+        _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
     ).scalar_one_or_none()
     if holder is None or holder.merged_into_id is None:
         return holder
-    if lock:
-        return lock_live_member(holder.merged_into_id)
     return resolve_member(holder.merged_into_id)
 
 

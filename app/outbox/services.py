@@ -1,15 +1,15 @@
-"""Writing messages: call ``enqueue_message`` inside the business transaction that causes it."""
+"""Writing messages: ``enqueue_messages`` inside the business transaction that causes them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from app.common.clock import utcnow
 from app.common.hooks import PurchaseApplied
+from app.db import insert_rows
 from app.extensions import db
 from app.members.models import Member
 from app.outbox.models import MESSAGE_KINDS, OutboxMessage
@@ -24,46 +24,9 @@ def enqueue_message(
     *,
     dedupe_key: str,
     channel: str = DEFAULT_CHANNEL,
-) -> OutboxMessage:
-    """Record a message to send after commit. The same (channel, dedupe_key) is written once.
-
-    Marketing messages to a member who opted out are recorded as ``skipped``, so the decision is
-    visible and no later run sends them.
-    """
-    if kind not in MESSAGE_KINDS:
-        raise ValueError(f"unknown message kind {kind!r}")
-    existing = db.session.execute(
-        select(OutboxMessage).where(
-            OutboxMessage.channel == channel, OutboxMessage.dedupe_key == dedupe_key
-        )
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    marketing = MESSAGE_KINDS[kind]
-    member = db.session.get(Member, member_id)
-    opted_out = bool(member is not None and member.marketing_opt_out)
-    message = OutboxMessage(
-        member_id=member_id,
-        kind=kind,
-        channel=channel,
-        dedupe_key=dedupe_key,
-        payload=payload,
-        marketing=marketing,
-        status="skipped" if marketing and opted_out else "pending",
-        last_error="member opted out of marketing" if marketing and opted_out else None,
-        next_attempt_at=utcnow(),
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:
-        existing = db.session.execute(
-            select(OutboxMessage).where(
-                OutboxMessage.channel == channel, OutboxMessage.dedupe_key == dedupe_key
-            )
-        ).scalar_one()
-        return existing
-    return message
+) -> None:
+    """:func:`enqueue_messages` for one message."""
+    enqueue_messages([(member_id, kind, payload, dedupe_key)], channel=channel)
 
 
 def enqueue_messages(
@@ -72,14 +35,15 @@ def enqueue_messages(
     channel: str = DEFAULT_CHANNEL,
     new_keys: bool = False,
 ) -> int:
-    """``enqueue_message`` for many ``(member_id, kind, payload, dedupe_key)`` at once.
+    """The one way a member message is queued: ``(member_id, kind, payload, dedupe_key)``
+    rows written to the outbox inside the caller's transaction, delivered after commit.
 
-    For batches and hot paths: one query for the keys already written, one for the opt-outs of
-    the members getting marketing messages, one ``INSERT``. Meant for keys of rows the caller's
-    own transaction has just created (a batch's new purchases): a concurrent duplicate fails
-    that transaction with ``IntegrityError`` instead of being absorbed, and the caller retries
-    it. ``new_keys`` skips the lookup when every key names such a row (it cannot have been
-    written yet). Returns how many messages were written.
+    The same (channel, dedupe_key) is written once: keys already written are skipped, and a
+    concurrent duplicate is absorbed by ``INSERT … ON CONFLICT DO NOTHING``. Marketing messages
+    to a member who opted out are recorded as ``skipped``, so the decision is visible and no
+    later run sends them. Set-based: one query for the keys already written, one for the
+    opt-outs, one ``INSERT``. ``new_keys`` skips the first query when every key names a row
+    the caller's transaction has just created. Returns how many rows were offered for insert.
     """
     for _, kind, _, _ in messages:
         if kind not in MESSAGE_KINDS:
@@ -130,8 +94,7 @@ def enqueue_messages(
                 "sent_at": None,
             }
         )
-    if rows:
-        db.session.execute(insert(OutboxMessage.__table__), rows)
+    insert_rows(OutboxMessage.__table__, rows, conflict=("channel", "dedupe_key"))
     return len(rows)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.errors import Conflict, ValidationFailed
 from app.members.services import get_member
 from app.points.services import PostResult, post_entry
@@ -37,23 +37,22 @@ def adjust_points(
     key = f"adjust:{idempotency_key}" if idempotency_key else f"adjust:{uuid.uuid4().hex}"
 
     def attempt() -> PostResult:
-        with unit_of_work():
-            member = get_member(member_id)
-            if member.merged_into_id is not None:
-                raise Conflict(
-                    "member was merged into another",
-                    code="MEMBER_MERGED",
-                    details={"merged_into": member.merged_into_id},
-                )
-            return post_entry(
-                member_id,
-                points,
-                kind="adjust",
-                idempotency_key=key,
-                ref_type="admin",
-                ref_id=actor,
-                actor=actor,
-                reason=reason.strip(),
+        member = get_member(member_id)
+        if member.merged_into_id is not None:
+            raise Conflict(
+                "member was merged into another",
+                code="MEMBER_MERGED",
+                details={"merged_into": member.merged_into_id},
             )
+        return post_entry(
+            member_id,
+            points,
+            kind="adjust",
+            idempotency_key=key,
+            ref_type="admin",
+            ref_id=actor,
+            actor=actor,
+            reason=reason.strip(),
+        )
 
-    return with_retry(attempt)
+    return transaction(attempt)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from app.common.clock import utcnow
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.extensions import db
 from app.members.models import Member
 from app.points.models import PointsAccount, PointsLot
@@ -70,28 +70,26 @@ def _expire_member(member_id: int, now: datetime) -> tuple[int, int]:
 
 
 def _expire_batch(member_ids: list[int], now: datetime) -> tuple[int, int, int, list[int]]:
-    with unit_of_work():
-        locked = list(
-            db.session.scalars(
-                select(PointsAccount.member_id)
-                .where(PointsAccount.member_id.in_(member_ids))
-                .order_by(PointsAccount.member_id)
-                .with_for_update(skip_locked=True)
-            )
+    locked = list(
+        db.session.scalars(
+            select(PointsAccount.member_id)
+            .where(PointsAccount.member_id.in_(member_ids))
+            .order_by(PointsAccount.member_id)
+            .with_for_update(skip_locked=True)
         )
-        members = lots = points = 0
-        for member_id in locked:
-            n, p = _expire_member(member_id, now)
-            members += 1 if n else 0
-            lots += n
-            points += p
+    )
+    members = lots = points = 0
+    for member_id in locked:
+        n, p = _expire_member(member_id, now)
+        members += 1 if n else 0
+        lots += n
+        points += p
     return members, lots, points, sorted(set(member_ids) - set(locked))
 
 
 def _expire_one(member_id: int, now: datetime) -> tuple[int, int]:
-    with unit_of_work():
-        lock_account(member_id)
-        return _expire_member(member_id, now)
+    lock_account(member_id)
+    return _expire_member(member_id, now)
 
 
 def expire_points(now: datetime | None = None, batch_size: int = 200) -> ExpiryRun:
@@ -117,14 +115,14 @@ def expire_points(now: datetime | None = None, batch_size: int = 200) -> ExpiryR
         if not member_ids:
             break
         after = member_ids[-1]
-        members, lots, points, skipped = with_retry(lambda ids=member_ids: _expire_batch(ids, now))
+        members, lots, points, skipped = transaction(lambda ids=member_ids: _expire_batch(ids, now))
         run.members += members
         run.lots += lots
         run.points += points
         deferred.extend(skipped)
     run.deferred = len(deferred)
     for member_id in deferred:
-        lots, points = with_retry(lambda m=member_id: _expire_one(m, now))
+        lots, points = transaction(lambda m=member_id: _expire_one(m, now))
         run.add(lots, points)
     return run
 

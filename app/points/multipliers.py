@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import Select, bindparam, or_, select
 
 from app.common.clock import ensure_aware, utcnow
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import MultiplierRule
@@ -98,30 +98,29 @@ def create_rule(
         )
 
     def attempt() -> MultiplierRule:
-        with unit_of_work():
-            store_id = None
-            if store_code is not None:
-                store_id = db.session.scalars(
-                    select(Store.id).where(Store.code == store_code)
-                ).one_or_none()
-                if store_id is None:
-                    raise NotFound("store not found", code="STORE_NOT_FOUND")
-            rule = MultiplierRule(
-                name=name,
-                percent=percent,
-                store_id=store_id,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                day_of_month=day_of_month,
-                active=True,
-                created_by=actor,
-                created_at=utcnow(),
-            )
-            db.session.add(rule)
-            db.session.flush()
+        store_id = None
+        if store_code is not None:
+            store_id = db.session.scalars(
+                select(Store.id).where(Store.code == store_code)
+            ).one_or_none()
+            if store_id is None:
+                raise NotFound("store not found", code="STORE_NOT_FOUND")
+        rule = MultiplierRule(
+            name=name,
+            percent=percent,
+            store_id=store_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            day_of_month=day_of_month,
+            active=True,
+            created_by=actor,
+            created_at=utcnow(),
+        )
+        db.session.add(rule)
+        db.session.flush()
         return rule
 
-    return with_retry(attempt)
+    return transaction(attempt)
 
 
 def list_rules() -> list[MultiplierRule]:

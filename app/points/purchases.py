@@ -20,9 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Insert, Select, bindparam, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Select, bindparam, select, tuple_, update
 
 from app.common.clock import utcnow
 from app.common.hooks import (
@@ -31,6 +29,7 @@ from app.common.hooks import (
     PurchaseApplied,
     earn_multipliers,
 )
+from app.db import insert_rows
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase, PurchaseRefund
@@ -154,9 +153,12 @@ def _record_wave(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
         )
     created = {
         (source, external_id): int(pk)
-        for pk, source, external_id in db.session.execute(
-            _insert_stmt(db.session.get_bind().dialect.name), rows
-        ).all()
+        for pk, source, external_id in insert_rows(
+            Purchase.__table__,
+            rows,
+            returning=("id", "source", "external_id"),
+            conflict=("source", "external_id"),
+        )
     }
     missing = [(i.source, i.external_id) for i in items if (i.source, i.external_id) not in created]
     existing = {}
@@ -218,17 +220,6 @@ def _record_wave(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
         ]
     )
     return out
-
-
-@functools.cache
-def _insert_stmt(dialect: str) -> Insert:
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = Purchase.__table__
-    return (
-        insert_(table)
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(table.c.id, table.c.source, table.c.external_id)
-    )
 
 
 def refund_base_fen(source: str, total_fen: int, paid_fen: int) -> int:

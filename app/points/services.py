@@ -16,12 +16,10 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import (
     BigInteger,
-    Insert,
     Select,
     Update,
     bindparam,
     func,
-    insert,
     select,
     text,
     update,
@@ -30,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.common.clock import utcnow
 from app.common.hooks import POINTS_CHANGED, PointsChanged
+from app.db import insert_rows
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points import lots
@@ -157,17 +156,15 @@ _MOVE_PG = text(
 
 
 @functools.cache
-def _credit_stmts() -> tuple[Update, Insert, Insert]:
-    """credit_points' statements, built once (table-level: no ORM bookkeeping)."""
-    accounts, entries = PointsAccount.__table__, PointsEntry.__table__
-    move = (
+def _move_stmt() -> Update:
+    """A member's balance moved, answering the new one (table-level: no ORM bookkeeping)."""
+    accounts = PointsAccount.__table__
+    return (
         update(accounts)
         .where(accounts.c.member_id == bindparam("b_member_id"))
         .values(balance=accounts.c.balance + bindparam("b_points"), updated_at=bindparam("b_now"))
         .returning(accounts.c.balance)
     )
-    write_entries = insert(entries).returning(entries.c.id, sort_by_parameter_order=True)
-    return move, write_entries, insert(PointsLot.__table__)
 
 
 def credit_points(credits: Sequence[Credit]) -> list[Credited]:
@@ -218,7 +215,7 @@ def member_waves(member_ids: Sequence[int | None]) -> list[list[int]]:
 
 def _credit_wave(credits: Sequence[Credit]) -> list[Credited]:
     now = utcnow()
-    move, write_entries, write_lots = _credit_stmts()
+    move = _move_stmt()
     if db.session.get_bind().dialect.name == "postgresql":
         rows = db.session.execute(
             _MOVE_PG,
@@ -243,29 +240,28 @@ def _credit_wave(credits: Sequence[Credit]) -> list[Credited]:
         loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, c.member_id))
         if loaded is not None:
             db.session.expire(loaded)
-    entry_ids = (
-        db.session.execute(
-            write_entries,
-            [
-                {
-                    "member_id": c.member_id,
-                    "points": c.points,
-                    "balance_after": balances[c.member_id],
-                    "kind": c.kind,
-                    "idempotency_key": c.idempotency_key,
-                    "ref_type": c.ref_type,
-                    "ref_id": c.ref_id,
-                    "store_id": c.store_id,
-                    "actor": None,
-                    "reason": None,
-                    "created_at": now,
-                }
-                for c in credits
-            ],
-        )
-        .scalars()
-        .all()
+    entry_rows = insert_rows(
+        PointsEntry.__table__,
+        [
+            {
+                "member_id": c.member_id,
+                "points": c.points,
+                "balance_after": balances[c.member_id],
+                "kind": c.kind,
+                "idempotency_key": c.idempotency_key,
+                "ref_type": c.ref_type,
+                "ref_id": c.ref_id,
+                "store_id": c.store_id,
+                "actor": None,
+                "reason": None,
+                "created_at": now,
+            }
+            for c in credits
+        ],
+        returning=("id", "idempotency_key"),
     )
+    by_key = {key: int(pk) for pk, key in entry_rows}
+    entry_ids = [by_key[c.idempotency_key] for c in credits]
     lot_rows = []
     for c, entry_id in zip(credits, entry_ids, strict=True):
         left = c.points - min(c.points, lots.debt_of(balances[c.member_id] - c.points))
@@ -283,8 +279,7 @@ def _credit_wave(credits: Sequence[Credit]) -> list[Credited]:
                     "created_at": now,
                 }
             )
-    if lot_rows:
-        db.session.execute(write_lots, lot_rows)
+    insert_rows(PointsLot.__table__, lot_rows)
     POINTS_CHANGED.fire(
         [
             PointsChanged(c.member_id, c.points, balances[c.member_id], c.kind, c.idempotency_key)

@@ -26,12 +26,12 @@ from typing import Any
 
 import marshmallow as ma
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.exc import DataError
 
 from app.common.clock import utcnow
-from app.db import transaction
+from app.db import insert_rows, transaction
 from app.errors import DomainError, NotFound, bad_text_path
 from app.extensions import db
 from app.members.codes import resolve_member_code
@@ -484,31 +484,30 @@ def _write_sales(
         return {}
     now = utcnow()
     table = PosSale.__table__
-    pks = (
-        db.session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "store_id": ctx.store_id,
-                    "sale_id": e.event_id,
-                    "content_hash": e.digest,
-                    "terminal_id": ctx.terminal_id,
-                    "member_id": members[e.index],
-                    "purchase_id": p.purchase_id,
-                    "total_fen": e.data["total_fen"],
-                    "paid_fen": e.data["paid_fen"],
-                    "redemption_id": e.data["redemption_id"],
-                    "redeemed_points": redeemed.get(e.index, 0),
-                    "redeemed_points_returned": 0,
-                    "occurred_at": e.data["occurred_at"],
-                    "created_at": now,
-                }
-                for e, p in zip(sales, purchases, strict=True)
-            ],
-        )
-        .scalars()
-        .all()
+    written = insert_rows(
+        table,
+        [
+            {
+                "store_id": ctx.store_id,
+                "sale_id": e.event_id,
+                "content_hash": e.digest,
+                "terminal_id": ctx.terminal_id,
+                "member_id": members[e.index],
+                "purchase_id": p.purchase_id,
+                "total_fen": e.data["total_fen"],
+                "paid_fen": e.data["paid_fen"],
+                "redemption_id": e.data["redemption_id"],
+                "redeemed_points": redeemed.get(e.index, 0),
+                "redeemed_points_returned": 0,
+                "occurred_at": e.data["occurred_at"],
+                "created_at": now,
+            }
+            for e, p in zip(sales, purchases, strict=True)
+        ],
+        returning=("id", "sale_id"),
     )
+    by_sale = {sale_id: int(pk) for pk, sale_id in written}
+    pks = [by_sale[e.event_id] for e in sales]
     lines = [
         {
             "sale_pk": pk,
@@ -520,8 +519,7 @@ def _write_sales(
         for pk, e in zip(pks, sales, strict=True)
         for i, line in enumerate(e.data["lines"], start=1)
     ]
-    if lines:
-        db.session.execute(insert(PosSaleLine.__table__), lines)
+    insert_rows(PosSaleLine.__table__, lines)
     return {e.event_id: int(pk) for e, pk in zip(sales, pks, strict=True)}
 
 

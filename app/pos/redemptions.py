@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.common.clock import utcnow
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.services import resolve_member
@@ -71,59 +70,55 @@ def create_redemption(
     active_key = f"{ctx.store_id}:{sale_id}"
 
     def attempt() -> PosRedemption:
-        with unit_of_work():
-            member = resolve_member(member_id)
-            existing = db.session.execute(
-                select(PosRedemption).where(PosRedemption.active_key == active_key)
-            ).scalar_one_or_none()
-            if existing is not None:
-                if existing.state == "held" and _same_request(existing, member.id, points, coupons):
-                    return existing
-                raise Conflict(
-                    "this sale already has a redemption",
-                    code="REDEMPTION_EXISTS",
-                    details={"redemption_id": existing.id, "state": existing.state},
-                )
-            rid = "RD" + secrets.token_hex(12).upper()
-            discount = points * fen_per_point()
-            if points > 0:
-                hold_points(member.id, points, hold_key=rid, store_id=ctx.store_id)
-            if coupons:
-                discount += coupon_port.hold(
-                    coupons,
-                    member_id=member.id,
-                    store_id=ctx.store_id,
-                    redemption_id=rid,
-                    order_total_fen=int(total_fen or 0),
-                )
-            if total_fen is not None and discount > total_fen:
-                raise Conflict(
-                    "the discount would exceed the order total",
-                    code="DISCOUNT_EXCEEDS_TOTAL",
-                    details={"discount_fen": discount, "total_fen": total_fen},
-                )
-            red = PosRedemption(
-                id=rid,
-                store_id=ctx.store_id,
-                terminal_id=ctx.terminal_id,
-                sale_id=sale_id,
-                active_key=active_key,
-                member_id=member.id,
-                points=points,
-                coupons_json=json.dumps(coupons),
-                discount_fen=discount,
-                state="held",
-                expires_at=utcnow() + HOLD_TTL,
+        member = resolve_member(member_id)
+        existing = db.session.execute(
+            select(PosRedemption).where(PosRedemption.active_key == active_key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if existing.state == "held" and _same_request(existing, member.id, points, coupons):
+                return existing
+            raise Conflict(
+                "this sale already has a redemption",
+                code="REDEMPTION_EXISTS",
+                details={"redemption_id": existing.id, "state": existing.state},
             )
-            db.session.add(red)
-            db.session.flush()
-            return red
+        rid = "RD" + secrets.token_hex(12).upper()
+        discount = points * fen_per_point()
+        if points > 0:
+            hold_points(member.id, points, hold_key=rid, store_id=ctx.store_id)
+        if coupons:
+            discount += coupon_port.hold(
+                coupons,
+                member_id=member.id,
+                store_id=ctx.store_id,
+                redemption_id=rid,
+                order_total_fen=int(total_fen or 0),
+            )
+        if total_fen is not None and discount > total_fen:
+            raise Conflict(
+                "the discount would exceed the order total",
+                code="DISCOUNT_EXCEEDS_TOTAL",
+                details={"discount_fen": discount, "total_fen": total_fen},
+            )
+        red = PosRedemption(
+            id=rid,
+            store_id=ctx.store_id,
+            terminal_id=ctx.terminal_id,
+            sale_id=sale_id,
+            active_key=active_key,
+            member_id=member.id,
+            points=points,
+            coupons_json=json.dumps(coupons),
+            discount_fen=discount,
+            state="held",
+            expires_at=utcnow() + HOLD_TTL,
+        )
+        db.session.add(red)
+        db.session.flush()
+        return red
 
-    try:
-        return with_retry(attempt)
-    except IntegrityError:  # the same sale's redemption was created concurrently
-        db.session.rollback()
-        return with_retry(attempt)
+    # the same sale's redemption created concurrently: the runner runs it again, which finds it
+    return transaction(attempt)
 
 
 def _lock(ctx_store_id: int | None, redemption_id: str) -> PosRedemption:
@@ -150,15 +145,14 @@ def release_redemption(ctx: TillContext, redemption_id: str) -> PosRedemption:
     """The till cancelled: points and coupons go back. Releasing twice is a no-op."""
 
     def attempt() -> PosRedemption:
-        with unit_of_work():
-            red = _lock(ctx.store_id, redemption_id)
-            if red.state == "captured":
-                raise Conflict("a sale already used this redemption", code="REDEMPTION_CAPTURED")
-            if red.state == "held":
-                _give_back(red, "released")
-            return red
+        red = _lock(ctx.store_id, redemption_id)
+        if red.state == "captured":
+            raise Conflict("a sale already used this redemption", code="REDEMPTION_CAPTURED")
+        if red.state == "held":
+            _give_back(red, "released")
+        return red
 
-    return with_retry(attempt)
+    return transaction(attempt)
 
 
 def release_held_for_members(member_ids: list[int]) -> int:
@@ -205,11 +199,10 @@ def expire_one(redemption_id: str, now: datetime) -> bool:
     """Release one overdue hold in its own transaction; False if it was settled meanwhile."""
 
     def attempt() -> bool:
-        with unit_of_work():
-            red = _lock(None, redemption_id)
-            if red.state != "held" or red.expires_at > now:
-                return False
-            _give_back(red, "expired")
-            return True
+        red = _lock(None, redemption_id)
+        if red.state != "held" or red.expires_at > now:
+            return False
+        _give_back(red, "expired")
+        return True
 
-    return with_retry(attempt)
+    return transaction(attempt)

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.extensions import db
 from app.tiers.ladder import Ladder, add_months, basis_value, load_ladder, window_start
 from app.tiers.models import MemberTier, MemberTierMonth, Tier
@@ -62,7 +62,7 @@ def review_all(
         if not ids:
             return counts
         lo, hi = ids[0], ids[-1]
-        changed = with_retry(lambda lo=lo, hi=hi: _review_chunk(lo, hi, now, reason))
+        changed = transaction(lambda lo=lo, hi=hi: _review_chunk(lo, hi, now, reason))
         counts["members"] += len(ids)
         counts["changed"] += changed
         after = hi
@@ -71,39 +71,38 @@ def review_all(
 
 
 def _review_chunk(lo: int, hi: int, now: datetime, reason: str) -> int:
-    with unit_of_work():
-        ladder = load_ladder()
-        in_chunk = and_(MemberTier.member_id >= lo, MemberTier.member_id <= hi)
-        _drop_old_months(in_chunk, lo, hi, window_start(now))
-        if ladder is None:
-            return 0
-        value = getattr(MemberTier, ladder.basis)
-        earned_rank = select(func.max(Tier.rank)).where(Tier.threshold <= value).scalar_subquery()
-        own_rank = select(Tier.rank).where(Tier.code == MemberTier.tier_code).scalar_subquery()
-        db.session.execute(
-            update(MemberTier)
-            .where(in_chunk, MemberTier.keep_until <= now, earned_rank == own_rank)
-            .values(keep_until=add_months(now, ladder.keep_months))
-            .execution_options(synchronize_session=False)
-        )
-        rows = db.session.execute(
-            select(*_ROW_COLUMNS)
-            .where(
-                in_chunk,
-                or_(
-                    and_(MemberTier.override_code.is_not(None), MemberTier.override_until <= now),
-                    own_rank.is_(None),
-                    earned_rank > own_rank,
-                    and_(
-                        or_(MemberTier.keep_until.is_(None), MemberTier.keep_until <= now),
-                        earned_rank < own_rank,
-                    ),
+    ladder = load_ladder()
+    in_chunk = and_(MemberTier.member_id >= lo, MemberTier.member_id <= hi)
+    _drop_old_months(in_chunk, lo, hi, window_start(now))
+    if ladder is None:
+        return 0
+    value = getattr(MemberTier, ladder.basis)
+    earned_rank = select(func.max(Tier.rank)).where(Tier.threshold <= value).scalar_subquery()
+    own_rank = select(Tier.rank).where(Tier.code == MemberTier.tier_code).scalar_subquery()
+    db.session.execute(
+        update(MemberTier)
+        .where(in_chunk, MemberTier.keep_until <= now, earned_rank == own_rank)
+        .values(keep_until=add_months(now, ladder.keep_months))
+        .execution_options(synchronize_session=False)
+    )
+    rows = db.session.execute(
+        select(*_ROW_COLUMNS)
+        .where(
+            in_chunk,
+            or_(
+                and_(MemberTier.override_code.is_not(None), MemberTier.override_until <= now),
+                own_rank.is_(None),
+                earned_rank > own_rank,
+                and_(
+                    or_(MemberTier.keep_until.is_(None), MemberTier.keep_until <= now),
+                    earned_rank < own_rank,
                 ),
-            )
-            .order_by(MemberTier.member_id)
-        ).all()
-        decisions = [d for d in (_decide(r, ladder, now) for r in rows) if d is not None]
-        return write_decisions(decisions, now, reason=reason)
+            ),
+        )
+        .order_by(MemberTier.member_id)
+    ).all()
+    decisions = [d for d in (_decide(r, ladder, now) for r in rows) if d is not None]
+    return write_decisions(decisions, now, reason=reason)
 
 
 def _drop_old_months(in_chunk: Any, lo: int, hi: int, start: int) -> None:

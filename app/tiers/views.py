@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.admin.auth import ADMIN_SECURITY, admin_required
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.members.services import resolve_member
 from app.tiers import services
 from app.tiers.schemas import (
@@ -51,10 +51,9 @@ class Ladder(MethodView):
         from app.jobs.runner import enqueue
 
         def attempt() -> int:
-            with unit_of_work():
-                return services.replace_ladder(actor=g.admin_name, **body)
+            return services.replace_ladder(actor=g.admin_name, **body)
 
-        version = with_retry(attempt)
+        version = transaction(attempt)
         enqueue("tiers.reevaluate", version=version)
         return services.ladder_view()
 
@@ -76,7 +75,6 @@ class MemberTierView(MethodView):
         """Set a member's tier by hand until `expires_at` (`code: null` ends it); audited"""
 
         def attempt() -> dict:
-            with unit_of_work():
-                return services.set_override(member_id, actor=g.admin_name, **body)
+            return services.set_override(member_id, actor=g.admin_name, **body)
 
-        return with_retry(attempt)
+        return transaction(attempt)

@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.reliability import faults, notify  # noqa: E402
+from bench.reliability import applier, faults, notify  # noqa: E402
 from bench.reliability.cluster import Cluster  # noqa: E402
 from bench.reliability.stream import make_batches  # noqa: E402
 
-SCENARIOS = ("kill", "notify", "pg_restart", "redis_down", "schemathesis")
+SCENARIOS = ("kill", "notify", "applier_kill", "pg_restart", "redis_down", "schemathesis")
 RESULTS = ROOT / "bench" / "results" / "reliability.json"
 
 
@@ -97,6 +97,11 @@ def main() -> int:
             f"{notify.DELIVERIES} concurrent duplicate deliveries of one payment notification",
             lambda: notify.duplicate_deliveries(main_env),
         )
+        scenario(
+            "applier_kill",
+            f"{applier.PAYMENTS} payment notifications, the applier SIGKILLed at random",
+            lambda: applier.applier_killed(main_env),
+        )
         pg_batches = make_batches("P", batches=24, size=size, phones=300, seed=2)
         scenario(
             "pg_restart",
@@ -159,6 +164,12 @@ def _summary(record: dict, f: dict, failed: dict, elapsed: float) -> str:
         parts.append(
             f"{f['kill']['kills']} workers killed over {f['kill']['events']} events "
             f"({f['kill']['failed_batches']} batches failed, retried = clean run);"
+        )
+    if "applier_kill" in f:
+        ak = f["applier_kill"]
+        parts.append(
+            f"applier killed {ak['applier_kills']}× over {ak['acknowledged']} payments → "
+            f"{ak['purchases']} purchases/{ak['credits']} credits, drained in {ak['drained_s']} s;"
         )
     if "pg_restart" in f:
         parts.append(f"PG crash-restart: {f['pg_restart']['acknowledged']} acked, 0 lost;")

@@ -147,8 +147,28 @@ class Gunicorn:
         }
         self.log_path = root / f"gunicorn-{name}.log"
         self.proc: subprocess.Popen | None = None
+        self.applier: subprocess.Popen | None = None
+
+    def start_applier(self) -> None:
+        """The money engine's applier beside the web workers (``flask engine apply``)."""
+        log = self.log_path.with_name(self.log_path.stem + "-applier.log").open("ab")
+        self.applier = subprocess.Popen(
+            [str(BIN / "flask"), "--app", "wsgi", "engine", "apply"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill_applier(self) -> None:
+        """SIGKILL the applier (mid-batch, as likely as not)."""
+        if self.applier is not None and self.applier.poll() is None:
+            self.applier.kill()
+            self.applier.wait()
+        self.applier = None
 
     def start(self) -> None:
+        self.start_applier()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -183,6 +203,14 @@ class Gunicorn:
         return pids
 
     def stop(self) -> None:
+        if self.applier is not None and self.applier.poll() is None:
+            self.applier.terminate()
+            try:
+                self.applier.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.applier.kill()
+                self.applier.wait()
+        self.applier = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
