@@ -69,6 +69,11 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("pos.expire_redemptions", "app.pos.jobs:expire_redemptions", timeout=60),
         JobSpec("members.birthdays", "app.members.birthday:send_birthday_coupons", timeout=1800),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
+        JobSpec(
+            "platforms.wechatpay_certificates",
+            "app.platforms.wechatpay_certs:refresh_certificates_job",
+            timeout=60,
+        ),
     )
 }
 
@@ -82,6 +87,8 @@ PERIODIC: dict[str, Schedule] = {
     "points.remind_expiring": Schedule(daily_at=time(10, 0)),
     "coupons.remind_expiring": Schedule(daily_at=time(10, 0)),
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
+    # downloads only when due: every 12 h, or when the newest certificate nears expiry
+    "platforms.wechatpay_certificates": Schedule(every=timedelta(hours=1)),
 }
 
 
