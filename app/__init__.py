@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
+    _register_platform_hooks()
 
     from app.cli import register_cli
 
@@ -56,6 +57,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.cards.views import blp as cards
     from app.clerks.admin_views import blp as admin_clerks
     from app.clerks.views import blp as clerk_api
     from app.coupons.views import blp as admin_coupons
@@ -70,6 +72,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.tags.views import blp as admin_tags
     from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
+    from miniprogram_api.cards import blp as mp_cards
     from miniprogram_api.coupons import blp as mp_coupons
     from miniprogram_api.points import blp as mp_points
     from miniprogram_api.preferences import blp as mp_preferences
@@ -93,6 +96,8 @@ def _register_blueprints(app: Flask) -> None:
         admin_members,
         payments,
         mp_account,
+        mp_cards,
+        cards,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -110,6 +115,18 @@ def _register_merge_steps() -> None:
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+
+
+def _register_platform_hooks() -> None:
+    """Platform features listen to the engine's hooks and deliver through the outbox."""
+    from app.cards.hooks import register_card_hooks
+    from app.common.hooks import PURCHASES_APPLIED
+    from app.outbox.channels import register_channel
+    from app.platforms.unionid import PayerUnionidChannel, on_purchases_applied
+
+    PURCHASES_APPLIED.register(on_purchases_applied)
+    register_channel(PayerUnionidChannel())
+    register_card_hooks()
 
 
 def _configure_logging(app: Flask) -> None:

@@ -73,6 +73,7 @@ class Config:
     # member cards: "wechat", "alipay" or "wechat,alipay"; unset: no cards
     MEMBER_CARDS: str | None = None
     WECHAT_CARD_ID: str | None = None  # the member card template (card/create)
+    WECHAT_SERVER_TOKEN: str | None = None  # the Token of the account's server URL (card events)
     ALIPAY_CARD_TEMPLATE_ID: str | None = None  # alipay.marketing.card.template.create
 
     ALIPAY_APP_ID: str | None = None

@@ -65,6 +65,14 @@ def test_the_sandbox_serves_login_and_phone_binding_offline(sandbox_app):
         assert bound.status_code == 200, bound.get_json()
         ali = client.post("/mp/v1/alipay/login", json={"auth_code": "sandbox-any"})
         assert ali.status_code == 200, ali.get_json()
+        # the Alipay phone binding from the README: the stand-in encrypts and signs it
+        ali_phone = client.post(
+            "/mp/v1/alipay/phone",
+            json={"response": "sandbox-phone-13912345678"},
+            headers={"Authorization": f"Bearer {ali.get_json()['token']}"},
+        )
+        assert ali_phone.status_code == 200, ali_phone.get_json()
+        assert ali_phone.get_json()["member"]["phone_masked"] == "139****5678"
 
 
 def test_demo_pay_sends_a_signed_notify_that_a_running_server_credits(sandbox_app):

@@ -8,6 +8,8 @@ from datetime import date
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from app.common.clock import utcnow
+from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
 from app.db import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -143,6 +145,7 @@ def create_member(
     db.session.flush()
     if welcome:
         _welcome(member)
+    MEMBERS_JOINED.fire([MemberJoined(member.id, source, member.created_at or utcnow(), store_id)])
     return member
 
 

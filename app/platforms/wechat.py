@@ -9,6 +9,7 @@ takes a Redis lock, and a refused token gets one refresh and one retry, never a 
 
 from __future__ import annotations
 
+import binascii
 import logging
 import secrets
 import time
@@ -19,10 +20,11 @@ from typing import Any
 import requests
 from flask import current_app
 from wechatpy import WeChatClient
-from wechatpy.exceptions import WeChatClientException
+from wechatpy.crypto import WeChatWxaCrypto
+from wechatpy.exceptions import InvalidAppIdException, WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
 
-from app.errors import DomainError
+from app.errors import DomainError, ValidationFailed
 from app.extensions import redis_store
 from app.platforms.logsafe import install_log_redaction
 from app.platforms.settings import require
@@ -36,6 +38,11 @@ TIMEOUT_SECONDS = 5
 class PlatformCallFailed(DomainError):
     status = 502
     default_code = "PLATFORM_ERROR"
+
+
+class SessionKeyMissing(DomainError):
+    status = 409
+    default_code = "WECHAT_SESSION_REQUIRED"
 
 
 class WeChatCodeInvalid(DomainError):
@@ -220,6 +227,54 @@ def code_to_session(code: str) -> dict:
         raise PlatformCallFailed(f"WeChat login failed ({exc.errcode})") from exc
     except requests.RequestException as exc:
         raise PlatformCallFailed("WeChat API unreachable") from exc
+
+
+SESSION_KEY_TTL_SECONDS = 3 * 24 * 3600  # a new wx.login replaces it sooner
+
+
+def _session_key_name(appid: str, openid: str) -> str:
+    return f"huiyuan:wechat:{appid}:session-key:{openid}"
+
+
+def keep_session_key(appid: str, openid: str, session_key: str | None) -> None:
+    """Keep code2session's ``session_key`` on the server: it never goes to the client."""
+    if session_key:
+        redis_store.client.set(
+            _session_key_name(appid, openid), session_key, ex=SESSION_KEY_TTL_SECONDS
+        )
+
+
+def phone_from_encrypted_data(appid: str, openids: list[str], encrypted_data: str, iv: str) -> str:
+    """The legacy ``getPhoneNumber`` flow: ``encryptedData`` + ``iv`` decrypted (AES-128-CBC,
+    ``WeChatWxaCrypto``) with the session key kept from the member's login; the watermark must
+    name our appid."""
+    require("wechat_miniprogram")
+    keys = [redis_store.client.get(_session_key_name(appid, openid)) for openid in openids]
+    keys = [k.decode() if isinstance(k, bytes) else k for k in keys if k]
+    if not keys:
+        raise SessionKeyMissing("no WeChat session for this member: call wx.login, then retry")
+    for session_key in keys:
+        try:
+            info = WeChatWxaCrypto(session_key, iv, appid).decrypt_message(encrypted_data)
+        except InvalidAppIdException:
+            raise ValidationFailed(
+                "phone data issued for another app", code="WATERMARK_MISMATCH"
+            ) from None
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error):
+            continue  # another session key, or garbage
+        if not isinstance(info, dict):
+            break
+        if str(info.get("countryCode", "86")) != "86":
+            raise DomainError("only mainland mobile numbers", code="INVALID_PHONE")
+        phone = info.get("purePhoneNumber") or info.get("phoneNumber")
+        if isinstance(phone, str) and phone:
+            return phone
+        break
+    raise ValidationFailed(
+        "phone data cannot be decrypted with this member's session",
+        code="PHONE_DATA_INVALID",
+        details={"encrypted_data": ["cannot be decrypted; call wx.login again and retry"]},
+    )
 
 
 def phone_from_code(code: str) -> str:

@@ -35,6 +35,10 @@ class WeChatStandIn(StandInServer):
         self.session_keys: dict[str, str] = {}  # openid → the session key code2session gave
         self.paid_unionids: dict[str, str] = {}  # openid → unionid, for wxa/getpaidunionid
         self.followers: dict[str, dict] = {}  # official-account openid → user info
+        # member cards: card_id → template; (card_id, code) → the card as the wallet shows it
+        self.card_templates: dict[str, dict] = {}
+        self.cards: dict[tuple[str, str], dict] = {}
+        self.fail_card_calls = 0  # the next N card calls answer -1 (system busy)
         self._login: dict[str, tuple[str, str | None]] = {}
         self._phones: dict[str, tuple[str, str]] = {}
         # subscribe messages as the member's phone would show them: one per delivery id (the
@@ -100,6 +104,8 @@ class WeChatStandIn(StandInServer):
             return self._paid_unionid(path, query)
         if path == "/cgi-bin/user/info":
             return self._user_info(path, query)
+        if path.startswith("/card/") and method == "POST":
+            return self._card(path, query, json.loads(body or b"{}"))
         if path == "/sns/jscode2session":
             return self._code2session(query)
         if path == "/wxa/business/getuserphonenumber" and method == "POST":
@@ -135,6 +141,59 @@ class WeChatStandIn(StandInServer):
         self.tokens.add(token)
         self.stable_tokens[appid] = token
         return 200, json.dumps({"access_token": token, "expires_in": 7200})
+
+    def create_card_template(self, card_id: str | None = None) -> str:
+        """A member card template, as ``card/create`` makes one (for the sandbox and tests)."""
+        card_id = card_id or "p" + secrets.token_hex(13)
+        self.card_templates[card_id] = {"card_type": "MEMBER_CARD"}
+        return card_id
+
+    def _card(self, path: str, query: dict, data: dict) -> tuple[int, str]:
+        if not self._token_ok(path, query):
+            return self._error(40001, "invalid credential, access_token is invalid")
+        if self.fail_card_calls > 0:
+            self.fail_card_calls -= 1
+            return self._error(-1, "system error")
+        if path == "/card/create":
+            card_id = self.create_card_template()
+            self.card_templates[card_id] = data.get("card") or {}
+            return 200, json.dumps({"errcode": 0, "errmsg": "ok", "card_id": card_id})
+        card_id, code = data.get("card_id", ""), data.get("code", "")
+        if card_id not in self.card_templates:
+            return self._error(40073, "invalid card id")
+        card = self.cards.get((card_id, code))
+        if path == "/card/membercard/activate":
+            if card is not None and card["state"] != "active":
+                return self._error(40056, "invalid code")
+            self.cards[(card_id, code)] = card = card or {"history": []}
+            card.update(
+                state="active",
+                membership_number=data.get("membership_number"),
+                bonus=int(data.get("init_bonus") or 0),
+                level=data.get("init_custom_field_value1", ""),
+            )
+            return 200, json.dumps({"errcode": 0, "errmsg": "ok"})
+        if card is None or card["state"] != "active":
+            return self._error(40056, "invalid code")
+        if path == "/card/membercard/updateuser":
+            if "bonus" in data:  # the absolute total wins; add_bonus is only the notice's delta
+                card["bonus"] = int(data["bonus"])
+            elif "add_bonus" in data:
+                card["bonus"] += int(data["add_bonus"])
+            if "custom_field_value1" in data:
+                card["level"] = data["custom_field_value1"]
+            card["history"].append((data.get("add_bonus"), data.get("record_bonus")))
+            return 200, json.dumps(
+                {"errcode": 0, "errmsg": "ok", "result_bonus": card["bonus"], "openid": "o"}
+            )
+        if path == "/card/code/unavailable":
+            card["state"] = "unavailable"
+            return 200, json.dumps({"errcode": 0, "errmsg": "ok"})
+        return 404, json.dumps({"errcode": 404, "errmsg": "not found"})
+
+    def delete_card(self, card_id: str, code: str) -> None:
+        """The member removes the card from the WeChat wallet."""
+        self.cards[(card_id, code)]["state"] = "deleted"
 
     def _paid_unionid(self, path: str, query: dict) -> tuple[int, str]:
         if not self._token_ok(path, query):

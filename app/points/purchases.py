@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.common.clock import utcnow
+from app.common.hooks import PURCHASES_APPLIED, PurchaseApplied
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.outbox.services import enqueue_messages
@@ -97,6 +98,7 @@ def record_purchase(
             ],
             new_keys=True,
         )
+    PURCHASES_APPLIED.fire([PurchaseApplied(member_id, purchase.id, source, occurred_at, paid_fen, earned, store_id=store_id)] if member_id is not None else [])  # noqa: E501
     return purchase, True
 
 

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import Insert, Select, Update, bindparam, func, insert, select, update
 
 from app.common.clock import utcnow
+from app.common.hooks import POINTS_CHANGED, PointsChanged
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points import lots
@@ -107,6 +108,7 @@ def post_entry(
         from_lot=from_lot,
     )
     db.session.flush()
+    POINTS_CHANGED.fire([PointsChanged(member_id, points, entry.balance_after, kind, idempotency_key)])  # noqa: E501
     return PostResult(entry, created=True)
 
 
@@ -189,6 +191,7 @@ def post_new_credit(
                 "created_at": now,
             },
         )
+    POINTS_CHANGED.fire([PointsChanged(member_id, points, int(new_balance), kind, idempotency_key)])
     return int(new_balance)
 
 
@@ -255,6 +258,7 @@ def post_credits(credits: Sequence[Credit], *, new_keys: bool = False) -> list[P
         entries[credit.idempotency_key] = entry
         results.append(PostResult(entry, created=True))
     db.session.flush()
+    POINTS_CHANGED.fire([PointsChanged(r.entry.member_id, r.entry.points, r.entry.balance_after, r.entry.kind, r.entry.idempotency_key) for r in results if r.created])  # noqa: E501
     return results
 
 
