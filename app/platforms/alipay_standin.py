@@ -50,6 +50,10 @@ class AlipayGatewayStandIn(StandInServer):
     def phone_response(self, phone: str, *, signed: bool = True) -> dict:
         """What ``my.getPhoneNumber`` gives the mini-program: encrypted, optionally signed."""
         plain = json.dumps({"code": "10000", "msg": "Success", "mobile": phone}).encode()
+        return self.encrypted_response(plain, signed=signed)
+
+    def encrypted_response(self, plain: bytes, *, signed: bool = True) -> dict:
+        """Any plaintext encrypted (and signed) as ``my.getPhoneNumber`` answers are."""
         padder = padding.PKCS7(128).padder()
         padded = padder.update(plain) + padder.finalize()
         key = base64.b64decode(self.aes_key_b64)
