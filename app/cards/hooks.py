@@ -31,8 +31,15 @@ RECORDS = {  # WeChat shows record_bonus in the change message (at most 14 chara
 
 
 def on_members_joined(items: Sequence[MemberJoined]) -> None:
-    if services.card_platforms():
-        services.open_cards(i.member_id for i in items)
+    """A card on each enabled platform the new member came in by."""
+    platforms = services.card_platforms()
+    if not platforms:
+        return
+    reachable = services.reachable_platforms([i.member_id for i in items])
+    for item in items:
+        wanted = [p for p in platforms if p in reachable.get(item.member_id, set())]
+        if wanted:
+            services.open_cards([item.member_id], wanted)
 
 
 def on_points_changed(items: Sequence[PointsChanged]) -> None:

@@ -21,6 +21,7 @@ from app.cards.models import MemberCard
 from app.common.clock import utcnow
 from app.errors import NotFound, ServiceUnavailable
 from app.extensions import db
+from app.members.models import MemberIdentity
 from app.outbox.services import enqueue_message
 from app.platforms.settings import is_enabled
 
@@ -83,6 +84,26 @@ def open_cards(
                 )
             cards.append(card)
     return cards
+
+
+PLATFORM_IDENTITIES = {
+    "wechat": ("wechat_openid", "wechat_unionid"),
+    "alipay": ("alipay_user_id",),
+}
+
+
+def reachable_platforms(member_ids: list[int]) -> dict[int, set[str]]:
+    """``{member_id: {"wechat", "alipay"}}``: the wallets each member can be given a card in."""
+    kinds = {kind: platform for platform, ks in PLATFORM_IDENTITIES.items() for kind in ks}
+    found: dict[int, set[str]] = {}
+    rows = db.session.execute(
+        select(MemberIdentity.member_id, MemberIdentity.kind).where(
+            MemberIdentity.member_id.in_(member_ids), MemberIdentity.kind.in_(list(kinds))
+        )
+    )
+    for member_id, kind in rows:
+        found.setdefault(member_id, set()).add(kinds[kind])
+    return found
 
 
 def _card_of(member_id: int, platform: str) -> MemberCard | None:
