@@ -89,6 +89,7 @@ class WeChatCardChannel:
                     init_custom_field_value1=level,
                 )
                 _mark(card_id, state="active", synced_points=points)
+                log.info("WeChat card %s opened: %d points, level %r", card_id, points, level)
             elif message.kind == "card_sync":
                 result = client.card.update_membercard(
                     code,
@@ -100,6 +101,7 @@ class WeChatCardChannel:
                     notify_optional={"is_notify_bonus": bool(message.payload.get("add_bonus"))},
                 )
                 _mark(card_id, synced_points=int(result.get("result_bonus", points)))
+                log.info("WeChat card %s synced: %d points, level %r", card_id, points, level)
             elif message.kind == "card_retire":
                 client.card.invalid_code(code, template)
             else:
@@ -156,6 +158,7 @@ class AlipayCardChannel:
             if not opened:
                 raise DeliveryError("Alipay opened no card", retryable=True)
             _mark(card_id, state="active", platform_card_no=opened, synced_points=points)
+            log.info("Alipay card %s opened: %d points, level %r", card_id, points, level)
         elif message.kind == "card_sync":
             if not biz_card_no:
                 raise DeliverySkipped("card not opened on Alipay")
@@ -169,6 +172,7 @@ class AlipayCardChannel:
                 },
             )
             _mark(card_id, synced_points=points)
+            log.info("Alipay card %s synced: %d points, level %r", card_id, points, level)
         elif message.kind == "card_retire":
             if biz_card_no:
                 _alipay_call(

@@ -64,8 +64,8 @@ class AlipayGatewayStandIn(StandInServer):
             answer["sign"] = self.sign(f'"{response}"')
         return answer
 
-    def create_card_template(self) -> str:
-        template_id = "2021" + secrets.token_hex(8).upper()
+    def create_card_template(self, template_id: str | None = None) -> str:
+        template_id = template_id or "2021" + secrets.token_hex(8).upper()
         self.card_templates.add(template_id)
         return template_id
 
