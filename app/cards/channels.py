@@ -136,8 +136,11 @@ class AlipayCardChannel:
         db.session.rollback()
         now = utcnow().astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
         if message.kind == "card_open":
-            if not user_id:
-                raise NoRecipient("the member has no Alipay user id")
+            from app.platforms.alipay import user_token
+
+            auth_token = user_token(user_id) if user_id else None
+            if not auth_token:
+                raise NoRecipient("no Alipay authorisation for this member: they log in again")
             result = _alipay_call(
                 "alipay.marketing.card.open",
                 {
@@ -153,6 +156,7 @@ class AlipayCardChannel:
                     },
                     "member_ext_info": {},
                 },
+                auth_token=auth_token,
             )
             opened = (result.get("card_info") or {}).get("biz_card_no")
             if not opened:
@@ -188,11 +192,11 @@ class AlipayCardChannel:
             raise DeliverySkipped(f"unknown card delivery {message.kind}")
 
 
-def _alipay_call(method: str, biz_content: dict) -> dict:
+def _alipay_call(method: str, biz_content: dict, **params: str) -> dict:
     from app.platforms.alipay import call_gateway
 
     try:
-        return call_gateway(method, biz_content)
+        return call_gateway(method, biz_content, **params)
     except DomainError as exc:
         retryable = exc.status >= 500 and exc.code != "ALIPAY_BUSINESS_ERROR"
         raise DeliveryError(f"{exc.code}: {exc}", retryable=retryable) from exc

@@ -109,6 +109,7 @@ def _survivor_of(a: Member, b: Member) -> tuple[Member, Member]:
 def alipay_login(auth_code: str) -> Member:
     """``my.getAuthCode`` code → the member holding that Alipay user id / open id."""
     token = alipay.oauth_token(auth_code)
+    alipay.keep_user_token(token.get("user_id"), token.get("access_token"), token.get("expires_in"))
     identities = []
     if token.get("user_id"):
         identities.append(("alipay_user_id", "", token["user_id"]))

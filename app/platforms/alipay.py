@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from flask import current_app
 
 from app.errors import DomainError, Unauthorized, ValidationFailed
+from app.extensions import redis_store
 from app.platforms.logsafe import install_log_redaction
 from app.platforms.settings import require
 from app.platforms.wechat import PlatformCallFailed
@@ -72,6 +73,26 @@ def oauth_token(auth_code: str) -> dict:
     if not (result.get("user_id") or result.get("open_id")):
         raise PlatformCallFailed("Alipay returned no user id")
     return result
+
+
+USER_TOKEN_KEY = "huiyuan:alipay:user-token:{}"  # noqa: S105 (a Redis key name)
+
+
+def keep_user_token(user_id: str | None, access_token: str | None, expires_in: object) -> None:
+    """Keep the member's Alipay access token (server-side only): opening a member card for
+    them (``alipay.marketing.card.open``) needs it as ``auth_token``."""
+    if not user_id or not access_token:
+        return
+    try:
+        ttl = max(60, min(int(str(expires_in)), 30 * 24 * 3600))
+    except ValueError:
+        ttl = 3600
+    redis_store.client.set(USER_TOKEN_KEY.format(user_id), access_token, ex=ttl)
+
+
+def user_token(user_id: str) -> str | None:
+    value = redis_store.client.get(USER_TOKEN_KEY.format(user_id))
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _alipay_public_key() -> RSAPublicKey:

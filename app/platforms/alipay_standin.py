@@ -33,6 +33,7 @@ class AlipayGatewayStandIn(StandInServer):
         self.platform_private_pem = platform_private_pem
         self.aes_key_b64 = aes_key_b64
         self._codes: dict[str, dict] = {}
+        self.user_tokens: dict[str, str | None] = {}  # access token issued → its user id
         # member cards: template ids; biz_card_no → the card; out_serial_no → biz_card_no
         self.card_templates: set[str] = set()
         self.cards: dict[str, dict] = {}
@@ -132,7 +133,14 @@ class AlipayGatewayStandIn(StandInServer):
             }
             return self._signed("error_response", error)
         if params.get("method", "").startswith("alipay.marketing.card."):
-            return self._card(params["method"], json.loads(params.get("biz_content") or "{}"))
+            biz = json.loads(params.get("biz_content") or "{}")
+            if params["method"] == "alipay.marketing.card.open":
+                user = (biz.get("card_user_info") or {}).get("user_uni_id")
+                if self.user_tokens.get(params.get("auth_token", "")) != user:
+                    refused = {"code": "20001", "msg": "Insufficient Token Permissions"}
+                    key = "alipay_marketing_card_open_response"
+                    return self._signed(key, {**refused, "sub_code": "aop.invalid-auth-token"})
+            return self._card(params["method"], biz)
         if params.get("method") != "alipay.system.oauth.token":
             return self._signed("error_response", {"code": "40004", "msg": "Business Failed"})
         code = params.get("code", "")
@@ -150,9 +158,10 @@ class AlipayGatewayStandIn(StandInServer):
             return self._signed("error_response", error)
         payload = {k: v for k, v in found.items() if v}
         payload.update(
-            access_token="authusrB" + secrets.token_hex(12),
+            access_token=(access_token := "authusrB" + secrets.token_hex(12)),
             expires_in=1296000,
             refresh_token="authusrR" + secrets.token_hex(12),
             re_expires_in=2592000,
         )
+        self.user_tokens[access_token] = payload.get("user_id")
         return self._signed("alipay_system_oauth_token_response", payload)
