@@ -48,7 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
-    _register_platform_hooks()
+    register_hooks()
 
     from app.cli import register_cli
 
@@ -117,13 +117,18 @@ def _register_merge_steps() -> None:
     register_merge_step(clerks_on_merge)
 
 
-def _register_platform_hooks() -> None:
-    """Platform features listen to the engine's hooks and deliver through the outbox."""
+def register_hooks() -> None:
+    """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
     from app.cards.hooks import register_card_hooks
-    from app.common.hooks import PURCHASES_APPLIED
+    from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
+    from app.coupons.welcome import on_members_joined
     from app.outbox.channels import register_channel
+    from app.outbox.wechat_channel import WeChatSubscribeChannel
     from app.platforms.unionid import PayerUnionidChannel, on_purchases_applied
 
+    MEMBERS_JOINED.register(on_members_joined)
+    register_channel(WeChatSubscribeChannel())
+    # platforms: unionid lookups after WeChat payments; member cards (open, sync, merge)
     PURCHASES_APPLIED.register(on_purchases_applied)
     register_channel(PayerUnionidChannel())
     register_card_hooks()

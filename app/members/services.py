@@ -8,7 +8,6 @@ from datetime import date
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from app.common.clock import utcnow
 from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
 from app.db import unit_of_work
@@ -122,8 +121,8 @@ def create_member(
 
     Flushes inside the caller's transaction. A racing creation with the same identity fails
     on the identities' unique constraint (``IntegrityError``): the caller retries and finds it.
-    A person who joins (``welcome``; not a member imported from another system) gets the
-    welcome coupon, if HQ has one, and a welcome message.
+    A person who joins (``welcome``; not a member imported from another system) fires
+    ``MEMBERS_JOINED``: the welcome coupon and message, stats and attribution listen there.
     """
     normalized = normalize_phone(phone) if phone is not None else None
     member = Member(
@@ -144,18 +143,26 @@ def create_member(
         add_identity(member, kind, external_id, app)
     db.session.flush()
     if welcome:
-        _welcome(member)
-    MEMBERS_JOINED.fire([MemberJoined(member.id, source, member.created_at or utcnow(), store_id)])
+        MEMBERS_JOINED.fire(
+            [
+                MemberJoined(
+                    member_id=member.id,
+                    channel=join_channel(source),
+                    joined_at=member.created_at,
+                    store_id=store_id,
+                )
+            ]
+        )
     return member
 
 
-def _welcome(member: Member) -> None:
-    from app.coupons.welcome import issue_welcome_coupon
-    from app.outbox.services import enqueue_message
-
-    coupon = issue_welcome_coupon(member.id)
-    payload = {"coupon_code": coupon.code} if coupon is not None else {}
-    enqueue_message(member.id, "welcome", payload, dedupe_key=f"member:{member.id}:welcome")
+def join_channel(source: str) -> str:
+    """The channel a member's ``source`` counts under: payment, pos, miniprogram or import."""
+    if source.endswith("_pay"):
+        return "payment"
+    if source.endswith("_miniprogram"):
+        return "miniprogram"
+    return source
 
 
 def add_identity(member: Member, kind: str, external_id: str, app: str = "") -> MemberIdentity:
