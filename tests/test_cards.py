@@ -263,3 +263,23 @@ def _admin_token() -> str:
     from app.admin.auth import create_admin_token
 
     return create_admin_token("cards-test")
+
+
+def test_an_alipay_card_that_could_not_open_opens_when_asked_again(card_app, standins):
+    from app.extensions import redis_store
+
+    _, alipay = standins
+    client = card_app.test_client()
+    code = alipay.auth_code("2088000000000111")
+    login = client.post("/mp/v1/alipay/login", json={"auth_code": code}).get_json()
+    for key in redis_store.client.scan_iter("huiyuan:alipay:user-token:*"):
+        redis_store.client.delete(key)  # the authorisation lapsed before the opening ran
+    assert deliver_all()["skipped"] >= 1
+    assert card(login["member"]["id"], "alipay").state == "opening"
+    again = client.post(
+        "/mp/v1/alipay/login", json={"auth_code": alipay.auth_code("2088000000000111")}
+    )
+    headers = {"Authorization": f"Bearer {again.get_json()['token']}"}
+    assert client.post("/mp/v1/cards/alipay", headers=headers).status_code == 202
+    deliver_all()
+    assert card(login["member"]["id"], "alipay").state == "active"

@@ -43,6 +43,8 @@ def on_members_joined(items: Sequence[MemberJoined]) -> None:
 
 
 def on_points_changed(items: Sequence[PointsChanged]) -> None:
+    if not services.card_platforms():
+        return  # cards off: not even a lookup on the money path
     services.queue_sync(
         (i.member_id, f"points:{i.key}", i.delta, RECORDS.get(i.kind, "积分变动"))
         for i in items
@@ -51,6 +53,8 @@ def on_points_changed(items: Sequence[PointsChanged]) -> None:
 
 
 def on_tier_changed(items: Sequence[TierChanged]) -> None:
+    if not services.card_platforms():
+        return
     changes = []
     for item in items:
         services.set_level([item.member_id], item.new_code)

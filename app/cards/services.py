@@ -171,6 +171,9 @@ def request_card(member_id: int, platform: str) -> MemberCard:
         if platform not in CHANNELS:
             raise NotFound(f"no card platform {platform!r}", code="CARD_PLATFORM_UNKNOWN")
         raise ServiceUnavailable(f"{platform} member cards are not enabled", code="CARDS_DISABLED")
+    existing = _card_of(member_id, platform)
+    if existing is not None and existing.state == "opening":
+        existing.updated_at = utcnow()  # asked again: a new opening delivery, not the old one
     return open_cards([member_id], [platform])[0]
 
 
