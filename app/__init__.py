@@ -123,13 +123,16 @@ def register_hooks() -> None:
     from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
     from app.coupons.welcome import on_members_joined
     from app.outbox.channels import register_channel
+    from app.outbox.services import on_purchases_applied
     from app.outbox.wechat_channel import WeChatSubscribeChannel
-    from app.platforms.unionid import PayerUnionidChannel, on_purchases_applied
+    from app.platforms.unionid import PayerUnionidChannel
+    from app.platforms.unionid import on_purchases_applied as ask_payer_unionids
 
     MEMBERS_JOINED.register(on_members_joined)
+    PURCHASES_APPLIED.register(on_purchases_applied)
     register_channel(WeChatSubscribeChannel())
     # platforms: unionid lookups after WeChat payments; member cards (open, sync, merge)
-    PURCHASES_APPLIED.register(on_purchases_applied)
+    PURCHASES_APPLIED.register(ask_payer_unionids)
     register_channel(PayerUnionidChannel())
     register_card_hooks()
 

@@ -18,6 +18,7 @@ from app.coupons.models import (
     CouponTemplateStore,
     WelcomeGrant,
 )
+from app.engine.models import MoneyEvent
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity, MemberMerge
 from app.outbox.models import OutboxMessage
@@ -64,6 +65,7 @@ __all__ = [
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",

@@ -15,14 +15,14 @@ import logging
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction, unit_of_work, with_retry
 from app.errors import Conflict
 from app.extensions import db
 from app.members.binding import BindResult, bind_phone
 from app.members.merge import lock_members, merge_members
 from app.members.models import Member
-from app.members.payers import member_for_identities
-from app.members.services import add_identity, find_by_identity, resolve_member
+from app.members.payers import Payer, enrol
+from app.members.services import add_identity, find_by_identity, get_member, resolve_member
 from app.platforms import alipay, wechat
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,8 @@ class _Raced(Exception):
 
 
 def _member_for(identities: list[tuple[str, str, str]], source: str) -> Member:
-    def attempt() -> Member:
-        with unit_of_work():
-            return member_for_identities(identities, source=source)
-
-    return with_retry(attempt)
+    member_id = transaction(lambda: enrol([Payer(tuple(identities), source)])[0])
+    return get_member(member_id)
 
 
 def wechat_login(code: str) -> Member:
