@@ -80,7 +80,10 @@ def open_cards(
                 card.state, card.updated_at = "opening", utcnow()
             if card.state == "opening":
                 _enqueue(
-                    card, "card_open", {}, f"card-open:{card.id}:{int(card.updated_at.timestamp())}"
+                    card,
+                    "card_open",
+                    {},
+                    f"card-open:{card.id}:{int(card.updated_at.timestamp() * 1_000_000)}",
                 )
             cards.append(card)
     return cards
