@@ -70,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.pos.views import blp as admin_terminals
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
+    from app.tiers.views import blp as admin_tiers
     from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.cards import blp as mp_cards
@@ -98,6 +99,7 @@ def _register_blueprints(app: Flask) -> None:
         mp_account,
         mp_cards,
         cards,
+        admin_tiers,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -127,6 +129,7 @@ def register_hooks() -> None:
     from app.outbox.wechat_channel import WeChatSubscribeChannel
     from app.platforms.unionid import PayerUnionidChannel
     from app.platforms.unionid import on_purchases_applied as ask_payer_unionids
+    from app.tiers.hooks import register_hooks as register_tier_hooks
 
     MEMBERS_JOINED.register(on_members_joined)
     PURCHASES_APPLIED.register(on_purchases_applied)
@@ -135,6 +138,7 @@ def register_hooks() -> None:
     PURCHASES_APPLIED.register(ask_payer_unionids)
     register_channel(PayerUnionidChannel())
     register_card_hooks()
+    register_tier_hooks()
 
 
 def _configure_logging(app: Flask) -> None:

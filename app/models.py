@@ -43,6 +43,7 @@ from app.tags.models import (
     TagRuleApplication,
     TagRuleSku,
 )
+from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, TierSettings
 
 __all__ = [
     "AdminToken",
@@ -65,6 +66,8 @@ __all__ = [
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
+    "MemberTier",
+    "MemberTierMonth",
     "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
@@ -86,5 +89,8 @@ __all__ = [
     "TagRuleApplication",
     "TagRuleSku",
     "Terminal",
+    "Tier",
+    "TierChange",
+    "TierSettings",
     "WelcomeGrant",
 ]

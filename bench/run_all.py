@@ -14,7 +14,9 @@ db 13, and serves the app with gunicorn and the production config (``gunicorn.co
 2. POS sale events per second in signed batches of 100, then ``pgbench -N`` with as many
    clients for as long: the ratio (target ≥ 0.5);
 3. ``POST /pos/v1/members/identify`` by phone among a million members: p99 (target ≤ 20 ms);
-4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout.
+4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout;
+5. the nightly tier review over the same members (``bench/tier_review.py``): members reviewed
+   per second, ``tier_review_per_s``.
 
 Prints a final one-line summary and writes ``bench/results/latest.json``. Server log:
 ``$TMPDIR/huiyuan-bench.log``.
@@ -47,6 +49,7 @@ import loadgen  # noqa: E402
 import members_load  # noqa: E402
 import notify_load  # noqa: E402
 import pos_ingest  # noqa: E402
+import tier_review  # noqa: E402
 from identify_load import identify_latencies  # noqa: E402
 from workers import WorkerMemory  # noqa: E402
 
@@ -242,12 +245,23 @@ def main() -> int:
     tps = pos_ingest.pgbench_tps(pg, seconds, args.clients)
     say(f"  {tps:.0f} TPS")
 
+    say(f"tier review of {members} members (bench/tier_review.py)")
+    review = tier_review.measure(
+        database_url(pg, APP_DB, "postgresql"), database_url(pg, APP_DB), members
+    )
+    say(
+        f"  {review['tier_review_per_s']} members/s, ratio to one UPDATE of all rows "
+        f"{review['ratio_baseline_over_review']}"
+    )
+
     results.update(
         {
             "notify_ratio": round(notify.rps / bare.rps, 3) if notify else None,
             "pos_ingest_ratio": round(events_per_s / tps, 3),
             "identify_p99_ms": round(loadgen.percentile(latencies, 99), 2),
             "worker_rss_mb": round(memory.peak_mb(), 1),
+            "tier_review_per_s": review["tier_review_per_s"],
+            "tier_review": review,
             "cores": os.cpu_count(),
             "machine": machine(),
             "load_tool": tool,
@@ -303,6 +317,7 @@ def main() -> int:
         f"ratio={results['pos_ingest_ratio']}{flag(met['pos'], '>=0.5')}",
         f"identify_p99={results['identify_p99_ms']}ms{flag(met['identify'], '<=20')}",
         f"worker_rss={results['worker_rss_mb']}MB",
+        f"tier_review={results['tier_review_per_s']}/s",
         f"total={results['total_seconds']}s",
     ]
     print(" ".join(parts), flush=True)

@@ -74,6 +74,8 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("coupons.remind_expiring", "app.outbox.reminders:remind_coupons_expiring"),
         JobSpec("pos.expire_redemptions", "app.pos.jobs:expire_redemptions", timeout=60),
         JobSpec("members.birthdays", "app.members.birthday:send_birthday_coupons", timeout=1800),
+        JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600),
+        JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
         JobSpec(
             "platforms.wechatpay_certificates",
@@ -96,6 +98,7 @@ PERIODIC: dict[str, Schedule] = {
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
     # downloads only when due: every 12 h, or when the newest certificate nears expiry
     "platforms.wechatpay_certificates": Schedule(every=timedelta(hours=1)),
+    "tiers.review": Schedule(daily_at=time(2, 0)),
 }
 
 

@@ -26,6 +26,7 @@ MESSAGE_KINDS = {
     "card_open": False,
     "card_sync": False,
     "card_retire": False,
+    "tier_changed": False,
 }
 
 

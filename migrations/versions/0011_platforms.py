@@ -1,7 +1,7 @@
 """member cards
 
 Revision ID: 0011_platforms
-Revises: 0008_engine
+Revises: 0012_tiers
 Create Date: 2026-11-23 18:46:18.631764
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_platforms'
-down_revision = '0008_engine'
+down_revision = '0012_tiers'
 branch_labels = None
 depends_on = None
 
