@@ -18,6 +18,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.config["HUIYUAN_CONFIG"] = config
     if not config.DATABASE_URL:  # the embedded SQLite default lives under instance/
         _instance_dir().mkdir(parents=True, exist_ok=True)
+    from app.errors import SafeJSONProvider
+
+    app.json = SafeJSONProvider(app)  # request.get_json(): nesting limit, no unstorable text
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["int"] = _id_converter()
     _configure_logging(app)
@@ -29,6 +32,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     redis_store.init_app(app)
+    from app.common.throttle import init_throttles
+
+    init_throttles(app)
     api.init_app(app)
     api.spec.components.security_scheme(
         "adminToken",
@@ -104,19 +110,24 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
-    from app.docs_assets import bp as docs_assets
+    if app.config["HUIYUAN_CONFIG"].api_docs_enabled:
+        from app.docs_assets import bp as docs_assets
 
-    app.register_blueprint(docs_assets)
+        app.register_blueprint(docs_assets)
 
 
 def _register_merge_steps() -> None:
     """Features that own member data move it to the survivor inside a member merge."""
+    from app.clerks.attribution import on_member_merge as attribution_on_merge
     from app.clerks.merge import on_member_merge as clerks_on_merge
     from app.coupons.merge import on_member_merge as coupons_on_merge
+    from app.members.consent import on_member_merge as consents_on_merge
     from app.members.merge import register_merge_step
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+    register_merge_step(attribution_on_merge)  # after the clerks' step moved it
+    register_merge_step(consents_on_merge)
 
 
 def register_hooks() -> None:

@@ -22,10 +22,40 @@ def create_token(name: str) -> None:
     click.echo(token)
 
 
+@admin_cli.command("list-tokens")
+def list_tokens() -> None:
+    """List admin tokens: id, name, created, revoked (the tokens themselves are never stored)."""
+    from app.admin.auth import list_admin_tokens
+
+    tokens = list_admin_tokens()
+    for token in tokens:
+        revoked = token.revoked_at.isoformat() if token.revoked_at else "active"
+        click.echo(f"{token.id}\t{token.name}\t{token.created_at.isoformat()}\t{revoked}")
+    click.echo(f"{len(tokens)} admin tokens")
+
+
+@admin_cli.command("revoke-token")
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+def revoke_token(token_id: int) -> None:
+    """Revoke an admin token by its id (from list-tokens): it stops working at once."""
+    from app.admin.auth import revoke_admin_token
+    from app.errors import NotFound
+
+    try:
+        token = revoke_admin_token(token_id)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"admin token {token.id} ({token.name}) revoked at {token.revoked_at.isoformat()}")
+
+
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has stores.")
 def seed(if_empty: bool) -> None:
     """Seed the demo brand: stores in two cities, terminals, clerks, tags, coupon templates."""
+    from flask import current_app
+
+    if current_app.config["HUIYUAN_CONFIG"].is_production:  # published demo passwords
+        raise click.ClickException("demo seeding is refused in production (HUIYUAN_ENV=production)")
     from app.demo import seed_demo_brand
 
     report = seed_demo_brand(if_empty=if_empty)

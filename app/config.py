@@ -17,6 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_DISTINCT = 8
 
 
 class ConfigError(RuntimeError):
@@ -43,6 +46,12 @@ class Config:
     DATABASE_URL: str | None = None
     REDIS_URL: str | None = None
     TESTING: bool = False
+    # /openapi.json and /docs: always served in development and testing; in production only
+    # when this is set (the API's shape helps an attacker more than a brand's developers)
+    API_DOCS_IN_PRODUCTION: bool = False
+    MAX_REQUEST_BYTES: int = 4 * 1024 * 1024  # larger bodies answer 413 PAYLOAD_TOO_LARGE
+    POS_MAX_SALE_FEN: int = 10_000_000  # a sale or return above it is rejected AMOUNT_TOO_LARGE
+    PRIVACY_POLICY_VERSION: str = "1"  # recorded with every consent to store a phone
 
     POINTS_PER_YUAN: int = 1
     POINTS_REDEEM_FEN_PER_POINT: int = 1  # till discount per redeemed point (100 points = 1 yuan)
@@ -131,8 +140,11 @@ class Config:
                     + ", ".join(missing)
                     + ": set them in the environment"
                 )
-            if self.SECRET_KEY and len(self.SECRET_KEY) < 32:
-                raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        self._check_secret_key()
+        if self.MAX_REQUEST_BYTES < 1024:
+            raise ConfigError("MAX_REQUEST_BYTES must be at least 1024")
+        if self.POS_MAX_SALE_FEN < 1:
+            raise ConfigError("POS_MAX_SALE_FEN must be positive")
         if self.ENGINE_APPLY not in ("", "inline", "worker"):
             raise ConfigError("ENGINE_APPLY must be inline or worker")
         if not self.ENGINE_APPLY:
@@ -168,10 +180,45 @@ class Config:
                     "WECHAT_SUBSCRIBE_TEMPLATES maps message kinds to {template_id, data, page?}"
                 )
 
+    @property
+    def on_embedded_sqlite(self) -> bool:
+        return not self.DATABASE_URL or self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return not self.is_production or self.API_DOCS_IN_PRODUCTION
+
+    def _check_secret_key(self) -> None:
+        """The built-in development key only in development (or tests) on SQLite; any key
+        given must be strong: tokens forged with a guessable key would act as any member."""
+        key = self.SECRET_KEY
+        if not key:
+            if self.ENV in ("development", "testing") and self.on_embedded_sqlite:
+                return
+            where = "in production" if self.is_production else "with a database other than SQLite"
+            raise ConfigError(
+                f"SECRET_KEY is required {where}: the built-in development key is public, and "
+                "tokens signed with it could be forged. Set SECRET_KEY (for example: python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        stripped = key.strip()
+        if (
+            len(stripped) < SECRET_KEY_MIN_LENGTH
+            or len(set(stripped)) < SECRET_KEY_MIN_DISTINCT
+            or stripped != key
+            or key == DEVELOPMENT_SECRET_KEY
+        ):
+            raise ConfigError(
+                f"SECRET_KEY is too weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters "
+                f"with at least {SECRET_KEY_MIN_DISTINCT} different ones, no surrounding "
+                "white space, and must not be the development key (for example: python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+
     def flask_mapping(self) -> dict[str, Any]:
         """The values Flask and its extensions read from ``app.config``."""
         database_url = self.DATABASE_URL or f"sqlite:///{INSTANCE_DIR / 'huiyuan.db'}"
-        secret = self.SECRET_KEY or "dev-insecure-secret-key-do-not-use-in-production"
+        secret = self.SECRET_KEY or DEVELOPMENT_SECRET_KEY
         mapping: dict[str, Any] = {
             f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"
         }
@@ -183,7 +230,8 @@ class Config:
             API_TITLE="Huiyuan membership API",
             API_VERSION="v1",
             OPENAPI_VERSION="3.0.3",
-            OPENAPI_URL_PREFIX="/",
+            OPENAPI_URL_PREFIX="/" if self.api_docs_enabled else None,
+            MAX_CONTENT_LENGTH=self.MAX_REQUEST_BYTES,
             OPENAPI_JSON_PATH="openapi.json",
             OPENAPI_SWAGGER_UI_PATH="/docs",
             OPENAPI_SWAGGER_UI_URL="/docs-assets/",

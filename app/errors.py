@@ -6,12 +6,18 @@ build error bodies by hand.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any, ClassVar
 
 import marshmallow as ma
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
+from flask_smorest.arguments import ArgumentsMixin
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,11 @@ HTTP_CODES = {
 }
 
 
+class PayloadTooLarge(DomainError):
+    status = 413
+    default_code = "PAYLOAD_TOO_LARGE"
+
+
 def error_body(code: str, message: str, details: dict | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -121,6 +132,117 @@ class ApiWithErrorContract(Api):
             message = data.get("message") or error.description or error.name
         body = error_body(HTTP_CODES.get(status, f"HTTP_{status}"), message, details)
         return jsonify(body), status, data.get("headers", {})
+
+
+# --- hostile JSON ---------------------------------------------------------------------------
+JSON_MAX_DEPTH = 64  # real documents here nest a handful of levels
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+# Endpoints that validate text item by item (a till batch: one bad event must not fail the
+# others); everywhere else a bad character refuses the whole request.
+ITEMWISE_TEXT_ENDPOINTS: set[str] = set()
+
+
+def json_depth_exceeded(text: str, limit: int = JSON_MAX_DEPTH) -> bool:
+    """True if the JSON text nests arrays/objects deeper than ``limit`` (strings ignored)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def bad_text_path(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a NUL or a lone surrogate (unstorable), or None."""
+    if isinstance(value, str):
+        return (path or "body") if _BAD_CHAR.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _BAD_CHAR.search(key):
+                return sub
+            found = bad_text_path(item, sub)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = bad_text_path(item, f"{path}[{index}]" if path else f"[{index}]")
+            if found:
+                return found
+    return None
+
+
+def bad_text_error(path: str) -> ValidationFailed:
+    return ValidationFailed(
+        "text contains a NUL character or a lone surrogate",
+        details={path: ["contains a NUL character or a lone surrogate"]},
+    )
+
+
+def load_json_body(text: str | bytes) -> Any:
+    """``json.loads`` with a nesting limit and no unstorable text (outside itemwise endpoints).
+
+    Raises :class:`DomainError` (400 ``JSON_TOO_DEEP``, 422 ``VALIDATION_ERROR``) or
+    ``json.JSONDecodeError`` for text that is not JSON.
+    """
+    if isinstance(text, bytes):
+        text = _decode(text)
+    if json_depth_exceeded(text):
+        raise DomainError(
+            f"JSON nested deeper than {JSON_MAX_DEPTH} levels",
+            code="JSON_TOO_DEEP",
+            details={"max_depth": JSON_MAX_DEPTH},
+        )
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:  # a limit lowered elsewhere: still the client's fault
+        raise DomainError("JSON nested too deeply", code="JSON_TOO_DEEP") from exc
+    if not _itemwise_endpoint():
+        path = bad_text_path(data)
+        if path is not None:
+            raise bad_text_error(path)
+    return data
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "", exc.start) from exc
+
+
+def _itemwise_endpoint() -> bool:
+    try:
+        return request.endpoint in ITEMWISE_TEXT_ENDPOINTS
+    except RuntimeError:  # outside a request
+        return False
+
+
+class SafeFlaskParser(FlaskParser):
+    """webargs' parser for every ``@blp.arguments``: JSON goes through :func:`load_json_body`."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req):
+            return webargs_core.missing
+        return load_json_body(req.get_data(cache=True))
+
+
+# flask-smorest's documented extension point: the parser every Blueprint.arguments uses.
+ArgumentsMixin.ARGUMENTS_PARSER = SafeFlaskParser()
+
+
+class SafeJSONProvider(DefaultJSONProvider):
+    """``request.get_json()`` with the same limits as the argument parser."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return load_json_body(s)
 
 
 def _rollback() -> None:
@@ -165,6 +287,24 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("redis unavailable: %s", type(error).__name__)
         body = error_body("REDIS_UNAVAILABLE", "A required service is unavailable; try again")
         return jsonify(body), 503, {"Retry-After": "1"}
+
+    @app.before_request
+    def _refuse_large_bodies():
+        # Refused from the Content-Length alone, before any byte of the body is read; a chunked
+        # body is cut off by Werkzeug at the same limit (413 on reading).
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if limit and request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(
+                f"request body is larger than {limit} bytes", details={"max_bytes": limit}
+            )
+
+    @app.errorhandler(OverflowError)
+    def _out_of_range(error: OverflowError):
+        # A date or number beyond what the platform can represent (year 9999 plus an offset).
+        _rollback()
+        log.warning("value out of range: %s", type(error).__name__)
+        message = "A value is out of range"
+        return jsonify(error_body("VALIDATION_ERROR", message)), 422
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):

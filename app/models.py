@@ -20,7 +20,14 @@ from app.coupons.models import (
 )
 from app.engine.models import MoneyEvent
 from app.jobs.models import JobRun
-from app.members.models import Member, MemberIdentity, MemberMerge
+from app.members.models import (
+    Member,
+    MemberConsent,
+    MemberErasure,
+    MemberIdentity,
+    MemberMerge,
+    MemberTokenRevocation,
+)
 from app.outbox.models import OutboxMessage
 from app.points.models import (
     MultiplierRule,
@@ -62,12 +69,15 @@ __all__ = [
     "Member",
     "MemberAttribution",
     "MemberCard",
+    "MemberConsent",
+    "MemberErasure",
     "MemberIdentity",
     "MemberMerge",
     "MemberTag",
     "MemberTagEvent",
     "MemberTier",
     "MemberTierMonth",
+    "MemberTokenRevocation",
     "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",

@@ -11,10 +11,17 @@ from app.common.phone import mask_phone
 from app.engine.services import apply_for_member
 from app.members import login
 from app.members.codes import issue_member_code
+from app.members.erasure import erase_member, export_member
+from app.members.schemas import ErasureSchema
 from app.members.services import resolve_member
 from app.points.services import balance_of
 from app.tiers.schemas import tier_field
-from miniprogram_api.auth import MEMBER_SECURITY, issue_member_token, member_required
+from miniprogram_api.auth import (
+    MEMBER_SECURITY,
+    issue_member_token,
+    member_required,
+    revoke_member_token,
+)
 
 blp = Blueprint(
     "mp_account",
@@ -27,7 +34,10 @@ blp = Blueprint(
         "another app), `PHONE_DATA_INVALID` (422), `WECHAT_SESSION_REQUIRED` (409: log in with "
         "wx.login again), `WECHAT_TOKEN_REJECTED` (502), `ALIPAY_SIGN_INVALID` (401), "
         "`ALIPAY_RESPONSE_INVALID` (422), `PHONE_ALREADY_BOUND` (409, the member has another "
-        "phone), `INVALID_PHONE` (422), `AUTH_REQUIRED` / `INVALID_TOKEN` (401)."
+        "phone), `INVALID_PHONE` (422), `AUTH_REQUIRED` / `INVALID_TOKEN` (401). Personal-data "
+        "rights: `POST /mp/v1/logout` ends this token; `GET /mp/v1/me/export` is everything "
+        "held about the member; `DELETE /mp/v1/me` erases the member's personal data (the "
+        "balance is forfeited, unused coupons are voided, every token stops working)."
     ),
 )
 
@@ -178,6 +188,54 @@ class Me(MethodView):
         if apply_for_member(g.member.id):
             return resolve_member(g.member.id)
         return g.member
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(200, ErasureSchema)
+    def delete(self):
+        """Erase my personal data: phone, name, birthday, identities, clerk notes and tags go;
+        points are forfeited, unused coupons voided; every token of mine stops working. The
+        same phone can join again later as a new member."""
+        return erase_member(g.member.id, requested_by="member")
+
+
+class ExportSchema(ma.Schema):
+    member = ma.fields.Dict(metadata={"description": "profile: phone, name, birthday, …"})
+    identities = ma.fields.List(ma.fields.Dict())
+    consents = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "policy_version, channel, at"}
+    )
+    points = ma.fields.Dict(metadata={"description": "balance and the whole ledger"})
+    purchases = ma.fields.List(ma.fields.Dict())
+    till_sales = ma.fields.List(ma.fields.Dict())
+    coupons = ma.fields.List(ma.fields.Dict())
+    tags = ma.fields.List(ma.fields.Dict())
+    clerk_notes = ma.fields.List(ma.fields.Dict())
+    attribution = ma.fields.Dict(allow_none=True)
+    messages = ma.fields.List(ma.fields.Dict())
+    exported_at = ma.fields.String()
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(204)
+    def post(self):
+        """Log out: this token stops working at once (other devices stay logged in)"""
+        revoke_member_token(g.member_token, g.member.id)
+
+
+@blp.route("/me/export")
+class Export(MethodView):
+    decorators = (member_required,)
+
+    @blp.doc(security=MEMBER_SECURITY)
+    @blp.response(200, ExportSchema)
+    def get(self):
+        """Everything held about me: profile, identities, consents, ledger, purchases, coupons,
+        tags and notes by clerks, messages"""
+        return export_member(g.member.id)
 
 
 @blp.route("/member-code")

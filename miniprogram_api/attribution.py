@@ -16,8 +16,9 @@ blp = Blueprint(
     url_prefix="/mp/v1",
     description=(
         "Attribution of new members to the clerk whose QR code they scanned. A member who "
-        "joined or bound a phone in the last 24 h is attributed to that clerk and store; the "
-        "first attribution wins. Error codes: INVALID_ATTRIBUTION_PAYLOAD (422), "
+        "joined in the last 24 h is attributed to that clerk and store; the first attribution "
+        "wins. Binding a phone is not joining: when the phone merges this member into an older "
+        "one, the attribution is dropped. Error codes: INVALID_ATTRIBUTION_PAYLOAD (422), "
         "AUTH_REQUIRED, INVALID_TOKEN, TOKEN_EXPIRED (401)."
     ),
 )

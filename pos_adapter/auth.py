@@ -24,6 +24,7 @@ from pos_adapter.signing import MAX_SKEW_SECONDS, NONCE_PATTERN, sign
 
 POS_SECURITY = [{"posSignature": []}]
 _NONCE_RE = re.compile(NONCE_PATTERN)
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,12}", re.ASCII)  # not str.isdigit: "²" is a digit to it
 _HEADERS = ("X-Terminal-Id", "X-Timestamp", "X-Nonce", "X-Signature")
 
 
@@ -37,7 +38,7 @@ def verify_request() -> TillContext:
             details={"missing": missing},
         )
     terminal_id, timestamp, nonce, signature = (values[name] for name in _HEADERS)
-    if not timestamp.isdigit() or not _NONCE_RE.match(nonce):
+    if not _TIMESTAMP_RE.fullmatch(timestamp) or not _NONCE_RE.match(nonce):
         raise Unauthorized(
             "X-Timestamp must be unix seconds; X-Nonce 8-64 of [A-Za-z0-9_-]",
             code="SIGNATURE_HEADERS_INVALID",

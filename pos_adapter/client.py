@@ -137,11 +137,21 @@ class PosClient:
         return response
 
     def identify(
-        self, *, phone: str | None = None, member_code: str | None = None, register: bool = False
+        self,
+        *,
+        phone: str | None = None,
+        member_code: str | None = None,
+        register: bool = False,
+        consent: bool = False,
     ) -> PosResponse:
+        """By ``member_code`` (scanned from the member's app): the answer carries a
+        ``presence_token`` for :meth:`hold`. By ``phone``: earning only. ``register`` enrols an
+        unknown phone and needs ``consent`` (the customer agreed to the privacy notice)."""
         payload: dict[str, Any] = {"phone": phone} if phone else {"member_code": member_code}
         if register:
             payload["register"] = True
+        if consent:
+            payload["consent"] = True
         return self.request("POST", "/pos/v1/members/identify", payload)
 
     def send_events(self, events: list[dict[str, Any]]) -> PosResponse:
@@ -151,14 +161,16 @@ class PosClient:
         self,
         *,
         sale_id: str,
-        member_id: int,
+        presence_token: str,
         points: int = 0,
         coupons: list[str] | None = None,
         total_fen: int | None = None,
     ) -> PosResponse:
+        """Hold points and coupons of the member whose code this till scanned
+        (``presence_token`` from :meth:`identify` by ``member_code``)."""
         payload: dict[str, Any] = {
             "sale_id": sale_id,
-            "member_id": member_id,
+            "presence_token": presence_token,
             "coupons": coupons or [],
             "points": points,
         }

@@ -23,7 +23,13 @@ reused nonce is refused. A terminal acts only for its own store.
 **401 codes**: `SIGNATURE_HEADERS_MISSING`, `SIGNATURE_HEADERS_INVALID`, `STALE_TIMESTAMP`,
 `UNKNOWN_TERMINAL`, `TERMINAL_NOT_ACTIVE` (not yet activated, or its secret was rotated),
 `TERMINAL_REVOKED`, `BAD_SIGNATURE`, `NONCE_REUSED`; activation: `ACTIVATION_CODE_INVALID`,
-`ACTIVATION_CODE_EXPIRED`.
+`ACTIVATION_CODE_EXPIRED` (failed activations are throttled per address and per code: 429
+`ACTIVATION_RATE_LIMITED`).
+
+**Identify**: by `member_code` (scanned from the member's app) the answer carries a
+`presence_token` (this terminal, this member, 10 minutes) and the coupon codes; by `phone` it
+carries neither: the sale can earn, nothing can be spent. Registering a phone needs
+`consent: true` (422 `CONSENT_REQUIRED`): the till showed the brand's privacy notice.
 
 **Events**: at most 100 per request (more, or not a list: 422 `VALIDATION_ERROR` for the whole
 request). Each event is applied on its own and answered in order: `accepted`, `duplicate` (same
@@ -32,7 +38,9 @@ id, same content: no effect), `conflict` (same id, other content: `SALE_ID_CONFL
 `rejected` with `error.code` (`VALIDATION_ERROR`, `UNKNOWN_EVENT_TYPE`, `INVALID_PHONE`,
 `MEMBER_CODE_INVALID`, `MEMBER_NOT_FOUND`, `REFUND_EXCEEDS_PAID`, `REDEMPTION_NOT_FOUND`,
 `REDEMPTION_NOT_HELD`, `REDEMPTION_EXPIRED`, `REDEMPTION_SALE_MISMATCH`,
-`REDEMPTION_MEMBER_MISMATCH`). `sale_id` and `return_id` are unique per store for ever. A sale
+`REDEMPTION_MEMBER_MISMATCH`, `AMOUNT_TOO_LARGE` for amounts above `POS_MAX_SALE_FEN`, default
+10,000,000 fen). `paid_fen ≤ total_fen`; times in 2000–2099; text with a NUL or a lone surrogate
+rejects its event only. `sale_id` and `return_id` are unique per store for ever. A sale
 earns `floor(paid_fen × POINTS_PER_YUAN / 100)` points for its member; `member` may be
 `{member_id}` (from identify), `{phone}` (an unknown phone enrols), `{member_code}`, or a payer
 identity `{wechat_openid}` / `{alipay_user_id}` from the till's payment result
@@ -41,7 +49,8 @@ configured `WECHAT_APPID`). A return takes back what its refunded money earned a
 redeemed points in proportion to the refunded share of `paid_fen`.
 
 **Redemptions**: points convert at `POINTS_REDEEM_FEN_PER_POINT` fen per point (default 1:
-100 points = 1 yuan). `POST /pos/v1/redemptions` holds them (409 `INSUFFICIENT_POINTS`,
+100 points = 1 yuan). `POST /pos/v1/redemptions` needs the `presence_token` of identify by
+member code (403 `PRESENCE_REQUIRED` without a valid one) and holds them (409 `INSUFFICIENT_POINTS`,
 `REDEMPTION_EXISTS`, `DISCOUNT_EXCEEDS_TOTAL`, and each coupon's reason: `COUPON_EXPIRED`,
 `COUPON_NOT_YOURS`, `COUPON_WRONG_STORE`, `COUPON_BELOW_THRESHOLD`, `COUPON_ALREADY_USED`,
 `COUPON_NOT_AVAILABLE`, `COUPON_NOT_FOUND`; 422 `NOTHING_TO_REDEEM`, `TOTAL_REQUIRED`); the

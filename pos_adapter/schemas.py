@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 
 from app.pos.events import MAX_EVENTS
-from app.pos.schemas import EVENT_ID
+from app.pos.schemas import EVENT_ID, MAX_FEN, MAX_POINTS
 from app.tiers.schemas import MemberTierViewSchema
 
 
@@ -31,6 +31,13 @@ class IdentifyInSchema(ma.Schema):
         load_default=False,
         metadata={"description": "with a phone: enrol a new member if the phone is unknown"},
     )
+    consent = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "with register: the customer agreed to the brand's privacy notice "
+            "shown at the till (required to register: 422 CONSENT_REQUIRED otherwise)"
+        },
+    )
 
     @ma.validates_schema
     def _one_way(self, data: dict, **_: Any) -> None:
@@ -43,8 +50,18 @@ class IdentifiedSchema(ma.Schema):
     phone_masked = ma.fields.String(allow_none=True)
     points_balance = ma.fields.Integer()
     tier = ma.fields.Nested(MemberTierViewSchema, allow_none=True)
-    coupons = ma.fields.List(ma.fields.Dict())
+    coupons = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={"description": "usable coupons; their codes only when identified by member_code"},
+    )
     registered = ma.fields.Boolean(metadata={"description": "true if enrolled by this call"})
+    presence_token = ma.fields.String(
+        metadata={
+            "description": "only when identified by member_code: proves the member is at this "
+            "till; POST /pos/v1/redemptions needs it (valid 10 minutes, this terminal only)"
+        }
+    )
+    presence_expires_at = ma.fields.AwareDateTime()
 
 
 class EventsInSchema(ma.Schema):
@@ -78,17 +95,31 @@ class EventsOutSchema(ma.Schema):
 
 class RedemptionInSchema(ma.Schema):
     sale_id = ma.fields.String(required=True, validate=EVENT_ID)
-    member_id = ma.fields.Integer(required=True, strict=True)
+    presence_token = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(1, 512),
+        metadata={
+            "description": "from identify by member_code; without a valid one: 403 "
+            "PRESENCE_REQUIRED"
+        },
+    )
+    member_id = ma.fields.Integer(
+        load_default=None,
+        strict=True,
+        metadata={"description": "optional; if given it must be the presence_token's member"},
+    )
     coupons = ma.fields.List(
         ma.fields.String(validate=ma.validate.Length(1, 64)),
         load_default=list,
         validate=ma.validate.Length(max=20),
     )
-    points = ma.fields.Integer(load_default=0, strict=True, validate=ma.validate.Range(min=0))
+    points = ma.fields.Integer(
+        load_default=0, strict=True, validate=ma.validate.Range(min=0, max=MAX_POINTS)
+    )
     total_fen = ma.fields.Integer(
         load_default=None,
         strict=True,
-        validate=ma.validate.Range(min=0),
+        validate=ma.validate.Range(min=0, max=MAX_FEN),
         metadata={
             "description": "order total; required with coupons (thresholds), caps the discount"
         },

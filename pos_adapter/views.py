@@ -6,9 +6,12 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app.common.throttle import Throttle, client_ip, credential_key, guard_failures
+from app.errors import ITEMWISE_TEXT_ENDPOINTS
 from app.pos import events as pos_events
 from app.pos import identify, redemptions
 from app.pos import terminals as pos_terminals
+from app.pos.presence import PresenceRequired, member_present
 from pos_adapter.auth import POS_SECURITY, signed_request
 from pos_adapter.docs import DESCRIPTION, register_docs
 from pos_adapter.schemas import (
@@ -26,7 +29,22 @@ from pos_adapter.vendors import ADAPTERS
 from pos_adapter.vendors.convert import tickets_to_events
 
 blp = Blueprint("pos", __name__, url_prefix="/pos/v1", description=DESCRIPTION)
+# Activation codes cannot be guessed in bulk: failed activations per IP and per code.
+ACTIVATIONS_PER_IP = Throttle(
+    "pos-activate-ip",
+    "10 per 10 minutes",
+    "ACTIVATION_RATE_LIMITED",
+    "too many failed activations from this address; try again later",
+)
+ACTIVATIONS_PER_CODE = Throttle(
+    "pos-activate-code",
+    "5 per 10 minutes",
+    "ACTIVATION_RATE_LIMITED",
+    "this activation code failed too often; try again later",
+)
 blp.record_once(register_docs)
+# A batch validates text event by event: one bad event is rejected, its neighbours apply.
+ITEMWISE_TEXT_ENDPOINTS.update({"pos.Events", "pos.VendorTickets"})
 
 
 @blp.route("/activate")
@@ -35,7 +53,11 @@ class Activate(MethodView):
     @blp.response(201, ActivatedSchema)
     def post(self, body: dict):
         """Activate a terminal with its single-use code; the secret is returned once"""
-        activation = pos_terminals.activate_terminal(body["activation_code"])
+        code = body["activation_code"]
+        activation = guard_failures(
+            [(ACTIVATIONS_PER_IP, client_ip()), (ACTIVATIONS_PER_CODE, credential_key(code))],
+            lambda: pos_terminals.activate_terminal(code),
+        )
         return {
             "terminal_id": activation.terminal_id,
             "store": activation.store,
@@ -57,6 +79,7 @@ class Identify(MethodView):
             phone=body.get("phone"),
             member_code=body.get("member_code"),
             register=body["register"],
+            consent=body["consent"],
         )
 
 
@@ -81,10 +104,13 @@ class Redemptions(MethodView):
     @blp.response(201, RedemptionSchema)
     def post(self, body: dict):
         """Hold points (and coupons) for a sale; the sale event with redemption_id captures them"""
+        member_id = member_present(g.till.terminal_id, body["presence_token"])
+        if body["member_id"] is not None and body["member_id"] != member_id:
+            raise PresenceRequired("member_id is not the member of the presence_token")
         return redemptions.create_redemption(
             g.till,
             sale_id=body["sale_id"],
-            member_id=body["member_id"],
+            member_id=member_id,
             points=body["points"],
             coupons=body["coupons"],
             total_fen=body["total_fen"],

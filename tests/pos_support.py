@@ -60,3 +60,13 @@ def refund(return_id: str, sale_id: str, refund_fen: int) -> dict[str, Any]:
 def statuses(response: Any) -> list[str]:
     assert response.status == 200, response.json
     return [r["status"] for r in response.json["results"]]
+
+
+def present(till: PosClient, member_id: int) -> str:
+    """The member shows their app's member code and this till scans it: a presence token."""
+    from app.members.codes import issue_member_code
+
+    code, _ = issue_member_code(member_id)
+    response = till.identify(member_code=code)
+    assert response.status == 200, response.json
+    return response.json["presence_token"]

@@ -68,7 +68,7 @@ def test_a_new_member_is_attributed_to_the_clerk_and_store_and_the_first_wins(cl
     assert_error(client.post("/mp/v1/attribution", json={"payload": lily}), 401, "AUTH_REQUIRED")
 
 
-def test_only_a_member_who_just_joined_or_bound_a_phone_is_attributed(client):
+def test_only_a_member_who_just_joined_is_attributed_binding_a_phone_is_not_joining(client):
     make_clerk("SH001", "lily")
     lily = payload_of(client, "lily")
     with frozen(T0):
@@ -77,7 +77,8 @@ def test_only_a_member_who_just_joined_or_bound_a_phone_is_attributed(client):
         assert attribute(client, old, lily).get_json()["status"] == "not_eligible"
         with unit_of_work():
             add_identity(get_member(old), "phone", "13812345678")
-        assert attribute(client, old, lily).get_json()["status"] == "attributed"
+        assert attribute(client, old, lily).get_json()["status"] == "not_eligible"
+        assert attribute(client, new_member(), lily).get_json()["status"] == "attributed"
 
 
 def test_a_disabled_clerks_code_attributes_nobody(client):

@@ -8,7 +8,7 @@ import pytest
 from app.coupons import services
 from app.stores.services import get_store_by_code
 from miniprogram_api.auth import issue_member_token
-from tests.pos_support import sale, signed_client, statuses
+from tests.pos_support import present, sale, signed_client, statuses
 from tests.test_coupons_state_machine import _clock, new_member  # noqa: F401
 from tests.test_foundation_http import assert_error
 
@@ -22,7 +22,9 @@ def redeem_at_till(
 ) -> int:
     """A signed till holds the coupon for a 40-yuan sale, then the sale event captures it."""
     till = signed_client(client, admin_headers, store_code)
-    held = till.hold(sale_id=sale_id, member_id=member_id, coupons=[code], total_fen=4000)
+    held = till.hold(
+        sale_id=sale_id, presence_token=present(till, member_id), coupons=[code], total_fen=4000
+    )
     assert held.status == 201, held.json
     discount = held.json["discount_fen"]
     result = till.send_events(
@@ -36,7 +38,7 @@ def redeem_at_till(
             )
         ]
     )
-    assert statuses(result) == ["accepted"]
+    assert statuses(result) == ["accepted"], result.json
     return discount
 
 

@@ -15,7 +15,7 @@ def test_production_with_everything_set_starts():
     config = Config.from_env(
         env={
             "HUIYUAN_ENV": "production",
-            "SECRET_KEY": "x" * 40,
+            "SECRET_KEY": "prod-secret-0123456789-abcdefghijklmnop",
             "DATABASE_URL": "postgresql+psycopg://u@db/huiyuan",
             "REDIS_URL": "redis://cache:6379/0",
         }

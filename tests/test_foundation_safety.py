@@ -24,7 +24,7 @@ def test_phones_are_masked():
     assert mask_phone("13812345678") == "138****5678"
     assert (
         mask_phones_in_text("call +8613812345678 or 13912345678.")
-        == "call 138****5678 or 139****5678."
+        == "call +86138****5678 or 139****5678."
     )
 
 

@@ -16,7 +16,7 @@ from app.stores.services import create_store
 
 PRODUCTION = {
     "HUIYUAN_ENV": "production",
-    "SECRET_KEY": "x" * 40,
+    "SECRET_KEY": "prod-secret-0123456789-abcdefghijklmnop",
     "DATABASE_URL": "postgresql+psycopg://db/huiyuan",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
 }

@@ -8,7 +8,7 @@ from app.members.services import create_member, find_by_phone
 from app.points.services import audit_differences, balance_of, post_entry
 from pos_adapter.client import PosClient
 from tests.conftest import requires_postgres
-from tests.pos_support import new_terminal, refund, sale, signed_client, statuses
+from tests.pos_support import new_terminal, present, refund, sale, signed_client, statuses
 
 
 def test_an_unknown_phone_is_not_found_unless_the_till_asks_to_register_it(
@@ -18,14 +18,14 @@ def test_an_unknown_phone_is_not_found_unless_the_till_asks_to_register_it(
     missing = till.identify(phone="13700000001")
     assert missing.status == 404 and missing.error_code == "MEMBER_NOT_FOUND"
     assert find_by_phone("13700000001") is None
-    enrolled = till.identify(phone="+8613700000001", register=True)
+    enrolled = till.identify(phone="+8613700000001", register=True, consent=True)
     assert enrolled.status == 200
     assert enrolled.json["registered"] is True
     assert enrolled.json["phone_masked"] == "137****0001"
     assert enrolled.json["points_balance"] == 0 and enrolled.json["coupons"] == []
     member = find_by_phone("13700000001")
     assert member is not None and member.source == "pos"
-    again = till.identify(phone="13700000001", register=True).json
+    again = till.identify(phone="13700000001", register=True, consent=True).json
     assert again["member_id"] == member.id and again["registered"] is False
 
 
@@ -50,13 +50,15 @@ def test_a_till_activates_identifies_holds_sells_and_returns(client, admin_heade
     till = PosClient.for_flask(client)
     assert till.activate(created["activation_code"]).status == 201
 
-    member = till.identify(phone="13700000003", register=True).json
+    member = till.identify(phone="13700000003", register=True, consent=True).json
     member_id = member["member_id"]
     first = till.send_events([sale("T-1", 20000, member={"member_id": member_id})])
     assert statuses(first) == ["accepted"]
     assert till.identify(phone="13700000003").json["points_balance"] == 200
 
-    held = till.hold(sale_id="T-2", member_id=member_id, points=100, total_fen=5000).json
+    held = till.hold(
+        sale_id="T-2", presence_token=present(till, member_id), points=100, total_fen=5000
+    ).json
     assert held["discount_fen"] == 100
     second = sale("T-2", 4900, total_fen=5000, redemption_id=held["id"])
     assert statuses(till.send_events([second])) == ["accepted"]
@@ -95,7 +97,7 @@ def test_two_tills_enrolling_the_same_phone_at_once_make_one_member(
         own = PosClient.for_flask(
             app.test_client(), terminal_id=tills[index].terminal_id, secret=tills[index].secret
         )
-        response = own.identify(phone="13700000009", register=True)
+        response = own.identify(phone="13700000009", register=True, consent=True)
         return response.status, response.json["member_id"], response.json["registered"]
 
     results = _at_once(3, enrol)

@@ -20,7 +20,7 @@ from app.pos.jobs import expire_redemptions
 from app.pos.models import PosRedemption, PosSale
 from pos_adapter.client import PosClient
 from tests.conftest import requires_postgres
-from tests.pos_support import make_store, refund, sale, signed_client, statuses
+from tests.pos_support import make_store, present, refund, sale, signed_client, statuses
 
 
 def funded_member(points: int, phone: str = "13900000001") -> int:
@@ -37,7 +37,7 @@ def till(client, admin_headers, store) -> PosClient:
 
 def test_held_points_are_spent_at_once_and_the_sale_captures_them(till):
     buyer = funded_member(1000)
-    held = till.hold(sale_id="S1", member_id=buyer, points=300)
+    held = till.hold(sale_id="S1", presence_token=present(till, buyer), points=300)
     assert held.status == 201
     assert held.json["discount_fen"] == 300 and held.json["points"] == 300
     assert held.json["state"] == "held" and held.json["expires_at"]
@@ -54,7 +54,7 @@ def test_held_points_are_spent_at_once_and_the_sale_captures_them(till):
 
 def test_releasing_gives_the_points_back_once_and_the_sale_can_no_longer_use_them(till):
     buyer = funded_member(500)
-    held = till.hold(sale_id="S2", member_id=buyer, points=500).json
+    held = till.hold(sale_id="S2", presence_token=present(till, buyer), points=500).json
     assert balance_of(buyer) == 0
     assert till.release(held["id"]).json["state"] == "released"
     assert till.release(held["id"]).status == 200
@@ -66,22 +66,22 @@ def test_releasing_gives_the_points_back_once_and_the_sale_can_no_longer_use_the
 
 def test_repeating_a_hold_returns_it_and_a_different_one_for_the_same_sale_is_refused(till):
     buyer = funded_member(1000)
-    first = till.hold(sale_id="S3", member_id=buyer, points=200).json
-    again = till.hold(sale_id="S3", member_id=buyer, points=200).json
+    first = till.hold(sale_id="S3", presence_token=present(till, buyer), points=200).json
+    again = till.hold(sale_id="S3", presence_token=present(till, buyer), points=200).json
     assert again["id"] == first["id"] and balance_of(buyer) == 800
-    other = till.hold(sale_id="S3", member_id=buyer, points=100)
+    other = till.hold(sale_id="S3", presence_token=present(till, buyer), points=100)
     assert other.status == 409 and other.error_code == "REDEMPTION_EXISTS"
     till.release(first["id"])
-    assert till.hold(sale_id="S3", member_id=buyer, points=100).status == 201
+    assert till.hold(sale_id="S3", presence_token=present(till, buyer), points=100).status == 201
 
 
 def test_a_hold_beyond_the_balance_or_the_total_is_refused(till):
     buyer = funded_member(100)
-    short = till.hold(sale_id="S4", member_id=buyer, points=101)
+    short = till.hold(sale_id="S4", presence_token=present(till, buyer), points=101)
     assert short.status == 409 and short.error_code == "INSUFFICIENT_POINTS"
-    over = till.hold(sale_id="S4", member_id=buyer, points=100, total_fen=50)
+    over = till.hold(sale_id="S4", presence_token=present(till, buyer), points=100, total_fen=50)
     assert over.status == 409 and over.error_code == "DISCOUNT_EXCEEDS_TOTAL"
-    nothing = till.hold(sale_id="S4", member_id=buyer, points=0)
+    nothing = till.hold(sale_id="S4", presence_token=present(till, buyer), points=0)
     assert nothing.status == 422 and nothing.error_code == "NOTHING_TO_REDEEM"
     assert balance_of(buyer) == 100
 
@@ -113,18 +113,30 @@ def coupon_state(code: str) -> str:
     return db.session.scalars(select(Coupon.state).where(Coupon.code == code)).one()
 
 
-def test_identify_lists_the_coupons_usable_at_this_till(till):
+def test_identify_lists_the_coupons_usable_at_this_till_with_codes_only_by_member_code(till):
+    from app.members.codes import issue_member_code
+
     buyer = funded_member(0)
     code = issue_coupon(buyer)
-    body = till.identify(phone="13900000001").json
-    assert [c["code"] for c in body["coupons"]] == [code]
-    assert body["coupons"][0]["value_fen"] == 500
+    scanned = till.identify(member_code=issue_member_code(buyer)[0]).json
+    assert [c["code"] for c in scanned["coupons"]] == [code]
+    assert scanned["coupons"][0]["value_fen"] == 500
+    by_phone = till.identify(phone="13900000001").json
+    assert by_phone["coupons"][0]["value_fen"] == 500
+    assert "code" not in by_phone["coupons"][0]
+    assert code not in str(by_phone)
 
 
 def test_a_coupon_and_points_are_held_together_and_the_sale_redeems_both(till):
     buyer = funded_member(300)
     code = issue_coupon(buyer)
-    held = till.hold(sale_id="S5", member_id=buyer, points=200, coupons=[code], total_fen=5000)
+    held = till.hold(
+        sale_id="S5",
+        presence_token=present(till, buyer),
+        points=200,
+        coupons=[code],
+        total_fen=5000,
+    )
     assert held.status == 201, held.json
     assert held.json["discount_fen"] == 500 + 200
     assert coupon_state(code) == "held" and balance_of(buyer) == 100
@@ -147,7 +159,9 @@ def test_a_coupon_and_points_are_held_together_and_the_sale_redeems_both(till):
 def test_a_released_redemption_gives_the_coupon_back(till):
     buyer = funded_member(0)
     code = issue_coupon(buyer)
-    held = till.hold(sale_id="S6", member_id=buyer, coupons=[code], total_fen=5000)
+    held = till.hold(
+        sale_id="S6", presence_token=present(till, buyer), coupons=[code], total_fen=5000
+    )
     assert till.release(held.json["id"]).status in (200, 204)
     assert coupon_state(code) == "available"
 
@@ -155,21 +169,29 @@ def test_a_released_redemption_gives_the_coupon_back(till):
 def test_a_coupon_that_cannot_be_used_is_refused_with_its_reason_and_nothing_is_held(till):
     buyer = funded_member(300)
     code = issue_coupon(buyer, threshold_fen=10000)
-    response = till.hold(sale_id="S7", member_id=buyer, points=100, coupons=[code], total_fen=5000)
+    response = till.hold(
+        sale_id="S7",
+        presence_token=present(till, buyer),
+        points=100,
+        coupons=[code],
+        total_fen=5000,
+    )
     assert response.status == 409 or response.status == 422
     assert response.error_code == "COUPON_BELOW_THRESHOLD"
     assert coupon_state(code) == "available" and balance_of(buyer) == 300
     assert db.session.scalars(select(PosRedemption)).first() is None
     other = funded_member(0, phone="13900000002")
     theirs = issue_coupon(other, key="c2")
-    refused = till.hold(sale_id="S8", member_id=buyer, coupons=[theirs], total_fen=5000)
+    refused = till.hold(
+        sale_id="S8", presence_token=present(till, buyer), coupons=[theirs], total_fen=5000
+    )
     assert refused.error_code == "COUPON_NOT_YOURS"
 
 
 def test_uncaptured_holds_expire_after_30_minutes(app, till):
     buyer = funded_member(400)
     with frozen(datetime(2026, 11, 20, 2, 0, tzinfo=UTC)):
-        held = till.hold(sale_id="S6", member_id=buyer, points=400).json
+        held = till.hold(sale_id="S6", presence_token=present(till, buyer), points=400).json
         advance(timedelta(minutes=29))
         assert expire_redemptions() == {"expired": 0}
         advance(timedelta(minutes=1))
@@ -185,7 +207,7 @@ def test_uncaptured_holds_expire_after_30_minutes(app, till):
 def test_a_hold_past_its_expiry_cannot_be_captured_even_before_the_job_runs(till):
     buyer = funded_member(400)
     with frozen(datetime(2026, 11, 20, 2, 0, tzinfo=UTC)):
-        held = till.hold(sale_id="S7", member_id=buyer, points=100).json
+        held = till.hold(sale_id="S7", presence_token=present(till, buyer), points=100).json
         advance(timedelta(minutes=31))
         response = till.send_events([sale("S7", 1000, redemption_id=held["id"])])
     assert response.json["results"][0]["error"]["code"] == "REDEMPTION_EXPIRED"
@@ -198,7 +220,7 @@ def test_another_stores_terminal_can_neither_release_nor_capture_a_hold(
     make_store(client, admin_headers, "BJ001")
     beijing = signed_client(client, admin_headers, "BJ001")
     buyer = funded_member(300)
-    held = till.hold(sale_id="S8", member_id=buyer, points=300).json
+    held = till.hold(sale_id="S8", presence_token=present(till, buyer), points=300).json
     refused = beijing.release(held["id"])
     assert refused.status == 404 and refused.error_code == "REDEMPTION_NOT_FOUND"
     response = beijing.send_events([sale("S8", 1000, redemption_id=held["id"])])
@@ -210,7 +232,7 @@ def test_another_stores_terminal_can_neither_release_nor_capture_a_hold(
 def test_a_sale_naming_another_member_cannot_capture_the_hold(till):
     buyer = funded_member(300)
     stranger = funded_member(0, "13900000002")
-    held = till.hold(sale_id="S9", member_id=buyer, points=300).json
+    held = till.hold(sale_id="S9", presence_token=present(till, buyer), points=300).json
     event = sale("S9", 1000, redemption_id=held["id"], member={"member_id": stranger})
     result = till.send_events([event]).json["results"][0]
     assert result["error"]["code"] == "REDEMPTION_MEMBER_MISMATCH"
@@ -218,7 +240,7 @@ def test_a_sale_naming_another_member_cannot_capture_the_hold(till):
 
 def test_returns_give_back_redeemed_points_in_proportion_to_the_refunded_money(till):
     buyer = funded_member(1000)
-    held = till.hold(sale_id="S10", member_id=buyer, points=500).json
+    held = till.hold(sale_id="S10", presence_token=present(till, buyer), points=500).json
     till.send_events([sale("S10", 2500, total_fen=3000, redemption_id=held["id"])])
     assert balance_of(buyer) == 500 + 25
     half = till.send_events([refund("R1", "S10", 1250)]).json["results"][0]
@@ -268,13 +290,14 @@ def test_two_tills_racing_for_the_last_points_have_exactly_one_winner(
 ):
     buyer = funded_member(500)
     tills = [signed_client(client, admin_headers, "SH001") for _ in range(4)]
+    tokens = [present(till, buyer) for till in tills]  # the member scans at each till
     results: list[tuple[int, str | None]] = []
 
     def race(index: int) -> None:
         own = PosClient.for_flask(
             app.test_client(), terminal_id=tills[index].terminal_id, secret=tills[index].secret
         )
-        response = own.hold(sale_id=f"RACE-{index}", member_id=buyer, points=500)
+        response = own.hold(sale_id=f"RACE-{index}", presence_token=tokens[index], points=500)
         results.append((response.status, response.error_code))
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(4)]

@@ -1,4 +1,7 @@
-"""Admin authentication: ``Authorization: Bearer <token>`` against stored token hashes."""
+"""Admin authentication: ``Authorization: Bearer <token>`` against stored token hashes.
+
+Failed tokens are throttled per IP address and per presented token: 429 ``AUTH_RATE_LIMITED``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from flask import g, request
 from sqlalchemy import select
 
 from app.admin.models import AdminToken
+from app.common.clock import utcnow
 from app.common.crypto import hash_token, new_token
-from app.errors import Unauthorized
+from app.common.throttle import Throttle, client_ip, credential_key, guard_failures
+from app.errors import NotFound, Unauthorized
 from app.extensions import db
 
 ADMIN_SECURITY = [{"adminToken": []}]
@@ -33,6 +38,21 @@ def create_admin_token(name: str) -> str:
     return token
 
 
+def list_admin_tokens() -> list[AdminToken]:
+    return list(db.session.scalars(select(AdminToken).order_by(AdminToken.id)))
+
+
+def revoke_admin_token(token_id: int) -> AdminToken:
+    """Revoke a token by id (idempotent: a revoked token keeps its first revocation time)."""
+    token = db.session.get(AdminToken, token_id)
+    if token is None:
+        raise NotFound(f"no admin token with id {token_id}", code="TOKEN_NOT_FOUND")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    db.session.commit()
+    return token
+
+
 def authenticate_admin(token: str | None) -> AdminToken:
     if not token:
         raise Unauthorized("admin bearer token required", code="AUTH_REQUIRED")
@@ -46,10 +66,32 @@ def authenticate_admin(token: str | None) -> AdminToken:
     return found
 
 
+# Failed admin tokens are throttled per IP address and per presented token (Flask-Limiter).
+FAILED_TOKENS_PER_IP = Throttle(
+    "admin-token-ip",
+    "20 per 10 minutes",
+    "AUTH_RATE_LIMITED",
+    "too many failed admin tokens from this address; try again later",
+)
+FAILED_TOKENS_PER_TOKEN = Throttle(
+    "admin-token",
+    "5 per 10 minutes",
+    "AUTH_RATE_LIMITED",
+    "this admin token failed too often; try again later",
+)
+
+
+def authenticate_admin_throttled(token: str | None) -> AdminToken:
+    guards = [(FAILED_TOKENS_PER_IP, client_ip())]
+    if token:
+        guards.append((FAILED_TOKENS_PER_TOKEN, credential_key(token)))
+    return guard_failures(guards, lambda: authenticate_admin(token))
+
+
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        admin = authenticate_admin(bearer_token())
+        admin = authenticate_admin_throttled(bearer_token())
         g.admin_name = admin.name
         return view(*args, **kwargs)
 

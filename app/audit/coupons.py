@@ -148,7 +148,13 @@ def _owned_by_merged() -> list[Difference]:
     rows = db.session.execute(
         select(Coupon.id, Coupon.owner_id)
         .join(Member, Member.id == Coupon.owner_id)
-        .where(Member.status != "active")
+        .where(
+            or_(
+                Member.status == "merged",
+                # an erased member keeps only settled coupons (used, expired, voided)
+                and_(Member.status == "erased", Coupon.state.in_(("available", "gifting", "held"))),
+            )
+        )
     ).all()
     return [
         _d("coupon_owned_by_merged_member", cid, f"owner {owner} is merged away")

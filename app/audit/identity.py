@@ -74,9 +74,9 @@ def _merge_status() -> list[Difference]:
     rows = db.session.execute(
         select(Member.id, Member.status, Member.merged_into_id).where(
             or_(
-                Member.status.not_in(("active", "merged")),
+                Member.status.not_in(("active", "merged", "erased")),
                 and_(Member.status == "merged", Member.merged_into_id.is_(None)),
-                and_(Member.status == "active", Member.merged_into_id.is_not(None)),
+                and_(Member.status.in_(("active", "erased")), Member.merged_into_id.is_not(None)),
             )
         )
     ).all()
@@ -87,7 +87,8 @@ def _merge_status() -> list[Difference]:
 
 
 def _merge_chains() -> list[Difference]:
-    """Every ``merged_into`` chain reaches an active member within the resolver's hop limit."""
+    """Every ``merged_into`` chain reaches a live member (active, or erased with its whole
+    family) within the resolver's hop limit."""
     links = dict(
         db.session.execute(
             select(Member.id, Member.merged_into_id).where(Member.merged_into_id.is_not(None))
@@ -104,7 +105,7 @@ def _merge_chains() -> list[Difference]:
             current, hops = links[current], hops + 1
         if current in links:
             found.append(_d("merge_chain_too_long", start, f"no end after {hops} hops"))
-        elif statuses.get(current) != "active":
+        elif statuses.get(current) not in ("active", "erased"):
             end = f"ends at member {current} ({statuses.get(current)})"
             found.append(_d("merge_chain_dead_end", start, end))
     return found

@@ -1,9 +1,15 @@
 """New-member attribution: each clerk's signed QR payload, and who brought whom in.
 
 The payload is short enough for a WeChat mini-program code's ``scene`` (at most 32
-characters): ``<clerk id, base 36>.<16 characters of HMAC-SHA256>``. A member who joined or
-bound a phone within ``ATTRIBUTION_WINDOW`` and presents it is attributed to that clerk and the
-clerk's store. The first attribution wins; later ones change nothing.
+characters): ``<clerk id, base 36>.<16 characters of HMAC-SHA256>``. A member who joined
+within ``ATTRIBUTION_WINDOW`` before presenting it is attributed to that clerk and the clerk's
+store. The first attribution wins; later ones change nothing.
+
+Joining is the person's, not an account's: a member's join time is the earliest creation of
+it and of every member merged into it. Binding a phone is not joining. So a fresh WeChat login
+that presents the QR and then binds an old member's phone (merging into that older member)
+does not count: the merge re-evaluates the attribution (:func:`on_member_merge`, a merge step)
+and drops it when the surviving person joined before the window.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from app.common.clock import utcnow
 from app.db import unit_of_work
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.members.models import Member, MemberIdentity
-from app.members.services import resolve_member
+from app.members.models import Member
+from app.members.services import merged_family, resolve_member
 from app.stores.models import Clerk, Store
 
 ATTRIBUTION_WINDOW = timedelta(hours=24)
@@ -73,14 +79,26 @@ class AttributionResult:
     attribution: MemberAttribution | None
 
 
-def _recently_joined(member: Member, now: datetime) -> bool:
-    phone_bound = db.session.scalar(
-        select(func.max(MemberIdentity.created_at)).where(
-            MemberIdentity.member_id == member.id, MemberIdentity.kind == "phone"
-        )
+def joined_at(member_id: int) -> datetime:
+    """When the person behind a live member joined: the earliest of its merged family."""
+    return db.session.scalar(
+        select(func.min(Member.created_at)).where(Member.id.in_(merged_family(member_id)))
     )
-    latest = max(t for t in (member.created_at, phone_bound) if t is not None)
-    return now - latest <= ATTRIBUTION_WINDOW
+
+
+def _recently_joined(member: Member, now: datetime) -> bool:
+    return now - joined_at(member.id) <= ATTRIBUTION_WINDOW
+
+
+def on_member_merge(absorbed_id: int, survivor_id: int) -> None:
+    """Merge step (after the clerks' step moved the attribution to the survivor): the
+    attribution stands only if the surviving person joined within the window before it."""
+    attribution = db.session.get(MemberAttribution, survivor_id)
+    if attribution is None:
+        return
+    if attribution.attributed_at - joined_at(survivor_id) > ATTRIBUTION_WINDOW:
+        db.session.delete(attribution)
+        db.session.flush()
 
 
 def attribute_member(member_id: int, payload: str) -> AttributionResult:

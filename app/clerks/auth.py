@@ -1,7 +1,8 @@
 """Clerk login (rate limited, with lockout), short-lived revocable tokens, logout.
 
-- Rate limit: ``LOGIN_ATTEMPTS`` attempts per username and IP address per
-  ``LOGIN_WINDOW_SECONDS``, counted in Redis; more answer 429 ``LOGIN_RATE_LIMITED``.
+- Throttles (Flask-Limiter, counted in Redis): ``LOGIN_ATTEMPTS`` failed logins per username
+  (from any address) and ``LOGIN_FAILURES_PER_IP`` per IP address (across usernames: password
+  spraying) per ``LOGIN_WINDOW_SECONDS``; more answer 429 ``LOGIN_RATE_LIMITED``.
 - Lockout: ``LOCKOUT_AFTER`` failed passwords in a row lock the account for
   ``LOCKOUT_DURATION``; while locked every attempt answers 403 ``ACCOUNT_LOCKED`` without
   the password being checked.
@@ -23,9 +24,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.admin.auth import bearer_token
 from app.clerks.models import ClerkSession
-from app.clerks.ratelimit import count_or_refuse, reset
 from app.common.clock import utcnow
 from app.common.crypto import hash_token, new_token
+from app.common.throttle import Throttle, credential_key, guard_failures
 from app.db import unit_of_work
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.extensions import db
@@ -35,6 +36,7 @@ CLERK_SECURITY = [{"clerkToken": []}]
 TOKEN_TTL = timedelta(hours=8)  # one shift
 LOGIN_ATTEMPTS = 10
 LOGIN_WINDOW_SECONDS = 600
+LOGIN_FAILURES_PER_IP = 20
 LOCKOUT_AFTER = 5
 LOCKOUT_DURATION = timedelta(minutes=15)
 
@@ -64,18 +66,32 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH[0]
 
 
-def _attempts_key(username: str, ip: str) -> str:
-    return f"clerk-login:{username.lower()}:{ip}"
+_PER_USERNAME = Throttle(
+    "clerk-login-username",
+    f"{LOGIN_ATTEMPTS} per {LOGIN_WINDOW_SECONDS} seconds",
+    "LOGIN_RATE_LIMITED",
+    "too many login attempts; try again later",
+)
+_PER_IP = Throttle(
+    "clerk-login-ip",
+    f"{LOGIN_FAILURES_PER_IP} per {LOGIN_WINDOW_SECONDS} seconds",
+    "LOGIN_RATE_LIMITED",
+    "too many failed logins from this address; try again later",
+)
 
 
 def login(username: str, password: str, ip: str) -> LoginResult:
-    count_or_refuse(
-        _attempts_key(username, ip),
-        limit=LOGIN_ATTEMPTS,
-        window_seconds=LOGIN_WINDOW_SECONDS,
-        code="LOGIN_RATE_LIMITED",
-        message="too many login attempts; try again later",
+    """Throttled: failed attempts count per username and per IP address."""
+    user_key = credential_key(username.lower())
+    result = guard_failures(
+        [(_PER_USERNAME, user_key), (_PER_IP, ip or "unknown")],
+        lambda: _login(username, password),
     )
+    _PER_USERNAME.reset(user_key)
+    return result
+
+
+def _login(username: str, password: str) -> LoginResult:
     now = utcnow()
     refusal: Exception | None = None
     with unit_of_work():
@@ -114,7 +130,6 @@ def login(username: str, password: str, ip: str) -> LoginResult:
             result = LoginResult(token, expires_at, clerk, clerk.store)
     if refusal is not None:
         raise refusal
-    reset(_attempts_key(username, ip))
     return result
 
 

@@ -12,16 +12,16 @@ from sqlalchemy import func, select
 
 from app.clerks.auth import ClerkContext
 from app.clerks.models import ClerkAccessGrant, ClerkAccessLog, ClerkNote
-from app.clerks.ratelimit import count_or_refuse
 from app.common.clock import utcnow
 from app.common.phone import mask_phone, mask_phones_in_text
+from app.common.throttle import Throttle
 from app.coupons.queries import coupons_for_till
 from app.db import unit_of_work, with_retry
 from app.errors import NotFound
 from app.extensions import db
 from app.members.codes import resolve_member_code
 from app.members.models import Member
-from app.members.services import find_by_phone, resolve_member
+from app.members.services import find_by_phone, merged_family, resolve_member
 from app.points.models import Purchase
 from app.points.services import balance_of
 from app.stores.models import Clerk, Store
@@ -33,6 +33,15 @@ LOOKUPS_PER_HOUR = 120  # per clerk: a counter serves customers, it does not enu
 RECENT_PURCHASE_DAYS = 90
 NOTES_SHOWN = 20
 NOTE_MAX_LENGTH = 500
+
+
+def _lookups() -> Throttle:
+    return Throttle(
+        "clerk-lookups",
+        f"{LOOKUPS_PER_HOUR} per hour",
+        "LOOKUP_RATE_LIMITED",
+        "too many lookups; try again later",
+    )
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -68,13 +77,7 @@ def lookup_member(
     ctx: ClerkContext, *, phone: str | None = None, member_code: str | None = None
 ) -> dict[str, Any]:
     """Find the customer at the counter and grant this clerk access for ``GRANT_TTL``."""
-    count_or_refuse(
-        f"clerk-lookups:{ctx.clerk_id}",
-        limit=LOOKUPS_PER_HOUR,
-        window_seconds=3600,
-        code="LOOKUP_RATE_LIMITED",
-        message="too many lookups; try again later",
-    )
+    _lookups().check_and_hit(str(ctx.clerk_id))
     if phone is not None:
         member, via = find_by_phone(phone), "phone"
     else:
@@ -83,7 +86,7 @@ def lookup_member(
         except NotFound:  # unknown or expired: MEMBER_CODE_INVALID tells the clerk to rescan
             _refuse(ctx, "lookup", None, "not_found")
             raise
-    if member is None:
+    if member is None or member.status == "erased":
         raise _refuse(ctx, "lookup", None, "not_found")
     now = utcnow()
     with unit_of_work():
@@ -162,15 +165,7 @@ def add_note(ctx: ClerkContext, member_id: int, text: str) -> ClerkNote:
 
 
 # --- the clerk's view of a member --------------------------------------------------------------
-def merged_ids(member_id: int) -> list[int]:
-    """The member and every member merged into it (directly or through others)."""
-    found, frontier = [member_id], [member_id]
-    while frontier:
-        frontier = list(
-            db.session.scalars(select(Member.id).where(Member.merged_into_id.in_(frontier)))
-        )
-        found.extend(frontier)
-    return found
+merged_ids = merged_family
 
 
 def member_view(ctx: ClerkContext, member_id: int) -> dict[str, Any]:
@@ -227,7 +222,15 @@ def _recent_notes(member_id: int) -> list[dict[str, Any]]:
         .order_by(ClerkNote.id.desc())
         .limit(NOTES_SHOWN)
     ).all()
+    # Masked again on the way out: notes written before masking found every spelling of a
+    # phone are shown masked too, in every store.
     return [
-        {"id": n.id, "text": n.text, "clerk_name": name, "store": code, "created_at": n.created_at}
+        {
+            "id": n.id,
+            "text": mask_phones_in_text(n.text),
+            "clerk_name": mask_phones_in_text(name),
+            "store": code,
+            "created_at": n.created_at,
+        }
         for n, name, code in rows
     ]

@@ -17,6 +17,7 @@ from app.common.phone import mask_phone, normalize_phone
 from app.db import is_retryable, unit_of_work
 from app.errors import Conflict
 from app.extensions import db
+from app.members.consent import record_consent
 from app.members.merge import lock_members, merge_members
 from app.members.models import Member
 from app.members.services import add_identity, find_by_identity, resolve_member
@@ -66,6 +67,7 @@ def _bind_once(member_id: int, phone: str, channel: str) -> BindResult:
         raise _StateChanged
     if me.phone and me.phone != phone:  # bound meanwhile by a racing request
         raise Conflict("this member already has another phone", code="PHONE_ALREADY_BOUND")
+    record_consent(me.id, channel)  # the person agreed in the mini-program before binding
     if holder is None:
         _give_phone(me, phone)
         log.info("member %s bound phone %s", me.id, mask_phone(phone))

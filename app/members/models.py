@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.common.clock import utcnow
@@ -28,7 +37,7 @@ class Member(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     name: Mapped[str | None] = mapped_column(String(100))
     birthday: Mapped[date | None] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | merged
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|merged|erased
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     source: Mapped[str] = mapped_column(String(32))  # how the person first arrived
     join_store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
@@ -70,3 +79,44 @@ class MemberMerge(db.Model):
     reason: Mapped[str] = mapped_column(String(64))  # e.g. phone_binding:wechat
     moved: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+CONSENT_CHANNELS = ("pos", "wechat", "alipay", "import", "admin", "payment")
+
+
+class MemberConsent(db.Model):
+    """The member agreed to the brand's privacy policy (which version, when, through what) —
+    recorded before their phone is stored. Kept after an erasure, without the phone."""
+
+    __tablename__ = "member_consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    policy_version: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # pos | wechat | alipay | import | …
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberErasure(db.Model):
+    """The fact that a member's personal data was erased: who asked, when, what was forfeited."""
+
+    __tablename__ = "member_erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), unique=True)
+    requested_by: Mapped[str] = mapped_column(String(16))  # member | admin
+    actor: Mapped[str | None] = mapped_column(String(64))  # the admin token's name
+    points_forfeited: Mapped[int] = mapped_column(BigInteger, default=0)
+    coupons_voided: Mapped[int] = mapped_column(Integer, default=0)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberTokenRevocation(db.Model):
+    """A member token that stopped working (logout), kept until it would have expired anyway."""
+
+    __tablename__ = "member_token_revocations"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import marshmallow as ma
 
 from app.members.models import IDENTITY_KINDS
@@ -20,7 +22,7 @@ class MemberSchema(ma.Schema):
     phone = ma.fields.String(allow_none=True)
     name = ma.fields.String(allow_none=True)
     birthday = ma.fields.Date(allow_none=True)
-    status = ma.fields.String(metadata={"description": "active | merged"})
+    status = ma.fields.String(metadata={"description": "active | merged | erased"})
     source = ma.fields.String()
     identities = ma.fields.List(ma.fields.Nested(IdentitySchema))
     points_balance = ma.fields.Function(lambda m: balance_of(m.id))
@@ -33,6 +35,15 @@ class MemberSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime()
 
 
+class ErasureSchema(ma.Schema):
+    member_id = ma.fields.Integer()
+    requested_by = ma.fields.String(metadata={"description": "member | admin"})
+    actor = ma.fields.String(allow_none=True)
+    points_forfeited = ma.fields.Integer()
+    coupons_voided = ma.fields.Integer()
+    erased_at = ma.fields.AwareDateTime()
+
+
 class MemberListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(MemberSchema))
 
@@ -40,7 +51,10 @@ class MemberListSchema(ma.Schema):
 class MemberImportSchema(ma.Schema):
     phone = ma.fields.String(required=True, metadata={"example": "13812345678"})
     name = ma.fields.String(load_default=None, validate=ma.validate.Length(max=100))
-    birthday = ma.fields.Date(load_default=None)
+    birthday = ma.fields.Date(
+        load_default=None,
+        validate=ma.validate.Range(min=date(1900, 1, 1), max=date(2099, 12, 31)),
+    )
     points = ma.fields.Integer(
         load_default=None,
         validate=ma.validate.Range(-10_000_000, 10_000_000),

@@ -14,6 +14,7 @@ from app.common.phone import normalize_phone
 from app.db import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
+from app.members.consent import channel_for_source, record_consent
 from app.members.models import IDENTITY_KINDS, Member, MemberIdentity
 from app.points.services import open_account, post_entry
 
@@ -35,6 +36,17 @@ def resolve_member(member_id: int) -> Member:
             return member
         member = get_member(member.merged_into_id)
     raise RuntimeError(f"merge chain from member {member_id} is too long")
+
+
+def merged_family(member_id: int) -> list[int]:
+    """The member and every member merged into it (directly or through others)."""
+    found, frontier = [member_id], [member_id]
+    while frontier:
+        frontier = list(
+            db.session.scalars(select(Member.id).where(Member.merged_into_id.in_(frontier)))
+        )
+        found.extend(frontier)
+    return found
 
 
 def lock_live_member(member_id: int) -> Member:
@@ -136,6 +148,7 @@ def create_member(
     birthday: date | None = None,
     store_id: int | None = None,
     welcome: bool = True,
+    consent_channel: str | None = None,
 ) -> Member:
     """A new member with its points account and identities ``[(kind, app, external_id)]``.
 
@@ -143,10 +156,13 @@ def create_member(
     on the identities' unique constraint (``IntegrityError``): the caller retries and finds it.
     A person who joins (``welcome``; not a member imported from another system) fires
     ``MEMBERS_JOINED``: the welcome coupon and message, stats and attribution listen there.
+
+    With a phone, the member's consent (channel ``consent_channel``, by default the one
+    ``source`` implies) is recorded first, then the phone is stored.
     """
     normalized = normalize_phone(phone) if phone is not None else None
     member = Member(
-        phone=normalized,
+        phone=None,
         name=name,
         birthday=birthday,
         source=source,
@@ -155,6 +171,9 @@ def create_member(
     )
     db.session.add(member)
     db.session.flush()
+    if normalized:
+        record_consent(member.id, consent_channel or channel_for_source(source))
+        member.phone = normalized
     open_account(member.id)
     wanted = list(identities or [])
     if normalized:

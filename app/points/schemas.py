@@ -4,6 +4,8 @@ import marshmallow as ma
 
 from app.common.pagination import PageQuerySchema
 
+MAX_ADJUSTMENT = 10_000_000
+
 
 class LedgerQuerySchema(PageQuerySchema):
     pass
@@ -62,7 +64,11 @@ class PointsSummarySchema(ma.Schema):
 
 class AdjustmentInSchema(ma.Schema):
     points = ma.fields.Integer(
-        required=True, strict=True, metadata={"description": "signed, non-zero"}
+        required=True,
+        strict=True,
+        # bounded, so that no number of adjustments can push a balance past its column
+        validate=ma.validate.Range(-MAX_ADJUSTMENT, MAX_ADJUSTMENT),
+        metadata={"description": f"signed, non-zero, at most {MAX_ADJUSTMENT:,} either way"},
     )
     reason = ma.fields.String(required=True, validate=ma.validate.Length(1, 255))
 

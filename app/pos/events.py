@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
+from flask import current_app
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.exc import DataError
 
 from app.common.clock import utcnow
 from app.db import transaction
-from app.errors import DomainError, NotFound
+from app.errors import DomainError, NotFound, bad_text_path
 from app.extensions import db
 from app.members.codes import resolve_member_code
 from app.members.models import Member
@@ -86,17 +87,68 @@ def _rejected(event_id: Any, code: str, message: str, details: dict | None = Non
     }
 
 
+_AMOUNTS = {"sale": ("total_fen", "paid_fen"), "return": ("refund_fen",)}
+
+
+def _event_id(raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return None
+    found = raw.get("sale_id") if raw.get("type") != "return" else raw.get("return_id")
+    found = found or raw.get("sale_id") or raw.get("return_id")
+    # an id that could not be stored or echoed (a NUL, a lone surrogate, not text) is not echoed
+    if isinstance(found, str) and bad_text_path(found) is None:
+        return found
+    return None
+
+
+def _too_large(raw: dict) -> list[str]:
+    """The amount fields (and line amounts) of an event above ``POS_MAX_SALE_FEN``."""
+    limit = int(current_app.config["POS_MAX_SALE_FEN"])
+
+    def big(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > limit
+
+    fields = [name for name in _AMOUNTS.get(raw.get("type"), ()) if big(raw.get(name))]
+    lines = raw.get("lines")
+    if isinstance(lines, list) and any(
+        isinstance(line, dict) and big(line.get("amount_fen")) for line in lines
+    ):
+        fields.append("lines.amount_fen")
+    return fields
+
+
 def _validate(raw: Any) -> tuple[dict | None, dict | None]:
-    """``(loaded event, None)`` or ``(None, rejection)``: no database work."""
+    """``(loaded event, None)`` or ``(None, rejection)``: no database work.
+
+    Before the schema: text that cannot be stored (a NUL, a lone surrogate) and amounts above
+    ``POS_MAX_SALE_FEN`` reject the event alone (``VALIDATION_ERROR``, ``AMOUNT_TOO_LARGE``).
+    """
+    event_id = _event_id(raw)
     if not isinstance(raw, dict) or raw.get("type") not in _SCHEMAS:
-        event_id = raw.get("sale_id") or raw.get("return_id") if isinstance(raw, dict) else None
         return None, _rejected(event_id, "UNKNOWN_EVENT_TYPE", 'type must be "sale" or "return"')
-    schema, id_field = _SCHEMAS[raw["type"]]
+    bad = bad_text_path(raw)
+    if bad is not None:
+        return None, _rejected(
+            event_id,
+            "VALIDATION_ERROR",
+            "event text contains a NUL character or a lone surrogate",
+            {bad: ["contains a NUL character or a lone surrogate"]},
+        )
+    too_large = _too_large(raw)
+    if too_large:
+        limit = int(current_app.config["POS_MAX_SALE_FEN"])
+        return None, _rejected(
+            event_id,
+            "AMOUNT_TOO_LARGE",
+            f"amounts above {limit} fen are not accepted from a till",
+            {name: [f"at most {limit}"] for name in too_large},
+        )
+    schema, _ = _SCHEMAS[raw["type"]]
     try:
         return schema.load(raw), None
     except ma.ValidationError as exc:
         details = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        return None, _rejected(raw.get(id_field), "VALIDATION_ERROR", "event is not valid", details)
+        return None, _rejected(event_id, "VALIDATION_ERROR", "event is not valid", details)
 
 
 def ingest_events(ctx: TillContext, events: list[Any]) -> list[dict[str, Any]]:
@@ -106,7 +158,10 @@ def ingest_events(ctx: TillContext, events: list[Any]) -> list[dict[str, Any]]:
     results: list[dict[str, Any] | None] = []
     todo: list[_Event] = []
     for raw in events:
-        data, rejection = _validate(raw)
+        try:
+            data, rejection = _validate(raw)
+        except RecursionError:  # nested beyond what the schema can walk: this event only
+            data, rejection = None, _rejected(None, "VALIDATION_ERROR", "event nested too deeply")
         results.append(rejection)
         if data is not None:
             todo.append(_Event(len(results) - 1, data, content_hash(data)))
@@ -385,6 +440,14 @@ def _members(ctx: TillContext, sales: list[_Event]) -> dict[int, int | None]:
         for (index, _), member_id in zip(enrolling, ids, strict=True):
             found[index] = member_id
     live = lock_members({m for m in found.values() if m is not None})
+    erased = set(
+        db.session.scalars(
+            select(Member.id).where(Member.id.in_(set(live.values())), Member.status == "erased")
+        )
+    )
+    for index, member_id in found.items():  # its personal data is gone: it earns nothing
+        if member_id is not None and live[member_id] in erased:
+            raise _Refused(index, NotFound("member not found", code="MEMBER_NOT_FOUND"))
     return {i: (live[m] if m is not None else None) for i, m in found.items()}
 
 

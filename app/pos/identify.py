@@ -6,14 +6,18 @@ from typing import Any
 
 from app.common.phone import mask_phone
 from app.db import transaction
-from app.errors import NotFound
+from app.errors import NotFound, ValidationFailed
 from app.members.codes import resolve_member_code
 from app.members.services import resolve_member
 from app.points.services import balance_of
 from app.pos import coupon_port
 from app.pos.context import TillContext
 from app.pos.members import member_for_phone
+from app.pos.presence import issue_presence_token
 from app.tiers.services import tier_view
+
+# What the till may show about a coupon when the member is not proven present: never its code.
+_WITHOUT_CODE = ("template_id", "name", "kind", "value_fen", "threshold_fen", "percent_off")
 
 
 def identify_member(
@@ -22,8 +26,22 @@ def identify_member(
     phone: str | None = None,
     member_code: str | None = None,
     register: bool = False,
+    consent: bool = False,
 ) -> dict[str, Any]:
-    """``{member_id, phone_masked, points_balance, coupons, registered}``."""
+    """``{member_id, phone_masked, points_balance, coupons, registered, presence_token?}``.
+
+    By member code (shown on the member's own phone): a ``presence_token`` and the coupon
+    codes, so the till may spend. By phone: points may be earned, nothing spent, no codes.
+    Registering an unknown phone needs ``consent`` (the customer agreed to the brand's
+    privacy notice at the till); it is recorded with channel ``pos``.
+    """
+    if phone is not None and register and not consent:
+        raise ValidationFailed(
+            "registering a phone needs the customer's consent: send consent: true once the "
+            "till has shown the brand's privacy notice",
+            code="CONSENT_REQUIRED",
+            details={"consent": ["must be true to register"]},
+        )
 
     def attempt() -> dict[str, Any]:
         if True:
@@ -41,14 +59,20 @@ def identify_member(
                         code="MEMBER_NOT_FOUND",
                     )
                 member = found
-            return {
+            coupons = coupon_port.coupons_for_till(member.id, ctx.store_id)
+            answer: dict[str, Any] = {
                 "member_id": member.id,
                 "phone_masked": mask_phone(member.phone),
                 "points_balance": balance_of(member.id),
                 "tier": tier_view(member.id),
-                "coupons": coupon_port.coupons_for_till(member.id, ctx.store_id),
                 "registered": registered,
             }
+            if member_code is not None:
+                token, expires_at = issue_presence_token(ctx.terminal_id, member.id)
+                answer.update(coupons=coupons, presence_token=token, presence_expires_at=expires_at)
+            else:
+                answer["coupons"] = [{k: c[k] for k in _WITHOUT_CODE} for c in coupons]
+            return answer
 
     # another till registering the same phone at the same moment: the runner runs it again
     return transaction(attempt)

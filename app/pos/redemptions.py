@@ -48,9 +48,20 @@ def create_redemption(
     coupons: list[str],
     total_fen: int | None = None,
 ) -> PosRedemption:
-    """Hold points and coupons for ``sale_id``; repeating the same request returns the hold."""
+    """Hold points and coupons for ``sale_id``; repeating the same request returns the hold.
+
+    ``member_id`` comes from a presence token (``app.pos.presence``): the caller has proven
+    that the member is at this till.
+    """
     if points <= 0 and not coupons:
         raise ValidationFailed("nothing to redeem", code="NOTHING_TO_REDEEM")
+    limit = int(current_app.config["POS_MAX_SALE_FEN"])
+    if total_fen is not None and total_fen > limit:
+        raise ValidationFailed(
+            f"amounts above {limit} fen are not accepted from a till",
+            code="AMOUNT_TOO_LARGE",
+            details={"total_fen": [f"at most {limit}"]},
+        )
     if coupons and total_fen is None:
         raise ValidationFailed(
             "total_fen is needed to check coupon thresholds",
@@ -148,6 +159,19 @@ def release_redemption(ctx: TillContext, redemption_id: str) -> PosRedemption:
             return red
 
     return with_retry(attempt)
+
+
+def release_held_for_members(member_ids: list[int]) -> int:
+    """Inside the caller's transaction: give back every open hold of these members (erasure)."""
+    held = db.session.scalars(
+        select(PosRedemption)
+        .where(PosRedemption.member_id.in_(member_ids), PosRedemption.state == "held")
+        .order_by(PosRedemption.id)
+        .with_for_update()
+    ).all()
+    for red in held:
+        _give_back(red, "released")
+    return len(held)
 
 
 def capture_for_sale(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -14,16 +15,42 @@ EVENT_ID = ma.validate.Regexp(
     r"^[A-Za-z0-9_.:/-]{1,64}$", error="1-64 letters, digits or _ . : / -"
 )
 MAX_LINES = 500
+MAX_FEN = 10**12  # no amount field takes more (POS_MAX_SALE_FEN, smaller, is checked per event)
+MAX_POINTS = 10**9
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class Moment(ma.fields.AwareDateTime):
+    """An ISO 8601 time with offset in [2000-01-01, 2100-01-01): dates such as 9999-12-31 would
+    overflow what expiries and time zones computed from them can represent."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            in_utc = moment.astimezone(UTC)
+        except OverflowError:
+            in_utc = None
+        if in_utc is None or not EARLIEST <= in_utc < LATEST:
+            raise ma.ValidationError("must be in the years 2000 to 2099")
+        return moment
 
 
 def _strict_int(minimum: int, **kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=minimum), **kwargs)
+    validators = [ma.validate.Range(min=minimum)]
+    if "validate" in kwargs:
+        validators.append(kwargs.pop("validate"))
+    return ma.fields.Integer(strict=True, validate=validators, **kwargs)
 
 
 class MemberRefSchema(ma.Schema):
     """Exactly one way to name the member."""
 
-    member_id = ma.fields.Integer(strict=True, metadata={"description": "from identify"})
+    member_id = ma.fields.Integer(
+        strict=True,
+        validate=ma.validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "from identify"},
+    )
     phone = ma.fields.String(metadata={"description": "13812345678 or +8613812345678"})
     member_code = ma.fields.String(metadata={"description": "HY + 20 digits, from the app"})
     wechat_openid = ma.fields.String(validate=ma.validate.Length(1, 128))
@@ -59,7 +86,7 @@ class LineSchema(ma.Schema):
 class SaleEventSchema(ma.Schema):
     type = ma.fields.String(required=True, validate=ma.validate.Equal("sale"))
     sale_id = ma.fields.String(required=True, validate=EVENT_ID)
-    occurred_at = ma.fields.AwareDateTime(required=True)
+    occurred_at = Moment(required=True)
     total_fen = _strict_int(0, required=True)
     paid_fen = _strict_int(0, required=True, metadata={"description": "money actually paid"})
     member = ma.fields.Nested(MemberRefSchema, allow_none=True, load_default=None)
@@ -80,7 +107,7 @@ class ReturnEventSchema(ma.Schema):
     type = ma.fields.String(required=True, validate=ma.validate.Equal("return"))
     return_id = ma.fields.String(required=True, validate=EVENT_ID)
     sale_id = ma.fields.String(required=True, validate=EVENT_ID)
-    occurred_at = ma.fields.AwareDateTime(required=True)
+    occurred_at = Moment(required=True)
     refund_fen = _strict_int(1, required=True)
     lines = ma.fields.List(
         ma.fields.Nested(LineSchema),

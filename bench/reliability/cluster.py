@@ -225,6 +225,7 @@ class Cluster:
             "SECRET_KEY": self.secret_key,
             "DATABASE_URL": database_url,
             "REDIS_URL": self.redis.url,
+            "API_DOCS_IN_PRODUCTION": "1",  # schemathesis reads /openapi.json
             **extra,
         }
 

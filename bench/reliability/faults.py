@@ -132,7 +132,7 @@ def redis_down(env: Env, batches: list, store: str) -> dict[str, Any]:
     half-done write; once it is back the same requests succeed and add up."""
     base, headers = env.server.base, admin_headers(env.token)
     till = new_till(base, env.token, store)
-    member = till.identify(phone="13700000001", register=True)
+    member = till.identify(phone="13700000001", register=True, consent=True)
     if member.status not in (200, 201):
         raise RuntimeError(f"identify failed: {member.status} {member.json}")
     member_id = member.json["member_id"]

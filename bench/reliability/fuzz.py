@@ -9,6 +9,7 @@ operation and check, with a reproducing curl command.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -26,6 +27,12 @@ from pos_adapter.client import PosClient
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 SKIP_PATHS = {"/docs", "/openapi.json"}
+# They end the credentials the rest of the run fuzzes with: exercised once, at the end.
+SKIP_OPERATIONS = {
+    "DELETE /mp/v1/me",
+    "POST /mp/v1/logout",
+    "POST /admin/v1/members/{member_id}/erase",
+}
 
 
 def tokens(env: Any) -> tuple[dict[str, dict[str, str]], PosClient]:
@@ -45,7 +52,7 @@ def tokens(env: Any) -> tuple[dict[str, dict[str, str]], PosClient]:
         timeout=30,
     )
     login.raise_for_status()
-    member = till.identify(phone="13600000001", register=True).json["member_id"]
+    member = till.identify(phone="13600000001", register=True, consent=True).json["member_id"]
     return {
         "/admin/": headers,
         "/clerk/": {"Authorization": f"Bearer {login.json()['token']}"},
@@ -94,13 +101,16 @@ def run(env: Any, *, quick: bool = False, examples: int | None = None) -> dict[s
         operation = result.ok()
         if operation.path in SKIP_PATHS:
             continue
-        operations += 1
         label = f"{operation.method.upper()} {operation.path}"
+        if label in SKIP_OPERATIONS:
+            continue
+        operations += 1
         headers = next((h for prefix, h in auth.items() if operation.path.startswith(prefix)), {})
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
             _fuzz_operation(operation, mode, base, headers, till, examples, failures, counts, label)
     problems = [f"{label}: {check}: {text}" for (label, check), text in sorted(failures.items())]
     problems += hostile_events(till)
+    problems += hostile_requests(base, till, auth)
     return {
         "operations": operations,
         "requests": sum(counts.values()),
@@ -150,6 +160,7 @@ def _fuzz_operation(operation, mode, base, headers, till, examples, failures, co
 
 HUGE = 8758562884741819392
 _SALE = {"type": "sale", "occurred_at": "2026-11-20T10:00:00+08:00", "total_fen": 100}
+_BIG = 9_000_000_000_000
 HOSTILE_EVENTS = [
     {**_SALE, "sale_id": "H1", "paid_fen": 100, "lines": [], "member": {"member_id": HUGE}},
     {**_SALE, "sale_id": "H\x00", "paid_fen": 100, "lines": []},
@@ -159,6 +170,36 @@ HOSTILE_EVENTS = [
     {"type": "sale"},
     [],
     None,
+    # issue 14: amounts past POS_MAX_SALE_FEN, a lone surrogate, year 9999, paid above total
+    {**_SALE, "sale_id": "H6", "total_fen": _BIG, "paid_fen": _BIG, "lines": []},
+    {
+        **_SALE,
+        "sale_id": "H7",
+        "paid_fen": 100,
+        "lines": [{"sku": "\ud800", "qty": 1, "amount_fen": 1}],
+    },
+    {
+        **_SALE,
+        "sale_id": "H8",
+        "paid_fen": 100,
+        "lines": [],
+        "occurred_at": "9999-12-31T23:59:59-12:00",
+    },
+    {**_SALE, "sale_id": "H9", "paid_fen": 101, "lines": []},
+    {
+        "type": "return",
+        "return_id": "H10",
+        "sale_id": "H9",
+        "refund_fen": _BIG,
+        "occurred_at": "2026-11-20T10:00:00+08:00",
+    },
+    {
+        **_SALE,
+        "sale_id": "H11",
+        "paid_fen": 100,
+        "lines": [],
+        "member": {"phone": "13８００００００１２\ud800"},
+    },
 ]
 
 
@@ -166,13 +207,79 @@ def hostile_events(till: PosClient) -> list[str]:
     """The event schema in /openapi.json is a list of objects, so schemathesis sends few real
     events: hostile ones, each beside a good sale, must be rejected one by one."""
     good = {**_SALE, "sale_id": "H-good", "paid_fen": 100, "lines": []}
-    response = till.send_events([*HOSTILE_EVENTS, good])
+    body = json.dumps({"events": [*HOSTILE_EVENTS, good]}).encode()  # "\ud800" stays escaped
+    response = till.send(
+        "POST", "/pos/v1/events", body, till.signed_headers("POST", "/pos/v1/events", "", body)
+    )
     if response.status != 200:
         return [f"POST /pos/v1/events with hostile events: {response.status} {response.json}"]
     found = [r["status"] for r in response.json["results"]]
     if found != ["rejected"] * len(HOSTILE_EVENTS) + ["accepted"]:
         return [f"POST /pos/v1/events with hostile events answered {found}"]
     return []
+
+
+def _error_shape(response: requests.Response, status: int, label: str) -> list[str]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != status or not isinstance(body, dict) or "error" not in body:
+        got = f"{response.status_code} {response.text[:120]!r}"
+        return [f"{label}: expected {status} in the error shape, got {got}"]
+    return []
+
+
+def hostile_requests(base: str, till: PosClient, auth: dict[str, dict[str, str]]) -> list[str]:
+    """Issue 14's hostile requests against the production server (gunicorn in front)."""
+    problems: list[str] = []
+    deep = "[" * 5000 + "]" * 5000
+    json_headers = {"Content-Type": "application/json"}
+    for path in ("/clerk/v1/login", "/pos/v1/activate"):
+        r = requests.post(f"{base}{path}", data=deep, headers=json_headers, timeout=30)
+        problems += _error_shape(r, 400, f"deep JSON on {path}")
+    r = requests.post(
+        f"{base}/clerk/v1/members/1/tags",
+        data='{"a": ' + deep + "}",
+        headers={**json_headers, **auth["/clerk/"]},
+        timeout=30,
+    )
+    if r.status_code >= 500:
+        problems.append(f"deep JSON on a clerk endpoint: {r.status_code}")
+    r = requests.post(
+        f"{base}/clerk/v1/login",
+        data='{"username": "\\ud800", "password": "x"}',
+        headers=json_headers,
+        timeout=30,
+    )
+    if r.status_code >= 500:
+        problems.append(f"lone surrogate on /clerk/v1/login: {r.status_code}")
+    body = b'{"events": []}'
+    headers = {
+        **till.signed_headers("POST", "/pos/v1/events", "", body),
+        "X-Timestamp": "\u00b2",
+    }
+    r = requests.post(
+        f"{base}/pos/v1/events", data=body, headers={**headers, **json_headers}, timeout=30
+    )
+    problems += _error_shape(r, 401, "X-Timestamp: \u00b2")
+    big = b"[" + b"1," * (3 * 1024 * 1024) + b"1]"  # 6 MiB, no credentials
+    r = requests.post(f"{base}/clerk/v1/login", data=big, headers=json_headers, timeout=60)
+    problems += _error_shape(r, 413, "a 6 MiB body")
+    r = requests.get(f"{base}/admin/v1/stores?q={'x' * 5000}", timeout=30)
+    problems += _error_shape(r, 414, "a 5 KB URL")
+    mp = auth["/mp/"]
+    if requests.post(f"{base}/mp/v1/logout", headers=mp, timeout=30).status_code != 204:
+        problems.append("POST /mp/v1/logout did not answer 204")
+    elif requests.get(f"{base}/mp/v1/me", headers=mp, timeout=30).status_code != 401:
+        problems.append("a logged-out member token still works")
+    member = till.identify(phone="13600000002", register=True, consent=True).json["member_id"]
+    r = requests.post(
+        f"{base}/admin/v1/members/{member}/erase", headers=auth["/admin/"], timeout=30
+    )
+    if r.status_code != 200:
+        problems.append(f"erasure answered {r.status_code}")
+    return problems
 
 
 def _platform_disabled(response: requests.Response) -> bool:

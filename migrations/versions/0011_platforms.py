@@ -1,7 +1,7 @@
 """member cards
 
 Revision ID: 0011_platforms
-Revises: 0012_tiers
+Revises: 0009_trust
 Create Date: 2026-11-23 18:46:18.631764
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_platforms'
-down_revision = '0012_tiers'
+down_revision = '0009_trust'
 branch_labels = None
 depends_on = None
 

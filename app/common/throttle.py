@@ -1,0 +1,90 @@
+"""Throttles: counters of attempts per IP address and per credential, kept by Flask-Limiter.
+
+The storage is Redis (``REDIS_URL``: shared by every worker) or, without it, process memory
+(development). A :class:`Throttle` is checked before the work (429 once its limit is reached)
+and hit when an attempt counts: every attempt, or only failed ones (a password sprayed across
+usernames fails everywhere; a clerk who logs in is not slowed down by colleagues on the same
+shop Wi-Fi). ``limit`` is Flask-Limiter's notation, e.g. ``"20 per 10 minutes"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import parse
+
+from app.errors import Forbidden, TooManyRequests, Unauthorized
+
+T = TypeVar("T")
+
+
+def init_throttles(app: Flask) -> None:
+    url = app.config.get("REDIS_URL")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", url or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "throttle")
+    app.config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
+    app.extensions["huiyuan_limiter"] = Limiter(get_remote_address, app=app)
+
+
+def limiter() -> Limiter:
+    return current_app.extensions["huiyuan_limiter"]
+
+
+def client_ip() -> str:
+    return get_remote_address() or "unknown"
+
+
+def credential_key(value: str) -> str:
+    """A credential is counted by its hash: the throttle store never holds one."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Throttle:
+    name: str
+    limit: str
+    code: str
+    message: str
+
+    def _item(self):
+        return parse(self.limit)
+
+    def check(self, key: str) -> None:
+        """429 ``code`` if ``key`` has used up its attempts in this window."""
+        strategy = limiter().limiter
+        item = self._item()
+        if not strategy.test(item, self.name, key):
+            reset_at = strategy.get_window_stats(item, self.name, key).reset_time
+            retry = max(int(reset_at - time.time()), 1)
+            raise TooManyRequests(
+                self.message, code=self.code, details={"retry_after_seconds": retry}
+            )
+
+    def hit(self, key: str) -> None:
+        limiter().limiter.hit(self._item(), self.name, key)
+
+    def check_and_hit(self, key: str) -> None:
+        self.check(key)
+        self.hit(key)
+
+    def reset(self, key: str) -> None:
+        limiter().limiter.clear(self._item(), self.name, key)
+
+
+def guard_failures(guards: list[tuple[Throttle, str]], work: Callable[[], T]) -> T:
+    """Run ``work`` unless a guard is exhausted (429); a refusal (401/403) counts on each."""
+    for throttle, key in guards:
+        throttle.check(key)
+    try:
+        return work()
+    except (Unauthorized, Forbidden):
+        for throttle, key in guards:
+            throttle.hit(key)
+        raise
