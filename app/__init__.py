@@ -71,6 +71,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.cards.views import blp as cards
     from app.clerks.admin_views import blp as admin_clerks
     from app.clerks.views import blp as clerk_api
     from app.coupons.views import blp as admin_coupons
@@ -87,6 +88,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.tiers.views import blp as admin_tiers
     from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
+    from miniprogram_api.cards import blp as mp_cards
     from miniprogram_api.coupons import blp as mp_coupons
     from miniprogram_api.points import blp as mp_points
     from miniprogram_api.preferences import blp as mp_preferences
@@ -111,6 +113,8 @@ def _register_blueprints(app: Flask) -> None:
         payments,
         mp_account,
         admin_audit,
+        mp_cards,
+        cards,
         admin_tiers,
     ]
     for blueprint in blueprints:
@@ -138,16 +142,23 @@ def _register_merge_steps() -> None:
 
 def register_hooks() -> None:
     """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
+    from app.cards.hooks import register_card_hooks
     from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
     from app.coupons.welcome import on_members_joined
     from app.outbox.channels import register_channel
     from app.outbox.services import on_purchases_applied
     from app.outbox.wechat_channel import WeChatSubscribeChannel
+    from app.platforms.unionid import PayerUnionidChannel
+    from app.platforms.unionid import on_purchases_applied as ask_payer_unionids
     from app.tiers.hooks import register_hooks as register_tier_hooks
 
     MEMBERS_JOINED.register(on_members_joined)
     PURCHASES_APPLIED.register(on_purchases_applied)
     register_channel(WeChatSubscribeChannel())
+    # platforms: unionid lookups after WeChat payments; member cards (open, sync, merge)
+    PURCHASES_APPLIED.register(ask_payer_unionids)
+    register_channel(PayerUnionidChannel())
+    register_card_hooks()
     register_tier_hooks()
 
 

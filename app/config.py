@@ -75,6 +75,19 @@ class Config:
     WECHAT_PAY_API_V3_KEY: str | None = None
     WECHAT_PAY_PUBLIC_KEY: str | None = None
     WECHAT_PAY_PUBLIC_KEY_ID: str | None = None
+    # platform certificates (certificate mode, or both during the move to the public key)
+    WECHAT_PAY_PLATFORM_CERTS: str | None = None
+    # the merchant's API key and certificate serial: to download platform certificates
+    WECHAT_PAY_MCH_PRIVATE_KEY: str | None = None
+    WECHAT_PAY_MCH_CERT_SERIAL: str | None = None
+    WECHAT_PAY_API_BASE_URL: str = "https://api.mch.weixin.qq.com/"
+    WECHAT_OA_APPID: str | None = None  # the brand's official account (公众号), same merchant
+    WECHAT_OA_APP_SECRET: str | None = None
+    # member cards: "wechat", "alipay" or "wechat,alipay"; unset: no cards
+    MEMBER_CARDS: str | None = None
+    WECHAT_CARD_ID: str | None = None  # the member card template (card/create)
+    WECHAT_SERVER_TOKEN: str | None = None  # the Token of the account's server URL (card events)
+    ALIPAY_CARD_TEMPLATE_ID: str | None = None  # alipay.marketing.card.template.create
 
     ALIPAY_APP_ID: str | None = None
     ALIPAY_APP_PRIVATE_KEY: str | None = None
@@ -144,8 +157,17 @@ class Config:
             parse_policy(self.POINTS_EXPIRY)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        for name in ("WECHAT_PAY_PUBLIC_KEY", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY"):
+        for name in (
+            "WECHAT_PAY_PUBLIC_KEY",
+            "WECHAT_PAY_PLATFORM_CERTS",
+            "WECHAT_PAY_MCH_PRIVATE_KEY",
+            "ALIPAY_APP_PRIVATE_KEY",
+            "ALIPAY_PUBLIC_KEY",
+        ):
             setattr(self, name, _read_pem(getattr(self, name)))
+        cards = {c.strip() for c in (self.MEMBER_CARDS or "").split(",") if c.strip()}
+        if not cards <= {"wechat", "alipay"}:
+            raise ConfigError('MEMBER_CARDS lists "wechat" and/or "alipay", comma-separated')
         if self.WECHAT_SUBSCRIBE_TEMPLATES:
             try:
                 templates = json.loads(self.WECHAT_SUBSCRIBE_TEMPLATES)

@@ -1,6 +1,7 @@
 """Imports every model module so the metadata (and Alembic) sees the whole schema."""
 
 from app.admin.models import AdminToken
+from app.cards.models import MemberCard
 from app.clerks.models import (
     ClerkAccessGrant,
     ClerkAccessLog,
@@ -75,6 +76,7 @@ __all__ = [
     "JobRun",
     "Member",
     "MemberAttribution",
+    "MemberCard",
     "MemberConsent",
     "MemberErasure",
     "MemberIdentity",

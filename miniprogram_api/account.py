@@ -30,7 +30,9 @@ blp = Blueprint(
     description=(
         "Mini-program accounts. Errors: `PLATFORM_DISABLED` (503), `WECHAT_CODE_INVALID` / "
         "`ALIPAY_CODE_INVALID` (401, code invalid or used), `PLATFORM_ERROR` (502), "
-        "`WATERMARK_MISMATCH` (502, phone issued for another app), `ALIPAY_SIGN_INVALID` (401), "
+        "`WATERMARK_MISMATCH` (502 from the code flow, 422 from encrypted data: phone issued for "
+        "another app), `PHONE_DATA_INVALID` (422), `WECHAT_SESSION_REQUIRED` (409: log in with "
+        "wx.login again), `WECHAT_TOKEN_REJECTED` (502), `ALIPAY_SIGN_INVALID` (401), "
         "`ALIPAY_RESPONSE_INVALID` (422), `PHONE_ALREADY_BOUND` (409, the member has another "
         "phone), `INVALID_PHONE` (422), `AUTH_REQUIRED` / `INVALID_TOKEN` (401). Personal-data "
         "rights: `POST /mp/v1/logout` ends this token; `GET /mp/v1/me/export` is everything "
@@ -68,10 +70,30 @@ class AlipayLoginSchema(ma.Schema):
 
 class WeChatPhoneSchema(ma.Schema):
     code = ma.fields.String(
-        required=True,
         validate=ma.validate.Length(1, 128),
-        metadata={"description": "from the getPhoneNumber button"},
+        metadata={"description": "from the getPhoneNumber button (current flow)"},
     )
+    encrypted_data = ma.fields.String(
+        validate=ma.validate.Length(1, 4096),
+        metadata={
+            "description": "legacy flow: `encryptedData` from getPhoneNumber, decrypted with the "
+            "session key this server kept from the member's last login (it never reaches the "
+            "mini-program)"
+        },
+    )
+    iv = ma.fields.String(
+        validate=ma.validate.Length(1, 64), metadata={"description": "legacy flow: `iv`"}
+    )
+
+    @ma.validates_schema
+    def one_flow(self, data: dict, **kwargs: object) -> None:
+        legacy = "encrypted_data" in data or "iv" in data
+        if "code" in data and legacy:
+            raise ma.ValidationError("give code, or encrypted_data and iv, not both", "code")
+        if not legacy and "code" not in data:
+            raise ma.ValidationError("code (or encrypted_data and iv) is required", "code")
+        if legacy and not ("encrypted_data" in data and "iv" in data):
+            raise ma.ValidationError("encrypted_data and iv go together", "iv")
 
 
 class AlipayPhoneSchema(ma.Schema):
@@ -131,8 +153,13 @@ class WeChatPhone(MethodView):
     @blp.arguments(WeChatPhoneSchema)
     @blp.response(200, PhoneBoundSchema)
     def post(self, body: dict):
-        """Bind the phone from a getPhoneNumber code; merges with a member holding it"""
-        return _phone_bound(login.bind_wechat_phone(g.member.id, body["code"]))
+        """Bind the phone from getPhoneNumber (a code, or legacy encrypted_data + iv); merges
+        with a member holding it"""
+        if "code" in body:
+            return _phone_bound(login.bind_wechat_phone(g.member.id, body["code"]))
+        return _phone_bound(
+            login.bind_wechat_encrypted_phone(g.member.id, body["encrypted_data"], body["iv"])
+        )
 
 
 @blp.route("/alipay/phone")

@@ -103,8 +103,10 @@ def test_an_invalidated_token_is_refreshed_once_and_the_call_retried(pay_app, st
 def test_every_wechat_request_goes_to_the_configured_base_and_nothing_else(pay_app, standins):
     wechat, _ = standins
     wechat_login(pay_app.test_client(), wechat)
-    # wechatpy's fixed token URL and the wxa group's own base both reached the stand-in
-    assert ("GET", "/cgi-bin/token") in wechat.requests
+    # the token (stable_token, not wechatpy's fixed cgi-bin/token URL) and the wxa group's own
+    # base both reached the stand-in
+    assert ("POST", "/cgi-bin/stable_token") in wechat.requests
+    assert ("GET", "/cgi-bin/token") not in wechat.requests
     assert ("GET", "/sns/jscode2session") in wechat.requests
     client = wechat_client()
     with pytest.raises(PlatformCallFailed):

@@ -65,6 +65,14 @@ def test_the_sandbox_serves_login_and_phone_binding_offline(sandbox_app):
         assert bound.status_code == 200, bound.get_json()
         ali = client.post("/mp/v1/alipay/login", json={"auth_code": "sandbox-any"})
         assert ali.status_code == 200, ali.get_json()
+        # the Alipay phone binding from the README: the stand-in encrypts and signs it
+        ali_phone = client.post(
+            "/mp/v1/alipay/phone",
+            json={"response": "sandbox-phone-13912345678"},
+            headers={"Authorization": f"Bearer {ali.get_json()['token']}"},
+        )
+        assert ali_phone.status_code == 200, ali_phone.get_json()
+        assert ali_phone.get_json()["member"]["phone_masked"] == "139****5678"
 
 
 def test_demo_pay_sends_a_signed_notify_that_a_running_server_credits(sandbox_app):
@@ -115,3 +123,26 @@ def test_platform_keys_are_checked_at_start_up(make_app):
     garbage = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
     with pytest.raises(ConfigError, match="WECHAT_PAY_PUBLIC_KEY"):
         make_app(**{**config, "WECHAT_PAY_PUBLIC_KEY": garbage})
+
+
+def test_the_sandbox_opens_and_updates_member_cards(sandbox_app, admin_headers):
+    from app.outbox.dispatcher import dispatch_outbox
+
+    with sandbox_app.app_context():
+        client = sandbox_app.test_client()
+        login = client.post("/mp/v1/wechat/login", json={"code": "sandbox-card"}).get_json()
+        member_headers = {"Authorization": f"Bearer {login['token']}"}
+        dispatch_outbox()  # what the scheduler does every 15 s under `make run`
+        (card,) = client.get("/mp/v1/cards", headers=member_headers).get_json()["items"]
+        assert (card["platform"], card["state"], card["synced_points"]) == ("wechat", "active", 0)
+        adjusted = client.post(
+            f"/admin/v1/members/{login['member']['id']}/points/adjustments",
+            json={"points": 120, "reason": "demo"},
+            headers=admin_headers,
+        )
+        assert adjusted.status_code in (200, 201), adjusted.get_json()
+        dispatch_outbox()
+        (card,) = client.get("/mp/v1/cards", headers=member_headers).get_json()["items"]
+        assert card["synced_points"] == 120
+        wallet = sandbox_app.config["SANDBOX"]["wechat"].cards
+        assert wallet[(card["template_id"], card["card_no"])]["bonus"] == 120

@@ -77,6 +77,11 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600),
         JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
+        JobSpec(
+            "platforms.wechatpay_certificates",
+            "app.platforms.wechatpay_certs:refresh_certificates_job",
+            timeout=60,
+        ),
     )
 }
 
@@ -91,6 +96,8 @@ PERIODIC: dict[str, Schedule] = {
     "points.remind_expiring": Schedule(daily_at=time(10, 0)),
     "coupons.remind_expiring": Schedule(daily_at=time(10, 0)),
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
+    # downloads only when due: every 12 h, or when the newest certificate nears expiry
+    "platforms.wechatpay_certificates": Schedule(every=timedelta(hours=1)),
     "tiers.review": Schedule(daily_at=time(2, 0)),
 }
 

@@ -21,6 +21,11 @@ MESSAGE_KINDS = {
     "coupon_claimed": False,
     "coupon_expiring": True,
     "birthday": True,
+    # platform deliveries (not shown to the member as messages): unionid lookups, member cards
+    "payer_unionid": False,
+    "card_open": False,
+    "card_sync": False,
+    "card_retire": False,
     "tier_changed": False,
 }
 

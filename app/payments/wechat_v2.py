@@ -2,7 +2,8 @@
 
 ``parse_payment_result`` checks MD5 only; WeChat may sign with HMAC-SHA256 and leave out
 ``sign_type``, so a notify that fails MD5 is checked again with HMAC-SHA256 unless it declared
-MD5. The refund notify has no signature: ``req_info`` is AES-256-ECB with the md5 of the API key,
+MD5. Either of the brand's appids (mini-program, official account) under our merchant id is
+ours. The refund notify has no signature: ``req_info`` is AES-256-ECB with the md5 of the API key,
 so decrypting it is the proof.
 """
 
@@ -24,7 +25,7 @@ from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 
 from app.payments.services import NotifyRejected, PaymentEvent, RefundEvent, store_code_from
 from app.payments.timeparse import beijing
-from app.platforms.settings import require
+from app.platforms.settings import require, wechat_appids
 
 SUCCESS_XML = (
     "<xml><return_code><![CDATA[SUCCESS]]></return_code>"
@@ -39,10 +40,12 @@ def fail_xml(message: str) -> str:
     )
 
 
-def _pay() -> WeChatPay:
+def _pay(appid: str | None = None) -> WeChatPay:
     require("wechat_pay_v2")
     config = current_app.config
-    return _client(config["WECHAT_APPID"], config["WECHAT_PAY_API_KEY"], config["WECHAT_MCH_ID"])
+    return _client(
+        appid or config["WECHAT_APPID"], config["WECHAT_PAY_API_KEY"], config["WECHAT_MCH_ID"]
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -86,7 +89,7 @@ def _verified(raw: bytes) -> dict:
 
 def _check_ours(data: dict) -> None:
     config = current_app.config
-    if data.get("appid") != config["WECHAT_APPID"]:
+    if data.get("appid") not in wechat_appids():
         raise NotifyRejected("appid is not ours", code="APPID_MISMATCH")
     if data.get("mch_id") != config["WECHAT_MCH_ID"]:
         raise NotifyRejected("mch_id is not ours", code="MCH_ID_MISMATCH")
@@ -128,11 +131,12 @@ def payment_event(raw: bytes) -> PaymentEvent | None:
 
 def refund_event(raw: bytes) -> RefundEvent | None:
     """A verified successful refund, or None for a verified message that refunds nothing."""
-    pay = _pay()
+    require("wechat_pay_v2")
     fields = _parse_xml(raw)
     if fields.get("return_code") != "SUCCESS":
         return None
     _check_ours(fields)
+    pay = _pay(fields["appid"])
     try:
         data = pay.parse_refund_notify_result(raw)
     except (InvalidAppIdException, InvalidMchIdException) as exc:

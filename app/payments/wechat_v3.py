@@ -1,9 +1,12 @@
 """WeChat Pay API v3 notifications (JSON), verified with ``cryptography``.
 
 The signature is RSA-SHA256 by the platform key named in ``Wechatpay-Serial`` over
-``timestamp\\nnonce\\nraw body\\n`` — the raw request bytes, never re-serialised JSON. The
-timestamp must be within 300 s of now (wechatpayv3 does not check it). ``resource`` is
-AES-256-GCM with the APIv3 key.
+``timestamp\\nnonce\\nraw body\\n`` — the raw request bytes, never re-serialised JSON. The key
+is the platform public key (``PUB_KEY_ID_…``) or a platform certificate (its serial), whichever
+the header names: a merchant moving from certificates to the public key gets a mix of both for
+about a week (:mod:`app.platforms.wechatpay_certs`). WeChat's signature probes
+(``WECHATPAY/SIGNTEST/…``) fail like any bad signature. The timestamp must be within 300 s of
+now (wechatpayv3 does not check it). ``resource`` is AES-256-GCM with the APIv3 key.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -23,9 +26,15 @@ from flask import current_app
 from app.common.clock import utcnow
 from app.payments.services import NotifyRejected, PaymentEvent, RefundEvent, store_code_from
 from app.payments.timeparse import iso
-from app.platforms.settings import require
+from app.platforms.settings import require, wechat_appids
+from app.platforms.wechatpay_certs import (
+    CertificateExpired,
+    UnknownSerial,
+    public_key_for_serial,
+)
 
 MAX_SKEW_SECONDS = 300
+PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 FAIL_BODY = {"code": "FAIL", "message": "失败"}
 
@@ -36,12 +45,14 @@ class SignatureRejected(NotifyRejected):
 
 
 def _public_key_for(serial: str) -> RSAPublicKey:
-    config = current_app.config
-    if not serial or serial != config["WECHAT_PAY_PUBLIC_KEY_ID"]:
-        raise SignatureRejected("unknown Wechatpay-Serial", code="UNKNOWN_SERIAL")
-    key = serialization.load_pem_public_key(config["WECHAT_PAY_PUBLIC_KEY"].encode())
-    assert isinstance(key, RSAPublicKey)
-    return key
+    try:
+        return public_key_for_serial(serial)
+    except UnknownSerial:
+        raise SignatureRejected("unknown Wechatpay-Serial", code="UNKNOWN_SERIAL") from None
+    except CertificateExpired:
+        raise SignatureRejected(
+            "platform certificate expired", code="CERTIFICATE_EXPIRED"
+        ) from None
 
 
 def verify(headers: Mapping[str, str], body: bytes) -> dict:
@@ -50,6 +61,8 @@ def verify(headers: Mapping[str, str], body: bytes) -> dict:
     signature_type = headers.get("Wechatpay-Signature-Type")
     if signature_type is not None and signature_type != SIGNATURE_TYPE:
         raise SignatureRejected("unsupported signature type")
+    if headers.get("Wechatpay-Signature", "").startswith(PROBE_PREFIX):
+        raise SignatureRejected("signature probe")  # WeChat checks that we do verify
     key = _public_key_for(headers.get("Wechatpay-Serial", ""))
     timestamp = headers.get("Wechatpay-Timestamp", "")
     nonce = headers.get("Wechatpay-Nonce", "")
@@ -90,7 +103,7 @@ def events(headers: Mapping[str, str], body: bytes) -> PaymentEvent | RefundEven
         raise NotifyRejected("mchid is not ours", code="MCH_ID_MISMATCH")
     event_type = data.get("event_type", "")
     if event_type.startswith("TRANSACTION."):
-        if resource.get("appid") != config["WECHAT_APPID"]:
+        if resource.get("appid") not in wechat_appids():
             raise NotifyRejected("appid is not ours", code="APPID_MISMATCH")
         if resource.get("trade_state") != "SUCCESS":
             return None

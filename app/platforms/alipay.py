@@ -24,12 +24,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from flask import current_app
 
 from app.errors import DomainError, Unauthorized, ValidationFailed
+from app.extensions import redis_store
 from app.platforms.logsafe import install_log_redaction
 from app.platforms.settings import require
 from app.platforms.wechat import PlatformCallFailed
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5
+SANDBOX_PHONE_PREFIX = "sandbox-phone-"
 
 
 class AlipayCodeInvalid(DomainError):
@@ -73,6 +75,26 @@ def oauth_token(auth_code: str) -> dict:
     return result
 
 
+USER_TOKEN_KEY = "huiyuan:alipay:user-token:{}"  # noqa: S105 (a Redis key name)
+
+
+def keep_user_token(user_id: str | None, access_token: str | None, expires_in: object) -> None:
+    """Keep the member's Alipay access token (server-side only): opening a member card for
+    them (``alipay.marketing.card.open``) needs it as ``auth_token``."""
+    if not user_id or not access_token:
+        return
+    try:
+        ttl = max(60, min(int(str(expires_in)), 30 * 24 * 3600))
+    except ValueError:
+        ttl = 3600
+    redis_store.client.set(USER_TOKEN_KEY.format(user_id), access_token, ex=ttl)
+
+
+def user_token(user_id: str) -> str | None:
+    value = redis_store.client.get(USER_TOKEN_KEY.format(user_id))
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _alipay_public_key() -> RSAPublicKey:
     key = serialization.load_pem_public_key(current_app.config["ALIPAY_PUBLIC_KEY"].encode())
     assert isinstance(key, RSAPublicKey)
@@ -94,9 +116,16 @@ def verify_alipay_signature(content: str, sign: str) -> bool:
 def phone_from_encrypted_response(response: str, sign: str | None) -> str:
     """Decrypt ``my.getPhoneNumber``'s ``response`` (AES-CBC, zero IV, ``ALIPAY_AES_KEY``).
 
-    When ``sign`` is given it must be Alipay's signature over the quoted ciphertext.
+    When ``sign`` is given it must be Alipay's signature over the quoted ciphertext. In the
+    development sandbox, ``sandbox-phone-13812345678`` stands for what ``my.getPhoneNumber``
+    would give for that phone: the Alipay stand-in encrypts and signs it, and it then takes the
+    same decryption and verification path as a real response.
     """
     require("alipay_phone")
+    sandbox = current_app.config.get("SANDBOX")
+    if sandbox and response.startswith(SANDBOX_PHONE_PREFIX):
+        built = sandbox["alipay"].phone_response(response.removeprefix(SANDBOX_PHONE_PREFIX))
+        response, sign = built["response"], built["sign"]
     if sign is not None:
         require("alipay")
         if not verify_alipay_signature(f'"{response}"', sign):
@@ -113,6 +142,37 @@ def phone_from_encrypted_response(response: str, sign: str | None) -> str:
             code="ALIPAY_RESPONSE_INVALID",
             details={"response": ["cannot be decrypted"]},
         ) from exc
+    if not isinstance(plain, dict):
+        raise ValidationFailed(
+            "phone response is not a JSON object",
+            code="ALIPAY_RESPONSE_INVALID",
+            details={"response": ["decrypts to something other than an object"]},
+        )
     if plain.get("code") != "10000" or not plain.get("mobile"):
         raise ValidationFailed("phone response refused", code="ALIPAY_RESPONSE_INVALID")
     return str(plain["mobile"])
+
+
+def call_gateway(method: str, biz_content: dict, **params: str) -> dict:
+    """Any OpenAPI method through the SDK: the verified ``<method>_response`` when its code is
+    ``10000``. Alipay's system errors (``20000``, ``isp.*``) are ``PLATFORM_ERROR`` (worth a
+    retry); business refusals are ``ALIPAY_BUSINESS_ERROR``."""
+    client = alipay_client()
+    try:
+        result = client.server_api(method, biz_content, **params)
+    except AliPayException as exc:
+        raise PlatformCallFailed(f"Alipay refused {method}", code="ALIPAY_BUSINESS_ERROR") from exc
+    except AliPayValidationError as exc:
+        raise PlatformCallFailed("Alipay response signature invalid") from exc
+    except (URLError, OSError, ValueError) as exc:
+        raise PlatformCallFailed("Alipay gateway unreachable") from exc
+    if not isinstance(result, dict):
+        raise PlatformCallFailed(f"Alipay answered {method} with no object")
+    code, sub_code = str(result.get("code") or ""), str(result.get("sub_code") or "")
+    if code == "10000":
+        return result
+    if code == "20000" or sub_code.startswith("isp."):
+        raise PlatformCallFailed(f"Alipay busy on {method} ({sub_code or code})")
+    raise PlatformCallFailed(
+        f"Alipay refused {method} ({sub_code or code})", code="ALIPAY_BUSINESS_ERROR"
+    )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 
 def generate_rsa_pem() -> tuple[str, str]:
@@ -50,3 +53,29 @@ def rsa_sha256_verify(public_pem: str, message: str | bytes, signature_b64: str)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def generate_certificate_pem(
+    private_pem: str,
+    serial: int,
+    *,
+    days: int = 1825,
+    not_before: datetime | None = None,
+    common_name: str = "Tenpay.com Root CA",
+) -> str:
+    """A self-signed X.509 certificate for ``private_pem``'s key, as WeChat Pay platform
+    certificates look to a merchant (serial in hex is the ``Wechatpay-Serial``)."""
+    key = _load_private(private_pem)
+    start = not_before or datetime.now(UTC) - timedelta(days=1)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()

@@ -58,6 +58,7 @@ def check_platform_keys(config: dict) -> None:
         ("ALIPAY_APP_PRIVATE_KEY", True),
         ("ALIPAY_PUBLIC_KEY", False),
         ("WECHAT_PAY_PUBLIC_KEY", False),
+        ("WECHAT_PAY_MCH_PRIVATE_KEY", True),
     ):
         if not config.get(name):
             continue
@@ -66,6 +67,13 @@ def check_platform_keys(config: dict) -> None:
             _load(config[name], private=private)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{name} is not a usable RSA key in PEM form") from exc
+    if config.get("WECHAT_PAY_PLATFORM_CERTS"):
+        from app.platforms.wechatpay_certs import parse_certificates
+
+        try:
+            parse_certificates(config["WECHAT_PAY_PLATFORM_CERTS"])
+        except ValueError as exc:
+            raise ConfigError("WECHAT_PAY_PLATFORM_CERTS holds no usable PEM certificate") from exc
     if config.get("ALIPAY_APP_PRIVATE_KEY") and config.get("ALIPAY_PUBLIC_KEY"):
         app_key = _load(config["ALIPAY_APP_PRIVATE_KEY"], private=True).public_key()
         platform_key = _load(config["ALIPAY_PUBLIC_KEY"], private=False)

@@ -77,7 +77,11 @@ def load_or_create_sandbox(directory: Path) -> dict[str, str]:
     """The sandbox identities and keys, created once and kept under ``directory``."""
     path = directory / SANDBOX_FILE
     if path.is_file():
-        return json.loads(path.read_text())
+        values = json.loads(path.read_text())
+        if "sandbox_wechat_card_id" not in values:  # a sandbox made before member cards
+            values.update(_card_templates())
+            path.write_text(json.dumps(values, indent=2))
+        return values
     directory.mkdir(parents=True, exist_ok=True)
     app_private, app_public = generate_rsa_pem()
     alipay_private, alipay_public = generate_rsa_pem()
@@ -98,10 +102,18 @@ def load_or_create_sandbox(directory: Path) -> dict[str, str]:
         "sandbox_app_public_key": app_public,
         "sandbox_alipay_private_key": alipay_private,
         "sandbox_wechatpay_private_key": wxpay_private,
+        **_card_templates(),
     }
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
     return values
+
+
+def _card_templates() -> dict[str, str]:
+    return {
+        "sandbox_wechat_card_id": "pSANDBOX" + secrets.token_hex(9),
+        "sandbox_alipay_card_template_id": "20210000SANDBOX" + secrets.token_hex(4).upper(),
+    }
 
 
 def enable_sandbox(app: Flask, directory: Path) -> None:
@@ -117,6 +129,13 @@ def enable_sandbox(app: Flask, directory: Path) -> None:
     app.config["WECHAT_API_BASE_URL"] = wechat.url
     app.config["ALIPAY_GATEWAY_URL"] = alipay.url + "gateway.do"
     app.config["SANDBOX"] = {"dir": str(directory), "wechat": wechat, "alipay": alipay}
+    # member cards in both wallets, opened on join and synced on every change (stand-in wallets)
+    if not app.config.get("MEMBER_CARDS"):
+        app.config["MEMBER_CARDS"] = "wechat,alipay"
+        app.config["WECHAT_CARD_ID"] = wechat.create_card_template(values["sandbox_wechat_card_id"])
+        app.config["ALIPAY_CARD_TEMPLATE_ID"] = alipay.create_card_template(
+            values["sandbox_alipay_card_template_id"]
+        )
     if not app.config.get("WECHAT_SUBSCRIBE_TEMPLATES"):
         app.config["WECHAT_SUBSCRIBE_TEMPLATES"] = json.dumps(SANDBOX_SUBSCRIBE_TEMPLATES)
     log.info(

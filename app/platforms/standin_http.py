@@ -31,13 +31,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        status, body = self.standin.handle("GET", parts.path, dict(parse_qsl(parts.query)), b"")
+        query = dict(parse_qsl(parts.query))
+        status, body = self.standin.handle("GET", parts.path, query, b"", dict(self.headers))
         self._answer(status, body)
 
     def do_POST(self) -> None:
         parts = urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, body = self.standin.handle("POST", parts.path, dict(parse_qsl(parts.query)), raw)
+        query = dict(parse_qsl(parts.query))
+        status, body = self.standin.handle("POST", parts.path, query, raw, dict(self.headers))
         self._answer(status, body)
 
 
@@ -46,6 +48,7 @@ class StandInServer:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
+        self.current_headers: dict[str, str] = {}  # the request being routed (under the lock)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -70,9 +73,12 @@ class StandInServer:
             self._server.server_close()
             self._server = None
 
-    def handle(self, method: str, path: str, query: dict, body: bytes) -> tuple[int, str]:
+    def handle(
+        self, method: str, path: str, query: dict, body: bytes, headers: dict | None = None
+    ) -> tuple[int, str]:
         with self._lock:
             self.requests.append((method, path))
+            self.current_headers = headers or {}
             return self.route(method, path, query, body)
 
     def route(self, method: str, path: str, query: dict, body: bytes) -> tuple[int, str]:
