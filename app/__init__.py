@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     init_platforms(app, config)  # log redaction; the offline sandbox in development only
     _register_merge_steps()
+    register_hooks()
 
     from app.cli import register_cli
 
@@ -61,11 +62,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.coupons.views import blp as admin_coupons
     from app.extensions import api
     from app.health import blp as health
+    from app.intel.views import blp as admin_intel
     from app.members.views import blp as admin_members
     from app.ops.views import blp as ops
     from app.payments.views import blp as payments
     from app.points.views import blp as admin_points
     from app.pos.views import blp as admin_terminals
+    from app.reports.views import blp as admin_reports
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
     from miniprogram_api.account import blp as mp_account
@@ -93,6 +96,8 @@ def _register_blueprints(app: Flask) -> None:
         admin_members,
         payments,
         mp_account,
+        admin_intel,
+        admin_reports,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -110,6 +115,13 @@ def _register_merge_steps() -> None:
 
     register_merge_step(coupons_on_merge)
     register_merge_step(clerks_on_merge)
+
+
+def register_hooks() -> None:
+    """Features listening on the engine's hooks (app/common/hooks.py). Idempotent."""
+    from app.intel.services import register_hooks as intel_hooks
+
+    intel_hooks()
 
 
 def _configure_logging(app: Flask) -> None:

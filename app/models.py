@@ -17,6 +17,19 @@ from app.coupons.models import (
     CouponTemplateStore,
     WelcomeGrant,
 )
+from app.intel.models import (
+    Campaign,
+    CampaignTarget,
+    IntelSettings,
+    Journey,
+    JourneyEnrollment,
+    JourneyStepRun,
+    LifecycleEvent,
+    MemberStats,
+    MemberStoreMonth,
+    Segment,
+    SegmentExport,
+)
 from app.jobs.models import JobRun
 from app.members.models import Member, MemberIdentity, MemberMerge
 from app.outbox.models import OutboxMessage
@@ -31,6 +44,7 @@ from app.points.models import (
     PurchaseRefund,
 )
 from app.pos.models import PosRedemption, PosReturn, PosSale, PosSaleLine
+from app.reports.models import KpiClerkDaily, KpiDaily, MemberVisitDay, RollupCursor
 from app.stores.models import Clerk, Store, Terminal
 from app.tags.models import (
     MemberTag,
@@ -44,6 +58,8 @@ from app.tags.models import (
 
 __all__ = [
     "AdminToken",
+    "Campaign",
+    "CampaignTarget",
     "Clerk",
     "ClerkAccessGrant",
     "ClerkAccessLog",
@@ -55,13 +71,23 @@ __all__ = [
     "CouponRedemption",
     "CouponTemplate",
     "CouponTemplateStore",
+    "IntelSettings",
     "JobRun",
+    "Journey",
+    "JourneyEnrollment",
+    "JourneyStepRun",
+    "KpiClerkDaily",
+    "KpiDaily",
+    "LifecycleEvent",
     "Member",
     "MemberAttribution",
     "MemberIdentity",
     "MemberMerge",
+    "MemberStats",
+    "MemberStoreMonth",
     "MemberTag",
     "MemberTagEvent",
+    "MemberVisitDay",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",
@@ -75,6 +101,9 @@ __all__ = [
     "PosSaleLine",
     "Purchase",
     "PurchaseRefund",
+    "RollupCursor",
+    "Segment",
+    "SegmentExport",
     "Store",
     "Tag",
     "TagGroup",

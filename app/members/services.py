@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
 from app.db import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -141,6 +142,7 @@ def create_member(
     for kind, app, external_id in wanted:
         add_identity(member, kind, external_id, app)
     db.session.flush()
+    MEMBERS_JOINED.fire([MemberJoined(member.id, source, member.created_at, store_id)])
     if welcome:
         _welcome(member)
     return member

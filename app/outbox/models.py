@@ -21,6 +21,8 @@ MESSAGE_KINDS = {
     "coupon_claimed": False,
     "coupon_expiring": True,
     "birthday": True,
+    "promotion": True,  # a campaign's message
+    "nurture": True,  # a journey step's message
 }
 
 

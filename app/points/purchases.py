@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.common.clock import utcnow
+from app.common.hooks import PURCHASES_APPLIED, PurchaseApplied
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.outbox.services import enqueue_messages
@@ -97,6 +98,15 @@ def record_purchase(
             ],
             new_keys=True,
         )
+    PURCHASES_APPLIED.fire(
+        [
+            PurchaseApplied(
+                member_id, purchase.id, source, occurred_at, paid_fen, earned, store_id=store_id
+            )
+        ]
+        if member_id is not None
+        else []
+    )
     return purchase, True
 
 
@@ -243,6 +253,21 @@ def credit_purchases(purchases: Sequence[Purchase]) -> None:
             for (purchase, earned), r in zip(earning, posted, strict=True)
         ]
     )
+    PURCHASES_APPLIED.fire(
+        [
+            PurchaseApplied(
+                p.member_id,
+                p.id,
+                p.source,
+                p.occurred_at,
+                p.paid_fen,
+                p.points_earned,
+                store_id=p.store_id,
+            )
+            for p in purchases
+            if p.member_id is not None
+        ]
+    )
 
 
 def record_refund(
@@ -282,4 +307,20 @@ def record_refund(
             allow_negative=True,
         )
     locked.points_earned -= take
+    PURCHASES_APPLIED.fire(
+        [
+            PurchaseApplied(
+                locked.member_id,
+                locked.id,
+                locked.source,
+                occurred_at,
+                -refund_fen,
+                -take,
+                is_refund=True,
+                store_id=locked.store_id,
+            )
+        ]
+        if locked.member_id is not None
+        else []
+    )
     return refund, True
