@@ -321,12 +321,19 @@ def _coupons(now: datetime) -> int:
 
 
 def _clerks(now: datetime) -> int:
-    """New members per clerk for yesterday and today, recounted from the attributions."""
+    """New members per clerk, recounted from the attributions for the days since the last
+    run's day before (the first run counts them all)."""
     from app.clerks.models import MemberAttribution
 
     today = local_day(now)
-    start, end = day_start(today - timedelta(days=1)), day_start(today + timedelta(days=1))
-    db.session.execute(delete(KpiClerkDaily).where(KpiClerkDaily.day >= today - timedelta(days=1)))
+    cursor = _cursor("clerks")
+    first = (
+        date.fromordinal(cursor.last_id) - timedelta(days=1) if cursor.last_id else date(2000, 1, 1)
+    )
+    cursor.last_id = today.toordinal()
+    cursor.updated_at = now
+    start, end = day_start(first), day_start(today + timedelta(days=1))
+    db.session.execute(delete(KpiClerkDaily).where(KpiClerkDaily.day >= first))
     counted: dict[tuple[date, int], list[int]] = {}
     for clerk_id, store_id, at in db.session.execute(
         select(

@@ -86,7 +86,7 @@ def kpis(start: date, end: date, store_ids: Sequence[int] | None = None) -> dict
     stores = list(store_ids or [])
     scope = KpiDaily.store_id.in_(stores) if stores else KpiDaily.store_id == BRAND
     by_day = {
-        row.day: row._asdict()
+        row.day: {name: int(row._mapping[name]) for name in COUNTERS}
         for row in db.session.execute(
             select(KpiDaily.day, *_sums())
             .where(KpiDaily.day >= start, KpiDaily.day <= end, scope)
@@ -120,7 +120,7 @@ def _stores(start: date, end: date, stores: list[int]) -> list[dict[str, Any]]:
     }
     out = []
     for row in sorted(rows, key=lambda r: r.store_id):
-        counters = row._asdict()
+        counters = {name: int(row._mapping[name]) for name in COUNTERS}
         store = names.get(row.store_id)
         figures = _figures(counters)
         figures["member_days"] = figures.pop("active_members")
