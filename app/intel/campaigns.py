@@ -285,7 +285,9 @@ def run_chunk(campaign_id: int, now: datetime, limit: int = CHUNK) -> int:
     return len(targets)
 
 
-def run_campaigns(now: datetime | None = None, *, max_chunks: int | None = None) -> dict[str, int]:
+def run_campaigns(
+    now: datetime | None = None, *, max_chunks: int | None = None, chunk: int = CHUNK
+) -> dict[str, int]:
     """The scheduler's job: start due campaigns and work through their targets."""
     now = now or utcnow()
     due = db.session.scalars(
@@ -299,7 +301,7 @@ def run_campaigns(now: datetime | None = None, *, max_chunks: int | None = None)
         if not _start(campaign_id, now):
             continue
         while max_chunks is None or chunks < max_chunks:
-            n = run_chunk(campaign_id, now)
+            n = run_chunk(campaign_id, now, chunk)
             chunks += 1
             acted += n
             if not n:

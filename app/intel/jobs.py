@@ -217,10 +217,10 @@ def nightly(now: datetime | None = None) -> dict[str, Any]:
     return result
 
 
-def run_campaigns(now: datetime | None = None) -> dict[str, int]:
+def run_campaigns(now: datetime | None = None, chunk: int = 500) -> dict[str, int]:
     from app.intel.campaigns import run_campaigns as run
 
-    return run(now)
+    return run(now, chunk=chunk)
 
 
 def run_journeys(now: datetime | None = None) -> dict[str, int]:

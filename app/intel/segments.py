@@ -226,8 +226,8 @@ for _name, _column, _validate in (
 for _name, _column, _validate in (
     ("lifecycle", func.coalesce(MemberStats.lifecycle, "new"), _STAGE),
     ("rfm_label", MemberStats.rfm_label, _STR),
-    ("store", MemberStats.home_store_id, _INT),
-    ("last_store", MemberStats.last_store_id, _INT),
+    ("store", func.coalesce(MemberStats.home_store_id, 0), _INT),
+    ("last_store", func.coalesce(MemberStats.last_store_id, 0), _INT),
     ("join_store", func.coalesce(MemberStats.join_store_id, Member.join_store_id), _INT),
     ("join_channel", MemberStats.join_channel, _STR),
 ):
@@ -285,8 +285,8 @@ def compile_rule(rule: dict, now: datetime) -> ColumnElement[bool]:
         return and_(true(), *[compile_rule(r, now) for r in rule["all"]])
     if "any" in rule:
         return or_(false(), *[compile_rule(r, now) for r in rule["any"]])
-    if "not" in rule:
-        return not_(compile_rule(rule["not"], now))
+    if "not" in rule:  # unknown (NULL: no purchase, no score) counts as "not matching"
+        return not_(func.coalesce(compile_rule(rule["not"], now), false()))
     return FIELDS[rule["field"]](rule["op"], rule["value"], rule, now)
 
 
