@@ -186,3 +186,29 @@ def test_a_merge_combines_both_members_stats(brand):
     ).all()
     assert months == []
     assert s.home_store_id == brand["A"]
+
+
+def test_hq_member_views_carry_lifecycle_rfm_and_stats(client, admin_headers, brand):
+    with frozen(TODAY):
+        nightly()
+    member = client.get(f"/admin/v1/members/{brand['m1']}", headers=admin_headers).get_json()
+    assert member["lifecycle"] == "active"
+    assert member["rfm"] == {"r": 5, "f": 5, "m": 3, "label": "重要价值客户"}
+    fresh = client.get(f"/admin/v1/members/{brand['m6']}", headers=admin_headers).get_json()
+    assert (fresh["lifecycle"], fresh["rfm"]) == ("new", None)
+    stats_view = client.get(
+        f"/admin/v1/members/{brand['m2']}/stats", headers=admin_headers
+    ).get_json()
+    assert stats_view["payer_fen_12m"] == 30000 and stats_view["home_store_id"] == brand["B"]
+    assert stats_view["lifecycle"] == "silent"
+
+
+def test_lifecycle_settings_endpoint(client, admin_headers):
+    got = client.get("/admin/v1/intel/settings", headers=admin_headers).get_json()
+    assert got == {"honeymoon_days": 60, "active_days": 30, "silent_days": 90, "sleeping_days": 180}
+    changed = client.put(
+        "/admin/v1/intel/settings", json={"active_days": 45}, headers=admin_headers
+    ).get_json()
+    assert changed["active_days"] == 45 and changed["silent_days"] == 90
+    bad = client.put("/admin/v1/intel/settings", json={"silent_days": 20}, headers=admin_headers)
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "INVALID_THRESHOLDS"

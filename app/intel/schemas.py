@@ -65,7 +65,7 @@ class MemberStatsSchema(ma.Schema):
     rfm = ma.fields.Method("get_rfm", allow_none=True)
 
     def get_rfm(self, stats):  # type: ignore[no-untyped-def]
-        from app.intel.segments import rfm_of
+        from app.intel.services import rfm_of
 
         return rfm_of(stats)
 

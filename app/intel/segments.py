@@ -34,7 +34,7 @@ from app.db import unit_of_work
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.intel.models import STAGES, MemberStats, Segment, SegmentExport
-from app.intel.services import day_start, local_day
+from app.intel.services import day_start, local_day, rfm_of
 from app.members.models import Member
 
 OPS = ("=", "!=", "<", "<=", ">", ">=", "in")
@@ -346,10 +346,6 @@ def _member_row(member: Member, stats: MemberStats | None, *, reveal: bool) -> d
     }
 
 
-def rfm_of(stats: MemberStats | None) -> dict[str, Any] | None:
-    if stats is None or stats.r_score is None:
-        return None
-    return {"r": stats.r_score, "f": stats.f_score, "m": stats.m_score, "label": stats.rfm_label}
 
 
 def request_export(segment_id: int, *, reveal_phones: bool, actor: str | None) -> SegmentExport:

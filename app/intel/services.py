@@ -354,6 +354,18 @@ def member_stats(member_id: int) -> MemberStats | None:
     return db.session.get(MemberStats, member_id)
 
 
+def rfm_of(stats: MemberStats | None) -> dict | None:
+    """``{r, f, m, label}``, or None for a member not scored (no purchase in 12 months)."""
+    if stats is None or stats.r_score is None:
+        return None
+    return {"r": stats.r_score, "f": stats.f_score, "m": stats.m_score, "label": stats.rfm_label}
+
+
+def lifecycle_of(member_id: int) -> str:
+    stats = member_stats(member_id)
+    return stats.lifecycle if stats is not None else "new"
+
+
 def register_hooks() -> None:
     from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
     from app.members.merge import register_merge_step

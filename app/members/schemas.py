@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from app.intel.services import lifecycle_of, member_stats, rfm_of
 from app.members.models import IDENTITY_KINDS
 from app.points.services import balance_of
 
@@ -29,6 +30,15 @@ class MemberSchema(ma.Schema):
         metadata={"description": "set when this member was merged into another"},
     )
     created_at = ma.fields.AwareDateTime()
+    lifecycle = ma.fields.Function(
+        lambda m: lifecycle_of(m.id),
+        metadata={"description": "new | active | silent | sleeping | lost"},
+    )
+    rfm = ma.fields.Function(
+        lambda m: rfm_of(member_stats(m.id)),
+        allow_none=True,
+        metadata={"description": "{r, f, m, label} scored nightly; null when not scored"},
+    )
 
 
 class MemberListSchema(ma.Schema):
