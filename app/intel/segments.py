@@ -346,8 +346,6 @@ def _member_row(member: Member, stats: MemberStats | None, *, reveal: bool) -> d
     }
 
 
-
-
 def request_export(segment_id: int, *, reveal_phones: bool, actor: str | None) -> SegmentExport:
     """Queue a CSV export (the ``intel.segment_export`` job writes it)."""
     from app.jobs.runner import enqueue
