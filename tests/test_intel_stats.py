@@ -212,3 +212,40 @@ def test_lifecycle_settings_endpoint(client, admin_headers):
     assert changed["active_days"] == 45 and changed["silent_days"] == 90
     bad = client.put("/admin/v1/intel/settings", json={"silent_days": 20}, headers=admin_headers)
     assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "INVALID_THRESHOLDS"
+
+
+def test_rebuild_gives_the_stats_the_listeners_keep_for_purchases_made_before_them(brand):
+    from app.common.hooks import PURCHASES_APPLIED
+    from app.intel.jobs import rebuild_stats
+
+    sale = buy(brand["m6"], brand["B"], 4000, at(2026, 11, 2))
+    refund(sale, 1000, at(2026, 11, 3))
+    kept = {k: _figures(stats(brand[k])) for k in ("m1", "m2", "m6")}
+    PURCHASES_APPLIED.unregister(services.on_purchases_applied)
+    try:  # history recorded before stats were kept
+        old = member(at(2025, 1, 1))
+        buy(old, brand["A"], 1000, at(2026, 3, 1))
+        buy(old, brand["A"], 2000, at(2026, 4, 1))
+    finally:
+        PURCHASES_APPLIED.register(services.on_purchases_applied)
+    with unit_of_work():  # and stats that drifted
+        db.session.get(MemberStats, brand["m1"]).purchase_count = 99
+    with frozen(TODAY):
+        assert rebuild_stats(chunk=3)["members"] == 7
+    assert {k: _figures(stats(brand[k])) for k in ("m1", "m2", "m6")} == kept
+    s = stats(old)
+    assert (s.purchase_count, s.payer_fen_12m, s.home_store_id) == (2, 3000, brand["A"])
+    assert s.lifecycle == "lost"  # 236 days since 2026-04-01
+
+
+def _figures(s: MemberStats) -> tuple:
+    return (
+        s.purchase_count,
+        s.payer_fen_total,
+        s.purchases_12m,
+        s.payer_fen_12m,
+        s.first_purchase_at,
+        s.last_purchase_at,
+        s.last_store_id,
+        s.home_store_id,
+    )

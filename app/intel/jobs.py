@@ -233,3 +233,84 @@ def segment_export(export_id: int) -> dict[str, int]:
     from app.intel.segments import write_export
 
     return write_export(export_id)
+
+
+def rebuild_stats(chunk: int = 1000, now: datetime | None = None) -> dict[str, int]:
+    """The ``intel.rebuild_stats`` job: every member's stats recomputed from the purchases.
+
+    For a brand whose purchases predate the stats (run once after upgrading), or to check
+    them. Chunk by chunk of member ids, each chunk one transaction that locks the members'
+    stats rows first, so a purchase applied meanwhile either lands before (and is read) or
+    waits and adds itself on top. Refunds count on their own month, as the listener does.
+    """
+    from collections import defaultdict
+
+    from sqlalchemy import delete
+
+    from app.common.upsert import upsert_add
+    from app.intel.services import _ensure_rows, _lock_rows, month_of, refresh_window, restage
+    from app.members.models import Member
+    from app.points.models import Purchase, PurchaseRefund
+
+    now = now or utcnow()
+    rebuilt, after = 0, 0
+    while True:
+        ids = db.session.scalars(
+            select(Member.id)
+            .where(Member.id > after, Member.status == "active")
+            .order_by(Member.id)
+            .limit(chunk)
+        ).all()
+        if not ids:
+            break
+        after = ids[-1]
+        with unit_of_work():
+            _ensure_rows(ids)
+            rows = _lock_rows(ids)
+            buckets: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+            for row in rows.values():
+                row.purchase_count, row.payer_fen_total = 0, 0
+                row.first_purchase_at = row.last_purchase_at = row.last_store_id = None
+            purchases = db.session.execute(
+                select(
+                    Purchase.member_id, Purchase.store_id, Purchase.paid_fen, Purchase.occurred_at
+                )
+                .where(Purchase.member_id.in_(ids))
+                .order_by(Purchase.occurred_at, Purchase.id)
+            ).all()
+            for member_id, store_id, fen, at in purchases:
+                row = rows[member_id]
+                bucket = buckets[(member_id, store_id or 0, month_of(at))]
+                bucket[0] += 1
+                bucket[1] += fen
+                row.purchase_count += 1
+                row.payer_fen_total += fen
+                row.first_purchase_at = row.first_purchase_at or at
+                row.last_purchase_at, row.last_store_id = at, store_id
+            refunds = db.session.execute(
+                select(
+                    Purchase.member_id,
+                    Purchase.store_id,
+                    PurchaseRefund.refund_fen,
+                    PurchaseRefund.occurred_at,
+                )
+                .join(Purchase, Purchase.id == PurchaseRefund.purchase_id)
+                .where(Purchase.member_id.in_(ids))
+            ).all()
+            for member_id, store_id, fen, at in refunds:
+                buckets[(member_id, store_id or 0, month_of(at))][1] -= fen
+                rows[member_id].payer_fen_total -= fen
+            db.session.execute(delete(MemberStoreMonth).where(MemberStoreMonth.member_id.in_(ids)))
+            upsert_add(
+                MemberStoreMonth.__table__,
+                [
+                    {"member_id": m, "store_id": s, "month": mo, "visits": v, "payer_fen": f}
+                    for (m, s, mo), (v, f) in buckets.items()
+                ],
+                ["member_id", "store_id", "month"],
+                ["visits", "payer_fen"],
+            )
+            refresh_window(rows.values(), window_start(now))
+            restage(rows.values(), now)
+        rebuilt += len(ids)
+    return {"members": rebuilt}

@@ -74,6 +74,7 @@ JOBS: dict[str, JobSpec] = {
         JobSpec(
             "intel.segment_export", "app.intel.jobs:segment_export", timeout=1800, exclusive=False
         ),
+        JobSpec("intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200),
         JobSpec("reports.rollup", "app.reports.jobs:rollup", timeout=600),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
     )
