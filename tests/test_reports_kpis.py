@@ -174,3 +174,39 @@ def test_the_kpi_endpoint(client, admin_headers, brand):
     )
     assert unknown.get_json()["error"]["code"] == "UNKNOWN_STORE"
     assert client.get("/admin/v1/reports/kpis?from=2026-11-23&to=2026-11-23").status_code == 401
+
+
+def test_a_member_who_joins_to_claim_a_gift_counts_under_gift():
+    from app.coupons.gifting import claim_gift, create_gift
+
+    giver = member(at(2026, 1, 1))
+    with frozen(at(2026, 11, 23, 9)):
+        template = coupons.create_template(
+            {
+                "name": "心意券",
+                "kind": "cash_off",
+                "value_fen": 500,
+                "valid_days": 30,
+                "giftable": True,
+            },
+            created_by="test",
+        ).id
+        (coupon,), _ = coupons.issue_to_members(template, [giver], admin_name="test")
+        gift, _ = create_gift(coupon.code, giver)
+    friend = member(at(2026, 11, 23, 10), source="wechat_miniprogram")
+    late = member(at(2026, 11, 23, 10), source="wechat_miniprogram")
+    with frozen(
+        at(
+            2026,
+            11,
+            23,
+            10,
+        )
+    ):
+        claim_gift(gift.token, friend)
+    with frozen(NOW):
+        rollup()
+        rollup()
+    day = kpis(DAY, DAY)["days"][0]
+    assert day["new_members_by_channel"] == {"payment": 0, "pos": 0, "miniprogram": 1, "gift": 1}
+    assert day["new_members"] == 2 and late

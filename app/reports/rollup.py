@@ -288,6 +288,7 @@ def _coupons(now: datetime) -> int:
             CouponEvent.store_id,
             CouponEvent.coupon_id,
             CouponEvent.to_state,
+            CouponEvent.owner_id,
             CouponEvent.created_at,
         ],
         now,
@@ -305,6 +306,7 @@ def _coupons(now: datetime) -> int:
             ).all()
         )
     counters = _counters()
+    _gift_joins([r for r in rows if r.kind == "gift_claimed"], counters)
     for row in rows:
         day = local_day(row.created_at)
         if row.kind == "redeemed":
@@ -318,6 +320,32 @@ def _coupons(now: datetime) -> int:
             _add(counters, day, homes.get(row.coupon_id), coupons_expired=1)
     _flush(counters)
     return len(rows)
+
+
+GIFT_JOIN_WINDOW = timedelta(minutes=30)
+
+
+def _gift_joins(claims: list[Any], counters: Counters) -> None:
+    """A person who joined in the mini-program to claim a gifted coupon joined by ``gift``:
+    their join (already counted as ``miniprogram``) moves to the ``gift`` channel."""
+    if not claims:
+        return
+    stats = {
+        s.member_id: s
+        for s in db.session.scalars(
+            select(MemberStats)
+            .where(MemberStats.member_id.in_({c.owner_id for c in claims}))
+            .with_for_update()
+        )
+    }
+    for claim in claims:
+        s = stats.get(claim.owner_id)
+        if s is None or s.join_channel != "miniprogram":
+            continue
+        if not timedelta(0) <= claim.created_at - s.joined_at <= GIFT_JOIN_WINDOW:
+            continue
+        s.join_channel = "gift"
+        _add(counters, local_day(s.joined_at), s.join_store_id, new_miniprogram=-1, new_gift=1)
 
 
 def _clerks(now: datetime) -> int:
