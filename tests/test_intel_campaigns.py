@@ -378,3 +378,55 @@ def test_a_killed_worker_process_and_a_restart_act_once_per_member(client, admin
     assert done() == 120
     db.session.rollback()
     assert {balance_of(i) for i in ids} == {2}
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/admin/v1/journeys", {"name": "j", "trigger": "birthday", "steps": []}),
+        ("/admin/v1/journeys", {"name": "j", "trigger": "joined", "steps": [1, "x"]}),
+        ("/admin/v1/journeys", {"name": "j", "trigger": "joined", "steps": [{"day": -1}]}),
+        (
+            "/admin/v1/journeys",
+            {
+                "name": "j",
+                "trigger": "joined",
+                "steps": [
+                    {"day": 9, "action": {"message": "nurture"}},
+                    {"day": 1, "action": {"message": "nurture"}},
+                ],
+            },
+        ),
+        (
+            "/admin/v1/journeys",
+            {
+                "name": "j",
+                "trigger": "joined",
+                "steps": [{"day": 1, "action": {"message": "nurture"}, "conditions": ["rich"]}],
+            },
+        ),
+        ("/admin/v1/journeys/from-template", {"template": "x", "coupon_template_id": 1}),
+        ("/admin/v1/campaigns", {"segment_id": 1, "action": []}),
+        ("/admin/v1/campaigns", {"segment_id": 1, "action": {"points": 5}}),
+        ("/admin/v1/campaigns", {"segment_id": 1, "action": {"message": "nope"}}),
+        ("/admin/v1/campaigns", {"segment_id": 1, "action": {"issue_coupon": True}}),
+        (
+            "/admin/v1/segments",
+            {"name": "s", "rule": {"field": "purchase_count", "op": "=", "value": 10**30}},
+        ),
+        (
+            "/admin/v1/segments",
+            {"name": "s", "rule": {"field": "join_date", "op": "=", "value": "2026-13-01"}},
+        ),
+        (
+            "/admin/v1/segments",
+            {"name": "s", "rule": {"field": "bought_sku", "op": "=", "value": "A", "days": 0}},
+        ),
+        ("/admin/v1/segments/preview", {"rule": {"not": {"not": {"all": [{}]}}}}),
+    ],
+)
+def test_bad_input_is_a_clear_422_never_a_500(client, admin_headers, path, body):
+    segment(client, admin_headers)
+    response = client.post(path, json=body, headers=admin_headers)
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["code"]

@@ -335,6 +335,7 @@ def _gift_joins(claims: list[Any], counters: Counters) -> None:
         for s in db.session.scalars(
             select(MemberStats)
             .where(MemberStats.member_id.in_({c.owner_id for c in claims}))
+            .order_by(MemberStats.member_id)  # the listeners' lock order
             .with_for_update()
         )
     }
