@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -277,10 +278,13 @@ def run(pg_url: str, members: int, purchases: int, stores: int, fresh: bool = Fa
     _migrate(app)
     load_s = load(_url(pg_url, "postgresql"), members, purchases, stores)
     say(f"loaded in {load_s:.0f} s" if load_s else "reusing the loaded brand")
+    load_before = os.getloadavg()[0]
     figures = measure(app, stores)
     return {
         **figures,
         "intel": {
+            "load_average_at_start": round(load_before, 2),
+            "load_average_at_end": round(os.getloadavg()[0], 2),
             "members": members,
             "purchases": purchases,
             "stores": stores,
