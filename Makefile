@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed worker scheduler clean reliability bench
+.PHONY: run test lint venv migrate seed worker applier scheduler clean reliability bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,15 @@ run: seed
 	trap 'kill $$(cat instance/scheduler.pid) 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# RQ worker plus the money engine's applier (flask engine apply), which applies journalled
+# payment notifications as they arrive (ENGINE_APPLY=worker, the production default)
 worker: venv
+	@$(FLASK) engine apply & echo $$! > instance/applier.pid; \
+	trap 'kill $$(cat instance/applier.pid) 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) jobs worker
+
+applier: venv
+	$(FLASK) engine apply
 
 scheduler: venv
 	$(FLASK) jobs scheduler

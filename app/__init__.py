@@ -118,10 +118,18 @@ def _register_merge_steps() -> None:
 
 
 def register_hooks() -> None:
-    """Features listening on the engine's hooks (app/common/hooks.py). Idempotent."""
+    """Features listen on the engine's hooks (``app.common.hooks``); registering twice: no-op."""
+    from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
+    from app.coupons.welcome import on_members_joined
     from app.intel.services import register_hooks as intel_hooks
+    from app.outbox.channels import register_channel
+    from app.outbox.services import on_purchases_applied
+    from app.outbox.wechat_channel import WeChatSubscribeChannel
 
-    intel_hooks()
+    MEMBERS_JOINED.register(on_members_joined)
+    PURCHASES_APPLIED.register(on_purchases_applied)
+    register_channel(WeChatSubscribeChannel())
+    intel_hooks()  # member stats, lifecycle, journeys, and their merge step
 
 
 def _configure_logging(app: Flask) -> None:

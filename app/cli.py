@@ -97,8 +97,9 @@ def expiring(within_days: int) -> None:
 def register_cli(app: Flask) -> None:
     from app.audit.cli import audit_command
     from app.coupons.cli import coupons_cli
+    from app.engine.cli import engine_cli
     from app.jobs.cli import jobs_cli
 
-    for group in (admin_cli, demo_cli, points_cli, jobs_cli, coupons_cli):
+    for group in (admin_cli, demo_cli, points_cli, jobs_cli, coupons_cli, engine_cli):
         app.cli.add_command(group)
     app.cli.add_command(audit_command)

@@ -53,6 +53,10 @@ class Config:
     WECHAT_SUBSCRIBE_TEMPLATES: str | None = None
     OUTBOX_LEASE_SECONDS: int = 60  # a message claimed by a dispatcher that died is retried after
     TIMEZONE: str = "Asia/Shanghai"
+    # Where the money engine applies journalled payment notifications: "inline" (in the request
+    # that stored them, after its commit: the embedded default) or "worker" (``flask engine
+    # apply``, a process of its own). Empty: "worker" in production, "inline" otherwise.
+    ENGINE_APPLY: str = ""
 
     WECHAT_APPID: str | None = None
     WECHAT_APP_SECRET: str | None = None
@@ -116,9 +120,13 @@ class Config:
                 )
             if self.SECRET_KEY and len(self.SECRET_KEY) < 32:
                 raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if self.ENGINE_APPLY not in ("", "inline", "worker"):
+            raise ConfigError("ENGINE_APPLY must be inline or worker")
+        if not self.ENGINE_APPLY:
+            self.ENGINE_APPLY = "worker" if self.is_production else "inline"
         if self.POINTS_PER_YUAN < 0:
             raise ConfigError("POINTS_PER_YUAN must not be negative")
-        from app.points.expiry import parse_policy
+        from app.common.expiry import parse_policy
 
         try:
             parse_policy(self.POINTS_EXPIRY)

@@ -10,7 +10,7 @@ import logging
 from typing import Any, ClassVar
 
 import marshmallow as ma
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -123,11 +123,14 @@ class ApiWithErrorContract(Api):
         return jsonify(body), status, data.get("headers", {})
 
 
-def _rollback_quietly() -> None:
-    from app.extensions import db
+def _rollback() -> None:
+    """Roll back the request's session (found through the app, so errors imports no extension)."""
+    current_app.extensions["sqlalchemy"].session.rollback()
 
+
+def _rollback_quietly() -> None:
     try:
-        db.session.rollback()
+        _rollback()
     except Exception:  # noqa: BLE001  (the connection is gone; the pool discards it)
         log.warning("rollback failed on a lost connection")
 
@@ -136,8 +139,6 @@ def register_error_handlers(app: Flask) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import DataError, OperationalError
-
-    from app.extensions import db
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(error: OperationalError):
@@ -152,7 +153,7 @@ def register_error_handlers(app: Flask) -> None:
     def _unstorable_value(error: DataError):
         # Input that passed its schema but that the database cannot store: a number beyond
         # its column's range, a NUL character in text. The client's fault, not ours.
-        db.session.rollback()
+        _rollback()
         log.warning("value refused by the database: %s", type(error.orig).__name__)
         message = "A value is out of range or contains a character that cannot be stored"
         return jsonify(error_body("VALIDATION_ERROR", message)), 422
@@ -167,13 +168,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
-        db.session.rollback()
+        _rollback()
         return jsonify(error_body(error.code, error.message, error.details)), error.status
 
     @app.errorhandler(InternalServerError)
     def _internal(error: InternalServerError):
         original = getattr(error, "original_exception", None)
-        db.session.rollback()
+        _rollback()
         if original is not None:
             log.error("unhandled error: %s", type(original).__name__, exc_info=original)
         return jsonify(error_body("INTERNAL_ERROR", "Internal error")), 500
@@ -181,6 +182,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         # HTTPExceptions never reach here: Flask picks the more specific handler above.
-        db.session.rollback()
+        _rollback()
         log.error("unhandled error: %s", type(error).__name__, exc_info=error)
         return jsonify(error_body("INTERNAL_ERROR", "Internal error")), 500

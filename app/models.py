@@ -17,6 +17,7 @@ from app.coupons.models import (
     CouponTemplateStore,
     WelcomeGrant,
 )
+from app.engine.models import MoneyEvent
 from app.intel.models import (
     Campaign,
     CampaignTarget,
@@ -88,6 +89,7 @@ __all__ = [
     "MemberTag",
     "MemberTagEvent",
     "MemberVisitDay",
+    "MoneyEvent",
     "MultiplierRule",
     "OutboxMessage",
     "PointsAccount",

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.common.phone import mask_phone
+from app.engine.services import apply_for_member
 from app.members import login
 from app.members.codes import issue_member_code
 from app.members.services import resolve_member
@@ -95,6 +96,7 @@ class WeChatLogin(MethodView):
     def post(self, body: dict):
         """Log in with a `wx.login` code (creates the member for a new openid)"""
         member = login.wechat_login(body["code"])
+        apply_for_member(member.id)  # a payment just made shows at once
         return {"token": issue_member_token(member.id, "wechat"), "member": member}
 
 
@@ -105,6 +107,7 @@ class AlipayLogin(MethodView):
     def post(self, body: dict):
         """Log in with a `my.getAuthCode` code (alipay.system.oauth.token)"""
         member = login.alipay_login(body["auth_code"])
+        apply_for_member(member.id)
         return {"token": issue_member_token(member.id, "alipay"), "member": member}
 
 
@@ -139,7 +142,12 @@ class Me(MethodView):
     @blp.doc(security=MEMBER_SECURITY)
     @blp.response(200, MeSchema)
     def get(self):
-        """The member behind the token (after any merge)"""
+        """The member behind the token (after any merge).
+
+        Payments the member made that the engine has stored but not yet applied are applied
+        first, so the balance includes a payment made a moment ago."""
+        if apply_for_member(g.member.id):
+            return resolve_member(g.member.id)
         return g.member
 
 

@@ -25,7 +25,7 @@ def store(code: str, city: str = "上海") -> int:
 
 def member(when: datetime, *, source: str = "pos", store_id: int | None = None, phone=None) -> int:
     with frozen(when), unit_of_work():
-        return create_member(source=source, phone=phone, store_id=store_id, welcome=False).id
+        return create_member(source=source, phone=phone, store_id=store_id).id
 
 
 def buy(member_id: int | None, store_id: int | None, fen: int, when: datetime) -> str:

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.members import merge
 from app.members.binding import bind_phone
 from app.members.models import Member, MemberMerge
-from app.members.payers import member_for_identities
+from app.members.payers import Payer, enrol, payer_identity
 from app.members.services import create_member, resolve_member
 from app.points.models import Purchase
 from app.points.purchases import record_purchase
@@ -148,14 +148,26 @@ def test_members_absorbed_earlier_follow_to_the_final_survivor():
 
 def test_pay_as_membership_finds_the_member_by_any_of_its_identities():
     with unit_of_work():
-        created = member_for_identities([("alipay_user_id", "", "2088000000000003")], source="t")
+        [created] = enrol([Payer((("alipay_user_id", "", "2088000000000003"),), source="t")])
     with unit_of_work():
-        found = member_for_identities(
-            [("alipay_user_id", "", "2088000000000003"), ("alipay_open_id", "app", "0o3")],
-            source="t",
+        [found] = enrol(
+            [
+                Payer(
+                    (("alipay_user_id", "", "2088000000000003"), ("alipay_open_id", "app", "0o3")),
+                    source="t",
+                )
+            ]
         )
-    assert found.id == created.id
-    assert len(resolve_member(created.id).identities) == 2
+    assert found == created
+    assert len(resolve_member(created).identities) == 2
+
+
+def test_enrol_creates_a_payer_named_twice_in_one_batch_once():
+    payer = Payer((("wechat_openid", "wxapp", "oTWICE"),), source="t")
+    with unit_of_work():
+        first, second = enrol([payer, payer])
+    assert first == second
+    assert len(db.session.scalars(select(Member)).all()) == 1
 
 
 @requires_postgres
@@ -196,7 +208,8 @@ def test_two_members_racing_to_bind_one_new_phone_end_as_one_member(app):
 
 @requires_postgres
 def test_payments_racing_a_merge_all_land_on_the_survivor(app):
-    from app.payments.services import PaymentEvent, apply_payment
+    from app.engine.services import receive
+    from app.payments.services import PaymentEvent
 
     holder = member_with(100, phone=PHONE)
     payer = member_with(0, identity=("wechat_openid", "wxapp", "oRACEPAY"))
@@ -213,7 +226,7 @@ def test_payments_racing_a_merge_all_land_on_the_survivor(app):
             occurred_at=T0,
             payer=[("wechat_openid", "wxapp", "oRACEPAY")],
         )
-        return apply_payment(event).created
+        return bool(receive([event]))
 
     results = run_concurrently(app, len(jobs), work)
     assert not [r for r in results if isinstance(r, Exception)], results
@@ -281,15 +294,14 @@ def run_in_context(app, fn):
             db.session.remove()
 
 
-def test_member_for_payer_gives_pos_the_same_member_a_wallet_payment_made(make_app):
-    from app.members.payers import member_for_payer
-
+def test_a_till_payer_is_enrolled_as_the_member_a_wallet_payment_made(make_app):
     application = make_app(WECHAT_APPID="wxpos")
     with application.app_context():
+        payer = Payer((payer_identity("wechat_openid", "oPOS"),), source="pos")
         with unit_of_work():
-            first = member_for_payer("wechat_openid", "oPOS", source="pos").id
+            [first] = enrol([payer])
         with unit_of_work():
-            again = member_for_payer("wechat_openid", "oPOS", source="pos").id
+            [again] = enrol([payer])
         identity = resolve_member(first).identities[0]
     assert first == again
     assert (identity.kind, identity.app, identity.external_id) == ("wechat_openid", "wxpos", "oPOS")
@@ -311,11 +323,10 @@ def test_a_phone_held_only_in_the_member_column_still_leads_to_a_merge():
 
 @requires_postgres
 def test_a_merge_racing_a_till_sale_never_strands_its_points(app, monkeypatch):
-    """A sale applied one event at a time share-locks its member as a payment does: a merge
-    that starts between finding the member and crediting it waits, then moves the credit."""
-    from app.pos import sales
+    """A till sale share-locks its member as a payment does: a merge that starts between
+    finding the member and crediting it waits, then moves the credit."""
+    from app.pos import events
     from app.pos.context import TillContext
-    from app.pos.schemas import SaleEventSchema, content_hash
     from app.stores.services import create_store
     from tests.pos_support import sale
 
@@ -323,24 +334,24 @@ def test_a_merge_racing_a_till_sale_never_strands_its_points(app, monkeypatch):
     absorbed = member_with(0, identity=("wechat_openid", "wxapp", "oRACEPOS"))
     store = create_store("MERGE1", "merge race")
     ctx = TillContext("T-merge", store.id, "MERGE1")
-    data = SaleEventSchema().load(sale("S-RACE", 1000, member={"member_id": absorbed}))
+    data = sale("S-RACE", 1000, member={"member_id": absorbed})
     merged: list[int] = []
     thread = threading.Thread(
         target=lambda: merged.extend(
             run_in_context(app, lambda: bind_phone(absorbed, PHONE, channel="wechat").member_id)
         )
     )
-    credit = sales.record_purchase
+    credit = events.record_purchases
 
-    def merge_then_credit(**kwargs):
+    def merge_then_credit(items):
         # the member is found; now a merge starts: it must wait (or, unlocked, it would finish)
         thread.start()
         _wait_until_blocked_on_a_lock(app, or_done=thread)
-        return credit(**kwargs)
+        return credit(items)
 
-    monkeypatch.setattr(sales, "record_purchase", merge_then_credit)
-    with unit_of_work():
-        sales.record_sale(ctx, data, content_hash(data))
+    monkeypatch.setattr(events, "record_purchases", merge_then_credit)
+    [result] = events.ingest_events(ctx, [data])
+    assert result["status"] == "accepted"
     thread.join()
     assert merged == [holder]
     assert balance_of(absorbed) == 0 and balance_of(holder) == 110

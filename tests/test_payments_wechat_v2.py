@@ -141,9 +141,9 @@ def test_partial_then_full_refund_takes_back_exactly_the_earned_points(pay_app):
     member = only_member()
     path = "/payments/wechat/refund-notify"
     assert post(client, refund("50300001", 1050), path).data == SUCCESS
-    assert balance_of(member.id) == 25  # keeps floor(2500 / 100)
+    assert balance_of(member.id) == 24  # keeps floor(E × (T − R) / T) = floor(35 × 2500 / 3550)
     assert post(client, refund("50300001", 1050), path).data == SUCCESS  # replay
-    assert balance_of(member.id) == 25
+    assert balance_of(member.id) == 24
     assert post(client, refund("50300002", 2500), path).data == SUCCESS
     assert balance_of(member.id) == 0
     assert post(client, refund("50300003", 100), path).data == SUCCESS  # more than paid

@@ -54,7 +54,7 @@ def test_spending_never_takes_the_balance_below_zero_but_a_clawback_may():
     assert audit_differences() == []
 
 
-def test_a_purchase_keeps_what_its_net_paid_amount_would_earn_after_each_refund():
+def test_a_purchase_keeps_floor_e_times_t_minus_r_over_t_after_each_refund():
     member_id = new_member()
     with unit_of_work():
         purchase, created = record_purchase(
@@ -65,18 +65,18 @@ def test_a_purchase_keeps_what_its_net_paid_amount_would_earn_after_each_refund(
             paid_fen=3599,
             occurred_at=T0,
         )
-    assert created and balance_of(member_id) == 35
-    # 35.99 paid; refund 0.99 → net 35.00 keeps 35 points: nothing taken
+    assert created and balance_of(member_id) == 35  # E = 35, T = 3599
+    # refund 0.99: keeps floor(35 × 3500 / 3599) = 34
     with unit_of_work():
         record_refund(purchase, refund_key="r1", refund_fen=99, occurred_at=T0)
-    assert balance_of(member_id) == 35
-    # refund 0.01 → net 34.99 keeps 34: one point taken
-    with unit_of_work():
-        record_refund(purchase, refund_key="r2", refund_fen=1, occurred_at=T0)
     assert balance_of(member_id) == 34
+    # refund 17.00 more: keeps floor(35 × 1800 / 3599) = 17
     with unit_of_work():
-        record_refund(purchase, refund_key="r2", refund_fen=1, occurred_at=T0)  # replay
-    assert balance_of(member_id) == 34
+        record_refund(purchase, refund_key="r2", refund_fen=1700, occurred_at=T0)
+    assert balance_of(member_id) == 17
+    with unit_of_work():
+        record_refund(purchase, refund_key="r2", refund_fen=1700, occurred_at=T0)  # replay
+    assert balance_of(member_id) == 17
     # refund more than remains: never more than was earned
     with unit_of_work():
         record_refund(purchase, refund_key="r3", refund_fen=100000, occurred_at=T0)

@@ -196,7 +196,7 @@ def _buy(member_id: int, external_id: str, paid_fen: int) -> None:
 
 
 def test_a_purchase_credit_repays_a_debt_first_like_any_other_credit():
-    """``record_purchase`` credits through ``post_new_credit`` (one UPDATE … RETURNING, no
+    """``record_purchase`` credits through ``credit_points`` (set-based Core statements, no
     idempotency lookup): the same entries, debt repayment and lots as ``post_entry``."""
     member_id = new_member()
     with frozen(SPRING_2026):
@@ -225,12 +225,12 @@ def test_a_new_credit_under_a_used_key_is_refused_by_the_database():
     import pytest
     from sqlalchemy.exc import IntegrityError
 
-    from app.points.services import post_new_credit
+    from app.points.services import Credit, credit_points
 
     member_id = new_member()
     earn(member_id, 10, "used-key")
     with pytest.raises(IntegrityError), unit_of_work():
-        post_new_credit(member_id, 5, kind="earn", idempotency_key="used-key")
+        credit_points([Credit(member_id, 5, "earn", "used-key")])
     assert balance_of(member_id) == 10
     assert_consistent(member_id)
 
@@ -240,12 +240,13 @@ def test_a_new_credit_leaves_no_stale_account_in_the_session():
     member created in the same transaction, as pay-as-membership does) is refreshed, not kept."""
     from app.members.services import create_member
     from app.points.models import PointsAccount
-    from app.points.services import post_new_credit
+    from app.points.services import Credit, credit_points
 
     with unit_of_work():
         member = create_member(source="test", phone="13800000077")
         account = db.session.get(PointsAccount, member.id)
         assert account is not None and account.balance == 0
-        assert post_new_credit(member.id, 7, kind="earn", idempotency_key="fresh-1") == 7
+        [credited] = credit_points([Credit(member.id, 7, "earn", "fresh-1")])
+        assert credited.balance_after == 7
         assert account.balance == 7  # reloaded after the UPDATE, not the stale 0
     assert_consistent(member.id)

@@ -99,7 +99,7 @@ def test_pospal_tickets_post_through_the_signed_endpoint(client, admin_headers, 
         ("SN10", "accepted"),
         ("SN12", "rejected"),
     ]
-    assert balance_of(member_id) == 72 - 22
+    assert balance_of(member_id) == 72 * 5000 // 7250  # floor(E × (T − R) / T) = 49
     again = till.send_tickets("pospal", [sell, back]).json["results"]
     assert [r["status"] for r in again] == ["duplicate", "duplicate"]
     unknown = till.send_tickets("keruyun", [sell])

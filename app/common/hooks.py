@@ -78,6 +78,7 @@ class PurchaseApplied:
     is_refund: bool = False
     store_id: int | None = None
     skus: tuple[str, ...] = field(default_factory=tuple)
+    balance: int | None = None  # the member's balance right after this purchase's credit
 
 
 @dataclass(frozen=True)

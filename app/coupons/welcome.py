@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 
 from app.common.clock import utcnow
+from app.common.hooks import MemberJoined
 from app.coupons.issuance import issue_one
 from app.coupons.models import Coupon, WelcomeGrant
 from app.coupons.state import Actor
@@ -13,6 +16,7 @@ from app.errors import Conflict
 from app.extensions import db
 from app.members.models import Member
 from app.members.services import resolve_member
+from app.outbox.services import enqueue_message
 
 
 def issue_welcome_coupon(member_id: int) -> Coupon | None:
@@ -56,3 +60,13 @@ def issue_welcome_coupon(member_id: int) -> Coupon | None:
     db.session.add(WelcomeGrant(member_id=member.id, coupon_id=coupon.id, created_at=utcnow()))
     db.session.flush()
     return coupon
+
+
+def on_members_joined(joined: Sequence[MemberJoined]) -> None:
+    """``MEMBERS_JOINED`` listener: each new member's welcome coupon and welcome message."""
+    for item in joined:
+        coupon = issue_welcome_coupon(item.member_id)
+        payload = {"coupon_code": coupon.code} if coupon is not None else {}
+        enqueue_message(
+            item.member_id, "welcome", payload, dedupe_key=f"member:{item.member_id}:welcome"
+        )

@@ -24,6 +24,7 @@ from app.errors import ValidationFailed
 from app.extensions import db
 from app.intel.models import IntelSettings, LifecycleEvent, MemberStats, MemberStoreMonth
 from app.members.models import Member
+from app.members.services import join_channel
 
 NO_STORE = 0
 SETTING_FIELDS = ("honeymoon_days", "active_days", "silent_days", "sleeping_days")
@@ -52,19 +53,6 @@ def window_start(now: datetime) -> date:
 def day_start(day: date) -> datetime:
     """Midnight of a Shanghai day, in UTC."""
     return datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(UTC)
-
-
-def join_channel(source: str) -> str:
-    """The KPI channel of a member's ``source``: payment, pos, miniprogram, gift or import."""
-    if source.endswith("_pay") or source in ("wechat", "alipay", "payment"):
-        return "payment"
-    if source.endswith("_miniprogram") or source == "miniprogram":
-        return "miniprogram"
-    if source.startswith("gift"):
-        return "gift"
-    if source == "pos":
-        return "pos"
-    return "import" if source == "import" else source[:16]
 
 
 # --- settings --------------------------------------------------------------------------------

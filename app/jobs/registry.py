@@ -61,6 +61,12 @@ JOBS: dict[str, JobSpec] = {
             timeout=120,
             exclusive=False,  # dispatchers claim messages with SKIP LOCKED: they may overlap
         ),
+        JobSpec(
+            "engine.sweep",
+            "app.engine.worker:sweep",
+            timeout=120,
+            exclusive=False,  # appliers claim journal rows with SKIP LOCKED: they may overlap
+        ),
         JobSpec("points.expire", "app.points.jobs:expire_points_job", timeout=1800),
         JobSpec("points.remind_expiring", "app.outbox.reminders:remind_points_expiring"),
         JobSpec("coupons.expire", "app.coupons.jobs:expire_coupons"),
@@ -82,6 +88,7 @@ JOBS: dict[str, JobSpec] = {
 
 PERIODIC: dict[str, Schedule] = {
     "outbox.dispatch": Schedule(every=timedelta(seconds=15)),
+    "engine.sweep": Schedule(every=timedelta(minutes=1)),
     "pos.expire_redemptions": Schedule(every=timedelta(minutes=1)),
     "coupons.return_gifts": Schedule(every=timedelta(minutes=5)),
     "coupons.expire": Schedule(every=timedelta(minutes=15)),

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.members.binding import BindResult, bind_phone
 from app.members.models import Member
-from app.members.payers import member_for_identities
+from app.members.payers import Payer, enrol
+from app.members.services import get_member
 from app.platforms import alipay, wechat
 
 
 def _member_for(identities: list[tuple[str, str, str]], source: str) -> Member:
-    def attempt() -> Member:
-        with unit_of_work():
-            return member_for_identities(identities, source=source)
-
-    return with_retry(attempt)
+    member_id = transaction(lambda: enrol([Payer(tuple(identities), source)])[0])
+    return get_member(member_id)
 
 
 def wechat_login(code: str) -> Member:

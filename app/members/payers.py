@@ -1,83 +1,109 @@
-"""Pay-as-membership: the member behind a payer's identities, created when the payer is new."""
+"""Enrolment: the member behind a payer's identities or a phone, created when new.
+
+:func:`enrol` is the one way a payer (WeChat openid/unionid, Alipay user id/open id, a till's
+card) or a phone becomes a member: payments, till sales and mini-program logins all call it,
+for one person or a whole batch. New members are created by ``create_member`` (which fires
+``MEMBERS_JOINED``); identities a known member lacks are added. A racing enrolment of the same
+identity fails the transaction on the identities' unique key, and the transaction runner
+(``app.db.transaction``) runs it again, which then finds the winner's member.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, tuple_
 
 from app.extensions import db
-from app.members.models import Member
-from app.members.services import (
-    add_identity,
-    create_member,
-    find_by_identity,
-)
+from app.members.models import Member, MemberIdentity
+from app.members.services import add_identity, create_member, lock_members
+
+Identity = tuple[str, str, str]  # (kind, app, external_id)
 
 
-def _find_holders(identities: list[tuple[str, str, str]], *, lock: bool) -> list[Member | None]:
-    """The live member holding each identity (None where nobody does), in order."""
-    return [
-        find_by_identity(kind, external_id, app, lock=lock) for kind, app, external_id in identities
-    ]
+@dataclass(frozen=True)
+class Payer:
+    """Who to enrol: identities (a phone is ``("phone", "", "+86…")``), how and where."""
+
+    identities: tuple[Identity, ...]
+    source: str
+    store_id: int | None = None
 
 
-def member_for_identities(
-    identities: list[tuple[str, str, str]],
-    *,
-    source: str,
-    store_id: int | None = None,
-    lock: bool = False,
-) -> Member:
-    """Pay-as-membership: the live member holding any of ``identities``, created if none does.
+def enrol(payers: Sequence[Payer], *, lock: bool = True) -> list[int]:
+    """The live member id of each payer (created if none holds any of its identities).
 
-    ``identities`` are ``(kind, app, external_id)``, e.g. ``("wechat_openid", appid, openid)``
-    or ``("alipay_user_id", "", "2088…")``. Identities the member lacks are added. Safe under
-    concurrency: a racing creation loses on the unique constraint inside a savepoint and then
-    finds the winner's member. Runs inside the caller's transaction; never commits. ``lock``:
-    an existing member comes back share-locked (:func:`lock_live_member`), found and locked in
-    one query; a member created here is the transaction's own row already.
+    Set-based: one query finds every identity's holder; members are created only for payers
+    nobody holds (a payer named twice in the batch is created once). With ``lock`` the members
+    come back share-locked (:func:`lock_members`). Runs in the caller's transaction.
     """
-    if not identities:
+    if any(not p.identities for p in payers):
         raise ValueError("at least one identity is needed")
-    for _ in range(3):
-        found = _find_holders(identities, lock=lock)
-        holders: list[Member] = []
-        for holder in found:
-            if holder is not None and all(holder.id != h.id for h in holders):
-                holders.append(holder)
-        if not holders:
-            try:
-                with db.session.begin_nested():
-                    return create_member(source=source, identities=identities, store_id=store_id)
-            except IntegrityError:
-                continue  # another request created it first: find it on the next pass
-        member = holders[0]
-        for (kind, app, external_id), holder in zip(identities, found, strict=True):
-            if holder is None:
-                try:
-                    with db.session.begin_nested():
-                        add_identity(member, kind, external_id, app)
-                except IntegrityError:
-                    pass  # added concurrently; whoever holds it now keeps it
-        return member
-    raise RuntimeError("could not settle the member for a payer identity")
+    wanted = sorted({i for p in payers for i in p.identities})
+    holders: dict[Identity, int] = {}
+    if wanted:
+        rows = db.session.execute(
+            select(
+                MemberIdentity.kind,
+                MemberIdentity.app,
+                MemberIdentity.external_id,
+                MemberIdentity.member_id,
+            ).where(
+                tuple_(MemberIdentity.kind, MemberIdentity.app, MemberIdentity.external_id).in_(
+                    wanted
+                )
+            )
+        ).all()
+        holders = {(k, a, e): int(m) for k, a, e, m in rows}
+    found: list[int] = []
+    missing: list[tuple[int, Identity]] = []
+    for payer in payers:
+        held = [holders[i] for i in payer.identities if i in holders]
+        if held:
+            member_id = held[0]
+        else:
+            phone = next((e for k, _, e in payer.identities if k == "phone"), None)
+            others = [i for i in payer.identities if i[0] != "phone"]
+            member = create_member(
+                source=payer.source, phone=phone, identities=others, store_id=payer.store_id
+            )
+            member_id = member.id
+            for identity in payer.identities:
+                holders[identity] = member_id
+        for identity in payer.identities:
+            if identity not in holders:
+                holders[identity] = member_id
+                missing.append((member_id, identity))
+        found.append(member_id)
+    live = lock_members(found) if lock else {m: m for m in found}
+    for member_id, (kind, app, external_id) in missing:
+        # identities the member lacks (an Alipay open id beside the user id …); a concurrent
+        # add fails the transaction on the unique key and the runner tries again
+        add_identity(_member(live[member_id]), kind, external_id, app)
+    if missing:
+        db.session.flush()
+    return [live[m] for m in found]
 
 
-def member_for_payer(
-    kind: str, external_id: str, *, source: str, store_id: int | None = None
-) -> Member:
-    """Pay-as-membership for one payer identity (e.g. a POS sale paid by WeChat or Alipay).
+def _member(member_id: int) -> Member:
+    member = db.session.get(Member, member_id)
+    assert member is not None
+    return member
 
-    ``kind`` is ``wechat_openid`` (of the configured mini-program/pay appid), ``alipay_open_id``
-    (of the configured Alipay app), ``alipay_user_id``, ``wechat_unionid`` or ``pos_card``.
-    Returns the live member, share-locked for the caller's transaction (see
-    :func:`lock_live_member`), created when the payer is new.
-    """
+
+def payer_identity(kind: str, external_id: str) -> Identity:
+    """A till's payer reference as an identity: WeChat openids under the configured
+    ``WECHAT_APPID``, Alipay open ids under ``ALIPAY_APP_ID``, others global."""
     config = current_app.config
     app = {
         "wechat_openid": config.get("WECHAT_APPID"),
         "alipay_open_id": config.get("ALIPAY_APP_ID"),
     }
-    return member_for_identities(
-        [(kind, app.get(kind) or "", external_id)], source=source, store_id=store_id, lock=True
-    )
+    return (kind, app.get(kind) or "", external_id)
+
+
+def payer_key(identity: Identity) -> str:
+    """The journal's key for a payer identity (``kind:app:external_id``)."""
+    return ":".join(identity)

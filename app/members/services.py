@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import date
 
 from sqlalchemy import Select, bindparam, select
@@ -37,36 +38,55 @@ def resolve_member(member_id: int) -> Member:
 
 
 def lock_live_member(member_id: int) -> Member:
-    """The live member behind an id, its row share-locked until the transaction ends.
+    """The live member behind an id, its row share-locked until the transaction ends
+    (:func:`lock_members` for one member)."""
+    member = db.session.get(Member, lock_members([member_id])[member_id], populate_existing=True)
+    assert member is not None
+    return member
 
-    A merge locks both members ``FOR UPDATE``, so a credit that holds this lock either lands
-    before the merge (which then moves it) or waits and lands on the survivor — never on a
-    member that was absorbed meanwhile.
+
+def lock_members(member_ids: Iterable[int]) -> dict[int, int]:
+    """Share-lock the live members behind ids; ``{given id: live id}``. The one member lock.
+
+    Rows are locked ``FOR SHARE`` in member-id order, following ``merged_into`` to the
+    survivor (whose row is locked too). A merge locks both members ``FOR UPDATE``, so a credit
+    that holds this lock either lands before the merge (which then moves it) or waits and
+    lands on the survivor — never on a member that was absorbed meanwhile. Every money path
+    takes this lock before any points account; that is the one lock order: members (id
+    order), then accounts (id order).
     """
+    live: dict[int, int] = {}
+    wanted = set(member_ids)
+    pending = {m: m for m in wanted}  # given id -> id to look at next
     for _ in range(MAX_MERGE_HOPS):
-        member = db.session.execute(
-            _share_lock_stmt(), {"member_id": member_id}
-        ).scalar_one_or_none()
-        if member is None:
-            raise NotFound("member not found", code="MEMBER_NOT_FOUND")
-        if member.merged_into_id is None:
-            return member
-        member_id = member.merged_into_id
-    raise RuntimeError(f"merge chain from member {member_id} is too long")
+        if not pending:
+            return {m: live[m] for m in wanted}
+        ids = sorted(set(pending.values()))
+        rows = {m: into for m, into in db.session.execute(_lock_members_stmt(), {"ids": ids})}
+        for given, at in list(pending.items()):
+            if at not in rows:
+                raise NotFound("member not found", code="MEMBER_NOT_FOUND")
+            merged_into = rows[at]
+            if merged_into is None:
+                live[given] = at
+                del pending[given]
+            else:
+                pending[given] = merged_into
+    raise RuntimeError("merge chain is too long")
+
+
+@functools.cache
+def _lock_members_stmt() -> Select:
+    return (
+        select(Member.id, Member.merged_into_id)
+        .where(Member.id.in_(bindparam("ids", expanding=True)))
+        .order_by(Member.id)
+        .with_for_update(read=True)
+    )
 
 
 # Hot statements are built once, with bind parameters: building a statement and its cache key
 # costs about as much Python as running it (bench/statement_cost.py).
-@functools.cache
-def _share_lock_stmt() -> Select:
-    return (
-        select(Member)
-        .where(Member.id == bindparam("member_id"))
-        .with_for_update(read=True)
-        .execution_options(populate_existing=True)  # the locked row, not a stale copy
-    )
-
-
 @functools.cache
 def _by_identity_stmt(lock: bool) -> Select:
     stmt = (
@@ -121,8 +141,8 @@ def create_member(
 
     Flushes inside the caller's transaction. A racing creation with the same identity fails
     on the identities' unique constraint (``IntegrityError``): the caller retries and finds it.
-    A person who joins (``welcome``; not a member imported from another system) gets the
-    welcome coupon, if HQ has one, and a welcome message.
+    A person who joins (``welcome``; not a member imported from another system) fires
+    ``MEMBERS_JOINED``: the welcome coupon and message, stats and attribution listen there.
     """
     normalized = normalize_phone(phone) if phone is not None else None
     member = Member(
@@ -142,19 +162,27 @@ def create_member(
     for kind, app, external_id in wanted:
         add_identity(member, kind, external_id, app)
     db.session.flush()
-    MEMBERS_JOINED.fire([MemberJoined(member.id, source, member.created_at, store_id)])
     if welcome:
-        _welcome(member)
+        MEMBERS_JOINED.fire(
+            [
+                MemberJoined(
+                    member_id=member.id,
+                    channel=join_channel(source),
+                    joined_at=member.created_at,
+                    store_id=store_id,
+                )
+            ]
+        )
     return member
 
 
-def _welcome(member: Member) -> None:
-    from app.coupons.welcome import issue_welcome_coupon
-    from app.outbox.services import enqueue_message
-
-    coupon = issue_welcome_coupon(member.id)
-    payload = {"coupon_code": coupon.code} if coupon is not None else {}
-    enqueue_message(member.id, "welcome", payload, dedupe_key=f"member:{member.id}:welcome")
+def join_channel(source: str) -> str:
+    """The channel a member's ``source`` counts under: payment, pos, miniprogram or import."""
+    if source.endswith("_pay"):
+        return "payment"
+    if source.endswith("_miniprogram"):
+        return "miniprogram"
+    return source
 
 
 def add_identity(member: Member, kind: str, external_id: str, app: str = "") -> MemberIdentity:

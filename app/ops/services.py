@@ -1,4 +1,4 @@
-"""Operational figures: queue depths, job failures, outbox backlog."""
+"""Operational figures: queue depths, job failures, outbox backlog, money journal backlog."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
+from app.engine.journal import backlog
 from app.extensions import db, redis_store
 from app.jobs.models import JobRun
 from app.jobs.registry import QUEUES
@@ -33,6 +34,7 @@ def snapshot() -> dict[str, Any]:
         "job_failures": {k: int(v) for k, v in failed_by_job.items()},
         "outbox": {k: int(v) for k, v in outbox.items()},
         "outbox_backlog": int(outbox.get("pending", 0)) + int(outbox.get("sending", 0)),
+        "journal": backlog(),
     }
 
 

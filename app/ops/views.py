@@ -21,6 +21,13 @@ class OpsSchema(ma.Schema):
     job_failures = ma.fields.Dict(metadata={"description": "failed runs by job"})
     outbox = ma.fields.Dict(metadata={"description": "outbox messages by status"})
     outbox_backlog = ma.fields.Integer()
+    journal = ma.fields.Dict(
+        metadata={
+            "description": "money journal: pending, held (refunds waiting for their payment), "
+            "oldest_pending_seconds, apply_lag_p50_seconds, apply_lag_p99_seconds (last 1,000 "
+            "events applied in the last 5 minutes)"
+        }
+    )
 
 
 @blp.route("/admin/v1/ops")
@@ -30,7 +37,7 @@ class Ops(MethodView):
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, OpsSchema)
     def get(self):
-        """Queue depths, job failures and outbox backlog"""
+        """Queue depths, job failures, outbox backlog, money journal backlog and apply lag"""
         return snapshot()
 
 
@@ -58,7 +65,24 @@ class _SnapshotCollector:
             outbox.add_metric([status], count)
         backlog = GaugeMetricFamily("huiyuan_outbox_backlog", "Messages not yet delivered")
         backlog.add_metric([], self.data["outbox_backlog"])
-        yield from (queued, failed, job_failures, outbox, backlog)
+        journal = self.data["journal"]
+        events = GaugeMetricFamily(
+            "huiyuan_journal_events", "Money journal events not applied", labels=["state"]
+        )
+        events.add_metric(["pending"], journal["pending"])
+        events.add_metric(["held"], journal["held"])
+        oldest = GaugeMetricFamily(
+            "huiyuan_journal_oldest_pending_seconds", "Age of the oldest pending money event"
+        )
+        oldest.add_metric([], journal["oldest_pending_seconds"])
+        lag = GaugeMetricFamily(
+            "huiyuan_journal_apply_lag_seconds",
+            "Apply lag of recent money events (received → applied)",
+            labels=["quantile"],
+        )
+        lag.add_metric(["0.5"], journal["apply_lag_p50_seconds"])
+        lag.add_metric(["0.99"], journal["apply_lag_p99_seconds"])
+        yield from (queued, failed, job_failures, outbox, backlog, events, oldest, lag)
 
 
 @blp.route("/metrics")

@@ -43,15 +43,8 @@ def register_channel(channel: Channel) -> None:
 
 
 def get_channel(name: str) -> Channel:
-    if name not in _CHANNELS:
-        _load_builtin_channels()
+    """The channel registered under ``name`` (``create_app`` registers the built-in ones)."""
     try:
         return _CHANNELS[name]
     except KeyError:
         raise DeliveryError(f"no channel {name!r}", retryable=False) from None
-
-
-def _load_builtin_channels() -> None:
-    from app.outbox.wechat_channel import WeChatSubscribeChannel
-
-    _CHANNELS.setdefault(WeChatSubscribeChannel.name, WeChatSubscribeChannel())

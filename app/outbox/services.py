@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.common.clock import utcnow
+from app.common.hooks import PurchaseApplied
 from app.extensions import db
 from app.members.models import Member
 from app.outbox.models import MESSAGE_KINDS, OutboxMessage
@@ -132,3 +133,20 @@ def enqueue_messages(
     if rows:
         db.session.execute(insert(OutboxMessage.__table__), rows)
     return len(rows)
+
+
+def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
+    """``PURCHASES_APPLIED`` listener: a "points earned" message for each purchase that earned."""
+    enqueue_messages(
+        [
+            (
+                item.member_id,
+                "points_earned",
+                {"points": item.points, "balance": item.balance, "paid_fen": item.payer_fen},
+                f"purchase:{item.purchase_id}:earned",
+            )
+            for item in items
+            if not item.is_refund and item.points > 0 and item.balance is not None
+        ],
+        new_keys=True,  # keys of purchases the applying transaction has just created
+    )

@@ -73,11 +73,15 @@ def events(form: dict[str, str]) -> list[PaymentEvent | RefundEvent]:
     result: list[PaymentEvent | RefundEvent] = []
     refund_fee = data.get("refund_fee")
     if status in PAID or (status == "TRADE_CLOSED" and refund_fee):
+        total = yuan_to_fen(data.get("total_amount"))
+        # buyer_pay_amount: what the buyer paid themselves (not Alipay's red packets, points)
+        paid = yuan_to_fen(data["buyer_pay_amount"]) if data.get("buyer_pay_amount") else total
         result.append(
             PaymentEvent(
                 source="alipay",
                 transaction_id=trade_no,
-                paid_fen=yuan_to_fen(data.get("total_amount")),
+                paid_fen=min(paid, total),
+                total_fen=total,
                 occurred_at=beijing(
                     data.get("gmt_payment") or data.get("notify_time"), TIME_FORMAT
                 ),
@@ -86,7 +90,9 @@ def events(form: dict[str, str]) -> list[PaymentEvent | RefundEvent]:
             )
         )
     refunded_at = beijing(
-        data.get("gmt_refund") or data.get("gmt_close") or data.get("notify_time"), TIME_FORMAT
+        data.get("gmt_refund") or data.get("gmt_close") or data.get("notify_time"),
+        TIME_FORMAT,
+        fractional=True,  # gmt_refund carries milliseconds: 2026-11-23 19:01:02.345
     )
     if status == "TRADE_CLOSED":
         result.append(

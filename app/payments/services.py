@@ -1,35 +1,27 @@
-"""Verified payments and refunds become purchases, members and points — once each.
+"""Verified payment notifications as money events for the journal.
 
 The platform adapters (``wechat_v2``, ``wechat_v3``, ``alipay``) verify a notification and turn
-it into a :class:`PaymentEvent` or :class:`RefundEvent`; these functions apply it. Idempotency
-rests on the purchases' unique (source, transaction id) and the refunds' unique refund key, so
-replays and concurrent duplicates change nothing.
+it into :class:`PaymentEvent` / :class:`RefundEvent` values; :func:`receive` stores them in the
+money journal (``app.engine``), which is what the notification's ``SUCCESS`` acknowledges.
+The engine's applier then applies each of them exactly once.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import Select, bindparam, select
-
-from app.db import unit_of_work, with_retry
 from app.errors import DomainError
-from app.extensions import db
-from app.members.payers import member_for_identities
-from app.points.models import Purchase
-from app.points.purchases import find_purchase, record_purchase, record_refund
-from app.stores.services import store_id_by_code
 
 log = logging.getLogger(__name__)
 
 
 class NotifyRejected(DomainError):
-    """A notification that failed verification: answered with a 4xx, nothing applied."""
+    """A notification that failed verification: answered with a 4xx, nothing stored."""
 
     status = 400
     default_code = "NOTIFY_REJECTED"
@@ -39,10 +31,38 @@ class NotifyRejected(DomainError):
 class PaymentEvent:
     source: str  # "wechat" | "alipay"
     transaction_id: str  # WeChat transaction_id / Alipay trade_no
-    paid_fen: int
+    paid_fen: int  # the payer's own money: cash_fee / payer_total / buyer_pay_amount
     occurred_at: datetime
     payer: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, app, external_id)
     store_code: str | None = None
+    total_fen: int | None = None  # the order total (None: the payer paid all of it)
+
+    @property
+    def event_key(self) -> str:
+        return f"{self.source}:pay:{self.transaction_id}"
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "transaction_id": self.transaction_id,
+            "paid_fen": self.paid_fen,
+            "total_fen": self.total_fen,
+            "occurred_at": self.occurred_at.isoformat(),
+            "payer": [list(p) for p in self.payer],
+            "store_code": self.store_code,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> PaymentEvent:
+        return cls(
+            source=data["source"],
+            transaction_id=data["transaction_id"],
+            paid_fen=int(data["paid_fen"]),
+            total_fen=data.get("total_fen"),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            payer=[(k, a, e) for k, a, e in data.get("payer") or []],
+            store_code=data.get("store_code"),
+        )
 
 
 @dataclass(frozen=True)
@@ -55,12 +75,35 @@ class RefundEvent:
     refunded_total_fen: int | None = None  # all refunds so far (Alipay's refund_fee)
     full: bool = False  # the whole remaining amount (Alipay TRADE_CLOSED)
 
+    @property
+    def event_key(self) -> str:
+        return self.refund_key
 
-@dataclass(frozen=True)
-class PaymentOutcome:
-    purchase_id: int
-    member_id: int | None
-    created: bool
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "transaction_id": self.transaction_id,
+            "refund_key": self.refund_key,
+            "occurred_at": self.occurred_at.isoformat(),
+            "refund_fen": self.refund_fen,
+            "refunded_total_fen": self.refunded_total_fen,
+            "full": self.full,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> RefundEvent:
+        return cls(
+            source=data["source"],
+            transaction_id=data["transaction_id"],
+            refund_key=data["refund_key"],
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            refund_fen=data.get("refund_fen"),
+            refunded_total_fen=data.get("refunded_total_fen"),
+            full=bool(data.get("full")),
+        )
+
+
+MoneyEventIn = PaymentEvent | RefundEvent
 
 
 def store_code_from(attach: str | None) -> str | None:
@@ -75,86 +118,3 @@ def store_code_from(attach: str | None) -> str | None:
         if isinstance(value, dict) and isinstance(value.get("store"), str):
             return value["store"]
     return None
-
-
-@functools.cache
-def _recorded_stmt() -> Select:
-    return select(Purchase.id, Purchase.member_id).where(
-        Purchase.source == bindparam("source"), Purchase.external_id == bindparam("external_id")
-    )
-
-
-def apply_payment(event: PaymentEvent) -> PaymentOutcome:
-    """Record a verified payment once: the payer becomes (or is) a member and earns points."""
-
-    def attempt() -> PaymentOutcome:
-        with unit_of_work():
-            existing = db.session.execute(  # a replay: the columns only, nothing to load
-                _recorded_stmt(), {"source": event.source, "external_id": event.transaction_id}
-            ).first()
-            if existing is not None:
-                return PaymentOutcome(existing.id, existing.member_id, False)
-            store_id = store_id_by_code(event.store_code)
-            member = None
-            if event.payer:
-                # share-locked: a racing merge cannot strand the credit on an absorbed member
-                member = member_for_identities(
-                    event.payer, source=f"{event.source}_pay", store_id=store_id, lock=True
-                )
-            purchase, created = record_purchase(
-                source=event.source,
-                external_id=event.transaction_id,
-                member_id=member.id if member else None,
-                store_id=store_id,
-                paid_fen=event.paid_fen,
-                occurred_at=event.occurred_at,
-            )
-            return PaymentOutcome(purchase.id, purchase.member_id, created)
-
-    outcome = with_retry(attempt)
-    if outcome.created:
-        log.info(
-            "%s payment %s: %d fen, member %s",
-            event.source,
-            event.transaction_id,
-            event.paid_fen,
-            outcome.member_id,
-        )
-    return outcome
-
-
-def apply_refund(event: RefundEvent) -> bool:
-    """Take back the points a verified refund undoes, once. False when nothing was applied."""
-
-    def attempt() -> bool:
-        with unit_of_work():
-            purchase = find_purchase(event.source, event.transaction_id, lock=True)
-            if purchase is None:
-                log.warning(
-                    "%s refund %s for unknown payment %s: ignored",
-                    event.source,
-                    event.refund_key,
-                    event.transaction_id,
-                )
-                return False
-            remaining = purchase.paid_fen - purchase.refunded_fen
-            if event.full:
-                amount = remaining
-            elif event.refunded_total_fen is not None:
-                amount = event.refunded_total_fen - purchase.refunded_fen
-            else:
-                amount = event.refund_fen or 0
-            if amount <= 0:
-                return False  # already covered by earlier refunds
-            _, created = record_refund(
-                purchase,
-                refund_key=event.refund_key,
-                refund_fen=amount,
-                occurred_at=event.occurred_at,
-            )
-            return created
-
-    applied = with_retry(attempt)
-    if applied:
-        log.info("%s refund %s applied", event.source, event.refund_key)
-    return applied

@@ -1,4 +1,8 @@
-"""Payment notification endpoints: verify, apply once, answer exactly as each platform expects.
+"""Payment notification endpoints: verify, store, answer exactly as each platform expects.
+
+A verified notification is stored in the money journal and committed before it is answered:
+``SUCCESS`` / 204 / ``success`` mean "verified and stored"; the engine then applies it exactly
+once (in the same request in the embedded default, or by the ``flask engine apply`` worker).
 
 A bad signature, a foreign appid/mch_id/app_id/seller_id or a stale timestamp is a 4xx with the
 platform's failure body and no effect. A transient fault (database unreachable) is a 5xx so the
@@ -16,14 +20,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.engine.services import receive
 from app.payments import alipay, wechat_v2, wechat_v3
-from app.payments.services import (
-    NotifyRejected,
-    PaymentEvent,
-    RefundEvent,
-    apply_payment,
-    apply_refund,
-)
+from app.payments.services import MoneyEventIn, NotifyRejected
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,12 @@ blp = Blueprint(
     url_prefix="/payments",
     description=(
         "Payment notifications from WeChat Pay (API v2 XML, API v3 JSON) and Alipay. A verified "
-        "payment makes the payer a member (pay-as-membership) and credits points once; refunds "
-        "take back what the refunded amount earned. Rejections (4xx, platform failure body): "
+        "notification is answered once it is verified and stored; the engine then applies it "
+        "exactly once: the payer becomes a member (pay-as-membership) and earns points on the "
+        "money they paid themselves (v2 `cash_fee`, v3 `amount.payer_total`, Alipay "
+        "`buyer_pay_amount`); a refund keeps `floor(E × (T − R) / T)` of the E points a "
+        "purchase of order total T earned after refunds R, and a refund that arrives before its "
+        "payment is held until the payment arrives. Rejections (4xx, platform failure body): "
         "`SIGNATURE_INVALID`, `UNKNOWN_SERIAL`, `STALE_TIMESTAMP`, `APPID_MISMATCH`, "
         "`MCH_ID_MISMATCH`, `SELLER_ID_MISMATCH`, `RESOURCE_INVALID`, `NOTIFY_INCOMPLETE`. "
         "`PLATFORM_DISABLED` (503) when the platform is not configured; 5xx on a transient "
@@ -43,11 +46,9 @@ blp = Blueprint(
 )
 
 
-def _apply(event: PaymentEvent | RefundEvent | None) -> None:
-    if isinstance(event, PaymentEvent):
-        apply_payment(event)
-    elif isinstance(event, RefundEvent):
-        apply_refund(event)
+def _apply(event: MoneyEventIn | None) -> None:
+    if event is not None:
+        receive([event])
 
 
 def _handle(
@@ -140,8 +141,8 @@ class AlipayNotify(MethodView):
         """Alipay async notification (RSA2): payments, partial refunds, closed trades"""
         form = request.form.to_dict(flat=True)
 
-        def work() -> None:
-            for event in alipay.events(form):
-                _apply(event)
-
-        return _handle(work, lambda: _text("success"), lambda status, code: _text("fail", status))
+        return _handle(
+            lambda: receive(alipay.events(form)),
+            lambda: _text("success"),
+            lambda status, code: _text("fail", status),
+        )

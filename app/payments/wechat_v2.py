@@ -71,9 +71,6 @@ def _verified(raw: bytes) -> dict:
     expected = calculate_signature_hmac(fields, pay.api_key)
     if not hmac.compare_digest(sign.encode(), expected.encode()):
         raise NotifyRejected("signature invalid", code="SIGNATURE_INVALID")
-    for key in ("total_fee", "cash_fee"):
-        if key in fields:
-            fields[key] = int(fields[key])
     return fields
 
 
@@ -88,6 +85,12 @@ def _check_ours(data: dict) -> None:
 def payment_event(raw: bytes) -> PaymentEvent | None:
     """A verified paid transaction, or None for a verified message that pays nothing."""
     data = _verified(raw)
+    for key in ("total_fee", "cash_fee", "coupon_fee"):
+        if data.get(key) is not None:
+            try:
+                data[key] = int(data[key])
+            except (TypeError, ValueError):
+                raise NotifyRejected(f"{key} is not an integer", code="NOTIFY_INCOMPLETE") from None
     if data.get("return_code") != "SUCCESS":
         return None
     _check_ours(data)
@@ -97,10 +100,16 @@ def payment_event(raw: bytes) -> PaymentEvent | None:
         raise NotifyRejected("transaction_id or total_fee missing", code="NOTIFY_INCOMPLETE")
     openid = data.get("openid")
     payer = [("wechat_openid", data["appid"], openid)] if openid else []
+    total = data["total_fee"]
+    # cash_fee: what the payer paid themselves (total_fee minus vouchers, coupon_fee)
+    cash = data.get("cash_fee")
+    if not isinstance(cash, int):
+        cash = total - (data.get("coupon_fee") or 0)
     return PaymentEvent(
         source="wechat",
         transaction_id=data["transaction_id"],
-        paid_fen=data["total_fee"],
+        paid_fen=max(0, min(cash, total)),
+        total_fen=total,
         occurred_at=beijing(data.get("time_end"), "%Y%m%d%H%M%S"),
         payer=payer,
         store_code=store_code_from(data.get("attach")),

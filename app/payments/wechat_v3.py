@@ -95,10 +95,17 @@ def events(headers: Mapping[str, str], body: bytes) -> PaymentEvent | RefundEven
         if resource.get("trade_state") != "SUCCESS":
             return None
         openid = (resource.get("payer") or {}).get("openid")
+        amount = resource.get("amount") or {}
+        try:
+            total = int(amount["total"])
+            payer_total = int(amount.get("payer_total", total))  # the payer's own money
+        except (KeyError, TypeError, ValueError):
+            raise NotifyRejected("amount missing", code="NOTIFY_INCOMPLETE") from None
         return PaymentEvent(
             source="wechat",
             transaction_id=str(resource["transaction_id"]),
-            paid_fen=int(resource["amount"]["total"]),
+            paid_fen=max(0, min(payer_total, total)),
+            total_fen=total,
             occurred_at=iso(resource.get("success_time")),
             payer=[("wechat_openid", resource["appid"], openid)] if openid else [],
             store_code=store_code_from(resource.get("attach")),

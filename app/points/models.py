@@ -59,8 +59,9 @@ class PointsEntry(db.Model):
 class Purchase(db.Model):
     """Money a member paid, from a payment notification or a POS sale, and the points it keeps.
 
-    ``points_earned`` is what the purchase currently keeps: after refunds it equals what the
-    net paid amount (``paid_fen - refunded_fen``) would have earned.
+    ``points_earned`` is what the purchase currently keeps: with ``E`` = ``points_base``, ``T``
+    its refund base (the order total for payments, the money paid for till sales) and ``R`` the
+    refunds so far, ``floor(E × (T − R) / T)``.
     """
 
     __tablename__ = "purchases"
@@ -71,10 +72,18 @@ class Purchase(db.Model):
     external_id: Mapped[str] = mapped_column(String(128))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    # the payer's own money (WeChat cash_fee / payer_total, Alipay buyer_pay_amount, POS paid)
     paid_fen: Mapped[int] = mapped_column(BigInteger)
-    # the earn multiplier in force when it was paid (100 = ×1), reused by every refund
+    # the order total, and what the platform (vouchers, coupons) or the till's redemption
+    # covered: total_fen = paid_fen + discount_fen
+    total_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    discount_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # the composed earn multiplier in force when it was paid (100 = ×1)
     multiplier_percent: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
+    # refunds so far, in the refund money of the source (see ``refund_base_fen``)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # E: the points the purchase earned when paid; points_earned = floor(E × (T − R) / T)
+    points_base: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

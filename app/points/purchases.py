@@ -1,36 +1,63 @@
-"""Points for money paid, and the refund rule shared by payment notifications and POS returns.
+"""Purchases and refunds: the one place money paid becomes points, and refunds take them back.
 
-After any number of refunds a purchase keeps exactly what its net paid amount would have
-earned (with the multiplier recorded on the purchase); each refund takes back the difference,
-never more than was earned.
+- :func:`record_purchases` records many purchases at once (a single one is a list of one),
+  credits what they earn through ``credit_points`` and fires ``PURCHASES_APPLIED``.
+- :func:`record_refund` applies one refund: a purchase that earned ``E`` points on a refund
+  base ``T`` keeps ``floor(E × (T − R) / T)`` after refunds totalling ``R``; each refund takes
+  back the difference, never more than was earned.
+
+Earn rule, in this order: the highest store / member-day multiplier rule in force
+(``app.points.multipliers``), then every ``EARN_MULTIPLIERS`` provider (tiers, …) in
+registration order; the points are ``floor(paid × POINTS_PER_YUAN / 100 × Π(percent / 100))``,
+floored once. A member's purchases in one call are applied in list order, wave after wave, so
+a provider that depends on the previous purchase (a tier crossed) sees it.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Insert, bindparam, select
+from sqlalchemy import Insert, Select, bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import make_transient_to_detached
 
 from app.common.clock import utcnow
-from app.common.hooks import PURCHASES_APPLIED, PurchaseApplied
+from app.common.hooks import (
+    PURCHASES_APPLIED,
+    EarnContext,
+    PurchaseApplied,
+    earn_multipliers,
+)
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.outbox.services import enqueue_messages
 from app.points.models import Purchase, PurchaseRefund
-from app.points.multipliers import multiplier_for, multipliers_for
-from app.points.services import (
-    Credit,
-    points_for_paid,
-    post_credits,
-    post_entry,
-    post_new_credit,
-)
+from app.points.multipliers import multipliers_for
+from app.points.services import Credit, credit_points, earn_points, member_waves, post_entry
+
+
+@dataclass(frozen=True)
+class PurchaseIn:
+    """One purchase to record: the payer's own money ``paid_fen`` of an order ``total_fen``."""
+
+    source: str
+    external_id: str
+    member_id: int | None
+    store_id: int | None
+    paid_fen: int
+    occurred_at: datetime
+    total_fen: int | None = None  # None: the payer paid the whole order
+    skus: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PurchaseOut:
+    purchase_id: int
+    member_id: int | None
+    created: bool  # False: recorded before (a replay); nothing was credited now
+    points_earned: int
 
 
 def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
@@ -48,279 +75,278 @@ def record_purchase(
     store_id: int | None,
     paid_fen: int,
     occurred_at: datetime,
+    total_fen: int | None = None,
 ) -> tuple[Purchase, bool]:
-    """Record a paid purchase once and credit its points. ``(purchase, created)``.
+    """:func:`record_purchases` for one purchase, answering the row: ``(purchase, created)``."""
+    out = record_purchases(
+        [PurchaseIn(source, external_id, member_id, store_id, paid_fen, occurred_at, total_fen)]
+    )[0]
+    purchase = db.session.get(Purchase, out.purchase_id, populate_existing=True)
+    assert purchase is not None
+    return purchase, out.created
 
-    Points follow the multiplier rules in force for (store, occurred_at); their expiry counts
-    from ``occurred_at`` (a sale uploaded late expires as if synced at once). A concurrent
-    duplicate waits on the unique key and then finds the first one's row.
+
+def record_purchases(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
+    """Record purchases once each and credit what they earn; results in order.
+
+    Idempotent on (source, external id): a purchase recorded before answers ``created=False``
+    and changes nothing (``INSERT … ON CONFLICT DO NOTHING``; a concurrent duplicate waits on
+    the key until the first commits). Runs inside the caller's transaction; the caller holds
+    the members' locks (``lock_members``). Core statements only.
     """
-    if paid_fen < 0:
-        raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
-    percent = multiplier_for(store_id, occurred_at)
-    earned = points_for_paid(paid_fen, percent) if member_id is not None else 0
-    purchase = _insert_new(
-        source=source,
-        external_id=external_id,
-        member_id=member_id,
-        store_id=store_id,
-        paid_fen=paid_fen,
-        multiplier_percent=percent,
-        refunded_fen=0,
-        points_earned=earned,  # credited below, in this transaction
-        occurred_at=occurred_at,
-        created_at=utcnow(),
+    for item in items:
+        if item.paid_fen < 0 or (item.total_fen is not None and item.total_fen < item.paid_fen):
+            raise ValidationFailed("paid amount is out of range", code="INVALID_AMOUNT")
+    results: list[PurchaseOut | None] = [None] * len(items)
+    for wave in member_waves([i.member_id for i in items]):
+        for index, out in zip(wave, _record_wave([items[i] for i in wave]), strict=True):
+            results[index] = out
+    return [r for r in results if r is not None]
+
+
+def _percents(items: Sequence[PurchaseIn]) -> list[list[int]]:
+    """Each item's multipliers: the store rule, then every provider's (members only)."""
+    rule: dict[int, int] = {}
+    by_store: dict[int | None, list[int]] = {}
+    for index, item in enumerate(items):
+        by_store.setdefault(item.store_id, []).append(index)
+    for store_id, indexes in by_store.items():
+        found = multipliers_for(store_id, [items[i].occurred_at for i in indexes])
+        rule.update(zip(indexes, found, strict=True))
+    members = [i for i, item in enumerate(items) if item.member_id is not None]
+    extra = earn_multipliers(
+        [EarnContext(items[i].member_id, items[i].store_id, items[i].occurred_at) for i in members]  # type: ignore[arg-type]
     )
-    if purchase is None:
-        existing = find_purchase(source, external_id)
-        if existing is None:  # pragma: no cover - the conflicting row was committed
-            raise RuntimeError(f"purchase {source}:{external_id} conflicted but is not found")
-        return existing, False
-    if member_id is not None and earned > 0:
-        balance = post_new_credit(
-            member_id,
-            earned,
-            kind="earn",
-            idempotency_key=f"purchase:{purchase.id}:earn",
-            ref_type="purchase",
-            ref_id=f"{source}:{external_id}",
-            store_id=store_id,
-            earned_at=min(occurred_at, utcnow()),
+    factors = {i: f for i, f in zip(members, extra, strict=True)}
+    return [[rule[i], *factors.get(i, [])] for i in range(len(items))]
+
+
+def _composed(percents: list[int]) -> int:
+    value = 100
+    for percent in percents:
+        value = value * percent // 100
+    return value
+
+
+def _record_wave(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
+    now = utcnow()
+    percents = _percents(items)
+    rows = []
+    for item, factors in zip(items, percents, strict=True):
+        earned = earn_points(item.paid_fen, factors) if item.member_id is not None else 0
+        total = item.paid_fen if item.total_fen is None else item.total_fen
+        rows.append(
+            {
+                "source": item.source,
+                "external_id": item.external_id,
+                "member_id": item.member_id,
+                "store_id": item.store_id,
+                "paid_fen": item.paid_fen,
+                "total_fen": total,
+                "discount_fen": total - item.paid_fen,
+                "multiplier_percent": _composed(factors),
+                "refunded_fen": 0,
+                "points_base": earned,
+                "points_earned": earned,
+                "occurred_at": item.occurred_at,
+                "created_at": now,
+            }
         )
-        enqueue_messages(
-            [
-                (
-                    member_id,
-                    "points_earned",
-                    {"points": earned, "balance": balance, "paid_fen": paid_fen},
-                    f"purchase:{purchase.id}:earned",
-                )
-            ],
-            new_keys=True,
-        )
+    created = {
+        (source, external_id): int(pk)
+        for pk, source, external_id in db.session.execute(
+            _insert_stmt(db.session.get_bind().dialect.name), rows
+        ).all()
+    }
+    missing = [(i.source, i.external_id) for i in items if (i.source, i.external_id) not in created]
+    existing = {}
+    if missing:
+        existing = {
+            (r.source, r.external_id): r
+            for r in db.session.execute(
+                select(
+                    Purchase.id,
+                    Purchase.source,
+                    Purchase.external_id,
+                    Purchase.member_id,
+                    Purchase.points_earned,
+                ).where(tuple_(Purchase.source, Purchase.external_id).in_(missing))
+            )
+        }
+    out: list[PurchaseOut] = []
+    earning: list[tuple[PurchaseIn, dict, int]] = []
+    for item, row in zip(items, rows, strict=True):
+        key = (item.source, item.external_id)
+        if key in created:
+            out.append(PurchaseOut(created[key], item.member_id, True, row["points_earned"]))
+            if item.member_id is not None and row["points_earned"] > 0:
+                earning.append((item, row, created[key]))
+        else:
+            found = existing[key]
+            out.append(PurchaseOut(found.id, found.member_id, False, int(found.points_earned)))
+    credited = credit_points(
+        [
+            Credit(
+                member_id=item.member_id,  # type: ignore[arg-type]
+                points=row["points_earned"],
+                kind="earn",
+                idempotency_key=f"purchase:{pk}:earn",
+                ref_type="purchase",
+                ref_id=f"{item.source}:{item.external_id}",
+                store_id=item.store_id,
+                earned_at=min(item.occurred_at, now),
+            )
+            for item, row, pk in earning
+        ]
+    )
+    balances = {pk: c.balance_after for (_, _, pk), c in zip(earning, credited, strict=True)}
     PURCHASES_APPLIED.fire(
         [
             PurchaseApplied(
-                member_id, purchase.id, source, occurred_at, paid_fen, earned, store_id=store_id
+                member_id=item.member_id,
+                purchase_id=o.purchase_id,
+                source=item.source,
+                occurred_at=item.occurred_at,
+                payer_fen=item.paid_fen,
+                points=o.points_earned,
+                store_id=item.store_id,
+                skus=item.skus,
+                balance=balances.get(o.purchase_id),
             )
+            for item, o in zip(items, out, strict=True)
+            if o.created and item.member_id is not None
         ]
-        if member_id is not None
-        else []
     )
-    return purchase, True
-
-
-def _insert_new(**values: object) -> Purchase | None:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the new purchase, or None if its
-    (source, external_id) exists. A concurrent duplicate waits on the unique key until the
-    first commits, then gets None (or inserts, if the first rolled back).
-
-    A table-level insert (the ORM's bulk-insert machinery costs more than the statement); the
-    row's values are all known, so the object is attached as already persistent, not reloaded.
-    """
-    stmt = _insert_new_stmt(db.session.get_bind().dialect.name, tuple(values))
-    new_id = db.session.execute(stmt, values).scalar_one_or_none()
-    if new_id is None:
-        return None
-    purchase = Purchase(id=new_id, **values)
-    make_transient_to_detached(purchase)
-    db.session.add(purchase)
-    return purchase
+    return out
 
 
 @functools.cache
-def _insert_new_stmt(dialect: str, columns: tuple[str, ...]) -> Insert:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+def _insert_stmt(dialect: str) -> Insert:
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     table = Purchase.__table__
     return (
-        insert(table)
-        .values({name: bindparam(name) for name in columns})
+        insert_(table)
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(table.c.id)
+        .returning(table.c.id, table.c.source, table.c.external_id)
     )
 
 
-@dataclass(frozen=True)
-class PurchaseIn:
-    """One purchase for ``record_purchases`` (the arguments ``record_purchase`` would get)."""
-
-    external_id: str
-    member_id: int | None
-    store_id: int | None
-    paid_fen: int
-    occurred_at: datetime
+def refund_base_fen(source: str, total_fen: int, paid_fen: int) -> int:
+    """``T`` of the refund rule: the order total for payments (refunds are in order money),
+    the money paid for till sales (a till's ``refund_fen`` is against ``paid_fen``)."""
+    return paid_fen if source == "pos" else total_fen
 
 
-def record_purchases(source: str, items: Sequence[PurchaseIn]) -> list[tuple[Purchase, bool]]:
-    """``record_purchase`` for many purchases at once: same rules, same results, in order.
-
-    For batches: one query finds those already recorded, one flush writes the new ones, and
-    ``post_credits`` credits them. The caller must hold what serialises these external ids
-    (the POS holds the sale keys' locks): a concurrent duplicate surfaces as ``IntegrityError``
-    and the caller retries. ``add_purchases`` then ``credit_purchases`` do the same in two
-    steps, so that a caller can write its own rows in between and lock the accounts last.
-    """
-    results = add_purchases(source, items)
-    credit_purchases([p for p, created in results if created])
-    return results
-
-
-def add_purchases(source: str, items: Sequence[PurchaseIn]) -> list[tuple[Purchase, bool]]:
-    """The first step of ``record_purchases``: the rows, with their multipliers, no points yet."""
-    for item in items:
-        if item.paid_fen < 0:
-            raise ValidationFailed("paid amount cannot be negative", code="INVALID_AMOUNT")
-    if not items:
-        return []
-    found = {
-        p.external_id: p
-        for p in db.session.scalars(
-            select(Purchase).where(
-                Purchase.source == source,
-                Purchase.external_id.in_([i.external_id for i in items]),
-            )
+@functools.cache
+def _locked_purchase_stmt() -> Select:
+    return (
+        select(
+            Purchase.id,
+            Purchase.source,
+            Purchase.member_id,
+            Purchase.store_id,
+            Purchase.paid_fen,
+            Purchase.total_fen,
+            Purchase.refunded_fen,
+            Purchase.points_base,
+            Purchase.points_earned,
+            Purchase.occurred_at,
         )
-    }
-    by_store: dict[int | None, list[PurchaseIn]] = {}
-    for item in items:
-        by_store.setdefault(item.store_id, []).append(item)
-    percents: dict[int, int] = {}
-    for store_id, group in by_store.items():
-        times = [i.occurred_at for i in group]
-        for item, percent in zip(group, multipliers_for(store_id, times), strict=True):
-            percents[id(item)] = percent
-    results: list[tuple[Purchase, bool]] = []
-    for item in items:
-        existing = found.get(item.external_id)
-        if existing is not None:
-            results.append((existing, False))
-            continue
-        percent = percents[id(item)]
-        purchase = Purchase(
-            source=source,
-            external_id=item.external_id,
-            member_id=item.member_id,
-            store_id=item.store_id,
-            paid_fen=item.paid_fen,
-            multiplier_percent=percent,
-            refunded_fen=0,
-            # what credit_purchases credits in this transaction (written once, not updated)
-            points_earned=points_for_paid(item.paid_fen, percent) if item.member_id else 0,
-            occurred_at=item.occurred_at,
-        )
-        db.session.add(purchase)
-        found[item.external_id] = purchase
-        results.append((purchase, True))
-    db.session.flush()
-    return results
-
-
-def credit_purchases(purchases: Sequence[Purchase]) -> None:
-    """The second step: credit what new purchases (from ``add_purchases``) earn, in one go."""
-    now = utcnow()
-    earning = []
-    for purchase in purchases:
-        earned = points_for_paid(purchase.paid_fen, purchase.multiplier_percent)
-        if purchase.member_id is not None and earned > 0:
-            earning.append((purchase, earned))
-    posted = post_credits(
-        [
-            Credit(
-                member_id=purchase.member_id,
-                points=earned,
-                kind="earn",
-                idempotency_key=f"purchase:{purchase.id}:earn",
-                ref_type="purchase",
-                ref_id=f"{purchase.source}:{purchase.external_id}",
-                store_id=purchase.store_id,
-                earned_at=min(purchase.occurred_at, now),
-            )
-            for purchase, earned in earning
-        ],
-        new_keys=True,  # keys of the purchases add_purchases has just created
-    )
-    for purchase, earned in earning:
-        purchase.points_earned = earned
-    # the message record_purchase writes, with the balance right after each credit
-    enqueue_messages(
-        [
-            (
-                purchase.member_id,
-                "points_earned",
-                {"points": earned, "balance": r.entry.balance_after, "paid_fen": purchase.paid_fen},
-                f"purchase:{purchase.id}:earned",
-            )
-            for (purchase, earned), r in zip(earning, posted, strict=True)
-        ]
-    )
-    PURCHASES_APPLIED.fire(
-        [
-            PurchaseApplied(
-                p.member_id,
-                p.id,
-                p.source,
-                p.occurred_at,
-                p.paid_fen,
-                p.points_earned,
-                store_id=p.store_id,
-            )
-            for p in purchases
-            if p.member_id is not None
-        ]
+        .where(Purchase.id == bindparam("purchase_id"))
+        .with_for_update()
     )
 
 
 def record_refund(
-    purchase: Purchase, *, refund_key: str, refund_fen: int, occurred_at: datetime
-) -> tuple[PurchaseRefund, bool]:
-    """Apply one refund of a purchase once. ``(refund, created)``."""
-    if refund_fen <= 0:
-        raise ValidationFailed("refund amount must be positive", code="INVALID_AMOUNT")
-    locked = find_purchase(purchase.source, purchase.external_id, lock=True)
-    assert locked is not None
+    purchase: Purchase | int,
+    *,
+    refund_key: str,
+    refund_fen: int | None = None,
+    refunded_total_fen: int | None = None,
+    full: bool = False,
+    occurred_at: datetime,
+) -> tuple[PurchaseRefund | None, bool]:
+    """Apply one refund of a purchase once. ``(refund, created)``.
+
+    The amount is ``refund_fen`` (this refund alone: WeChat, till), or what
+    ``refunded_total_fen`` (all refunds so far: Alipay's cumulative ``refund_fee``) adds to
+    the refunds already applied, or, with ``full``, the whole remainder (a closed trade).
+    ``(None, False)`` when nothing is left to refund. Runs in the caller's transaction.
+    """
+    purchase_id = purchase if isinstance(purchase, int) else purchase.id
     existing = db.session.execute(
         select(PurchaseRefund).where(PurchaseRefund.refund_key == refund_key)
     ).scalar_one_or_none()
     if existing is not None:
         return existing, False
-    locked.refunded_fen = min(locked.paid_fen, locked.refunded_fen + refund_fen)
-    target = points_for_paid(locked.paid_fen - locked.refunded_fen, locked.multiplier_percent)
-    take = max(0, locked.points_earned - target)
+    p = db.session.execute(_locked_purchase_stmt(), {"purchase_id": purchase_id}).one()
+    base = refund_base_fen(p.source, p.total_fen, p.paid_fen)
+    if full:
+        amount = base - p.refunded_fen
+    elif refunded_total_fen is not None:
+        amount = refunded_total_fen - p.refunded_fen
+    else:
+        amount = refund_fen or 0
+        if amount <= 0:
+            raise ValidationFailed("refund amount must be positive", code="INVALID_AMOUNT")
+    if amount <= 0:
+        return None, False  # covered by earlier refunds
+    refunded = min(base, p.refunded_fen + amount)
+    keep = (p.points_base * (base - refunded)) // base if base > 0 else 0
+    take = max(0, p.points_earned - keep)
     refund = PurchaseRefund(
-        purchase_id=locked.id,
+        purchase_id=p.id,
         refund_key=refund_key,
-        refund_fen=refund_fen,
+        refund_fen=amount,
         points_taken=take,
         occurred_at=occurred_at,
+        created_at=utcnow(),
     )
     db.session.add(refund)
     db.session.flush()
-    if take and locked.member_id is not None:
+    db.session.execute(
+        update(Purchase)
+        .where(Purchase.id == p.id)
+        .values(refunded_fen=refunded, points_earned=p.points_earned - take)
+    )
+    loaded = db.session.identity_map.get(db.session.identity_key(Purchase, p.id))
+    if loaded is not None:
+        db.session.expire(loaded)
+    if take and p.member_id is not None:
         post_entry(
-            locked.member_id,
+            p.member_id,
             -take,
             kind="clawback",
             idempotency_key=f"refund:{refund.id}:clawback",
             ref_type="refund",
             ref_id=refund_key,
-            store_id=locked.store_id,
+            store_id=p.store_id,
             allow_negative=True,
         )
-    locked.points_earned -= take
-    PURCHASES_APPLIED.fire(
-        [
-            PurchaseApplied(
-                locked.member_id,
-                locked.id,
-                locked.source,
-                occurred_at,
-                -refund_fen,
-                -take,
-                is_refund=True,
-                store_id=locked.store_id,
-            )
-        ]
-        if locked.member_id is not None
-        else []
-    )
+    if p.member_id is not None:
+        PURCHASES_APPLIED.fire(
+            [
+                PurchaseApplied(
+                    member_id=p.member_id,
+                    purchase_id=p.id,
+                    source=p.source,
+                    occurred_at=occurred_at,
+                    payer_fen=-amount,
+                    points=-take,
+                    is_refund=True,
+                    store_id=p.store_id,
+                )
+            ]
+        )
     return refund, True
+
+
+__all__ = [
+    "PurchaseIn",
+    "PurchaseOut",
+    "find_purchase",
+    "record_purchase",
+    "record_purchases",
+    "record_refund",
+    "refund_base_fen",
+]

@@ -14,9 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import Insert, Select, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.common.clock import utcnow
+from app.common.hooks import POINTS_CHANGED, PointsChanged
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points import lots
@@ -107,94 +120,15 @@ def post_entry(
         from_lot=from_lot,
     )
     db.session.flush()
-    return PostResult(entry, created=True)
-
-
-@functools.cache
-def _new_credit_stmts() -> tuple[Update, Insert, Insert]:
-    """post_new_credit's statements, built once (table-level: no ORM bookkeeping)."""
-    accounts, entries = PointsAccount.__table__, PointsEntry.__table__
-    move = (
-        update(accounts)
-        .where(accounts.c.member_id == bindparam("b_member_id"))
-        .values(balance=accounts.c.balance + bindparam("b_points"), updated_at=bindparam("b_now"))
-        .returning(accounts.c.balance)
+    POINTS_CHANGED.fire(
+        [PointsChanged(member_id, points, entry.balance_after, kind, idempotency_key)]
     )
-    return move, insert(entries).returning(entries.c.id), insert(PointsLot.__table__)
-
-
-def post_new_credit(
-    member_id: int,
-    points: int,
-    *,
-    kind: str,
-    idempotency_key: str,
-    ref_type: str | None = None,
-    ref_id: str | None = None,
-    store_id: int | None = None,
-    earned_at: datetime | None = None,
-) -> int:
-    """``post_entry`` for a credit whose key names a row this transaction has just created.
-
-    Such a key cannot have been used, so the idempotency lookup is skipped (the key's unique
-    index still refuses a second use) and the account is locked and moved by one ``UPDATE …
-    RETURNING``. The rules are ``post_entry``'s: the credit repays any debt first and the rest
-    becomes a lot expiring by ``POINTS_EXPIRY`` from ``earned_at``. Three statements instead of
-    five and no ORM flush: this is the hot path of every payment notification and POS sale.
-    Returns the balance after the credit.
-    """
-    if kind not in ENTRY_KINDS:
-        raise ValueError(f"unknown ledger entry kind {kind!r}")
-    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
-        raise ValueError("post_new_credit takes a positive integer of points")
-    now = utcnow()
-    move, write_entry, write_lot = _new_credit_stmts()
-    new_balance = db.session.execute(
-        move, {"b_member_id": member_id, "b_points": points, "b_now": now}
-    ).scalar_one_or_none()
-    if new_balance is None:
-        raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
-    loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, member_id))
-    if loaded is not None:
-        db.session.expire(loaded)  # a copy loaded earlier in this transaction is now stale
-    entry_id = db.session.execute(
-        write_entry,
-        {
-            "member_id": member_id,
-            "points": points,
-            "balance_after": new_balance,
-            "kind": kind,
-            "idempotency_key": idempotency_key,
-            "ref_type": ref_type,
-            "ref_id": ref_id,
-            "store_id": store_id,
-            "actor": None,
-            "reason": None,
-            "created_at": now,
-        },
-    ).scalar_one()
-    piece = lots.fresh_piece(points, earned_at or now)
-    left = points - min(points, lots.debt_of(new_balance - points))
-    if left > 0:
-        db.session.execute(
-            write_lot,
-            {
-                "member_id": member_id,
-                "entry_id": entry_id,
-                "origin_lot_id": None,
-                "points": left,
-                "remaining": left,
-                "earned_at": piece.earned_at,
-                "expires_at": piece.expires_at,
-                "created_at": now,
-            },
-        )
-    return int(new_balance)
+    return PostResult(entry, created=True)
 
 
 @dataclass(frozen=True)
 class Credit:
-    """One positive entry for ``post_credits`` (the arguments ``post_entry`` would get)."""
+    """One positive ledger entry for :func:`credit_points`."""
 
     member_id: int
     points: int
@@ -206,15 +140,48 @@ class Credit:
     earned_at: datetime | None = None
 
 
-def post_credits(credits: Sequence[Credit], *, new_keys: bool = False) -> list[PostResult]:
-    """``post_entry`` for many credits at once, with the same rules and results, in order.
+@dataclass(frozen=True)
+class Credited:
+    entry_id: int
+    balance_after: int
 
-    For batches (a till's upload): the accounts are locked in member-id order in one
-    statement, the keys looked up in one query and the rows written in one flush, instead of
-    a few round trips per credit. A key already used (before, or earlier in the list) returns
-    that entry; one used for a different change is refused. ``new_keys``: every key names a row
-    this transaction has just created, so none can have been used before and the lookup is
-    skipped (their unique index still refuses a reuse).
+
+_MOVE_PG = text(
+    "WITH locked AS (SELECT member_id FROM points_accounts WHERE member_id = ANY(:ids)"
+    " ORDER BY member_id FOR UPDATE)"
+    " UPDATE points_accounts AS a SET balance = a.balance + v.points, updated_at = :now"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:pts AS bigint[])) AS v(member_id, points)"
+    " WHERE a.member_id = v.member_id AND a.member_id IN (SELECT member_id FROM locked)"
+    " RETURNING a.member_id, a.balance"
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("pts", type_=ARRAY(BigInteger)))
+
+
+@functools.cache
+def _credit_stmts() -> tuple[Update, Insert, Insert]:
+    """credit_points' statements, built once (table-level: no ORM bookkeeping)."""
+    accounts, entries = PointsAccount.__table__, PointsEntry.__table__
+    move = (
+        update(accounts)
+        .where(accounts.c.member_id == bindparam("b_member_id"))
+        .values(balance=accounts.c.balance + bindparam("b_points"), updated_at=bindparam("b_now"))
+        .returning(accounts.c.balance)
+    )
+    write_entries = insert(entries).returning(entries.c.id, sort_by_parameter_order=True)
+    return move, write_entries, insert(PointsLot.__table__)
+
+
+def credit_points(credits: Sequence[Credit]) -> list[Credited]:
+    """The one way points are credited: entries, balances and lots for many credits at once.
+
+    Each key must be new (it names a row the caller's transaction has just created, e.g. a
+    purchase's earn); the key's unique index refuses a reuse, which fails the transaction and
+    the transaction runner retries it. The rules are ``post_entry``'s: a credit repays any
+    debt first and the rest becomes a lot expiring by ``POINTS_EXPIRY`` from ``earned_at``.
+    Set-based: the accounts are locked in member-id order and moved by one ``UPDATE …
+    RETURNING`` (``unnest`` arrays on PostgreSQL), the entries written by one multi-row
+    ``INSERT … RETURNING`` and the lots by one more. A member credited twice in one call is
+    credited in list order (one wave per occurrence). Fires ``POINTS_CHANGED``. Results in
+    list order.
     """
     for credit in credits:
         if credit.kind not in ENTRY_KINDS:
@@ -222,40 +189,112 @@ def post_credits(credits: Sequence[Credit], *, new_keys: bool = False) -> list[P
         if not isinstance(credit.points, int) or isinstance(credit.points, bool):
             raise ValidationFailed("points must be an integer", code="INVALID_POINTS")
         if credit.points <= 0:
-            raise ValueError("post_credits takes positive entries only")
-    if not credits:
-        return []
-    accounts = lock_accounts({c.member_id for c in credits})
-    entries: dict[str, PointsEntry] = {}
-    if not new_keys:
-        keys = [c.idempotency_key for c in credits]
-        entries = {
-            e.idempotency_key: e
-            for e in db.session.scalars(
-                select(PointsEntry).where(PointsEntry.idempotency_key.in_(keys))
-            )
-        }
-    results = []
-    for credit in credits:
-        existing = entries.get(credit.idempotency_key)
-        if existing is not None:
-            _check_same_change(existing, credit.member_id, credit.points, credit.kind)
-            results.append(PostResult(existing, created=False))
-            continue
-        entry = _append(
-            accounts[credit.member_id],
-            credit.points,
-            kind=credit.kind,
-            idempotency_key=credit.idempotency_key,
-            ref_type=credit.ref_type,
-            ref_id=credit.ref_id,
-            store_id=credit.store_id,
-            earned_at=credit.earned_at,
+            raise ValueError("credit_points takes positive credits only")
+    results: list[Credited | None] = [None] * len(credits)
+    for wave in member_waves([c.member_id for c in credits]):
+        for index, credited in zip(wave, _credit_wave([credits[i] for i in wave]), strict=True):
+            results[index] = credited
+    return [r for r in results if r is not None]
+
+
+def member_waves(member_ids: Sequence[int | None]) -> list[list[int]]:
+    """Indexes split into waves in which each member appears at most once, in order.
+
+    ``None`` (no member) never conflicts. Applying wave after wave gives each member's items
+    in list order, exactly as applying them one at a time would.
+    """
+    waves: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for index, member_id in enumerate(member_ids):
+        wave = 0
+        if member_id is not None:
+            wave = seen.get(member_id, -1) + 1
+            seen[member_id] = wave
+        while len(waves) <= wave:
+            waves.append([])
+        waves[wave].append(index)
+    return [w for w in waves if w]
+
+
+def _credit_wave(credits: Sequence[Credit]) -> list[Credited]:
+    now = utcnow()
+    move, write_entries, write_lots = _credit_stmts()
+    if db.session.get_bind().dialect.name == "postgresql":
+        rows = db.session.execute(
+            _MOVE_PG,
+            {
+                "ids": [c.member_id for c in credits],
+                "pts": [c.points for c in credits],
+                "now": now,
+            },
+        ).all()
+        balances = {int(m): int(b) for m, b in rows}
+    else:
+        balances = {}
+        for c in credits:
+            value = db.session.execute(
+                move, {"b_member_id": c.member_id, "b_points": c.points, "b_now": now}
+            ).scalar_one_or_none()
+            if value is not None:
+                balances[c.member_id] = int(value)
+    if len(balances) != len({c.member_id for c in credits}):
+        raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
+    for c in credits:  # a copy loaded earlier in this transaction is now stale
+        loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, c.member_id))
+        if loaded is not None:
+            db.session.expire(loaded)
+    entry_ids = (
+        db.session.execute(
+            write_entries,
+            [
+                {
+                    "member_id": c.member_id,
+                    "points": c.points,
+                    "balance_after": balances[c.member_id],
+                    "kind": c.kind,
+                    "idempotency_key": c.idempotency_key,
+                    "ref_type": c.ref_type,
+                    "ref_id": c.ref_id,
+                    "store_id": c.store_id,
+                    "actor": None,
+                    "reason": None,
+                    "created_at": now,
+                }
+                for c in credits
+            ],
         )
-        entries[credit.idempotency_key] = entry
-        results.append(PostResult(entry, created=True))
-    db.session.flush()
-    return results
+        .scalars()
+        .all()
+    )
+    lot_rows = []
+    for c, entry_id in zip(credits, entry_ids, strict=True):
+        left = c.points - min(c.points, lots.debt_of(balances[c.member_id] - c.points))
+        if left > 0:
+            piece = lots.fresh_piece(left, c.earned_at or now)
+            lot_rows.append(
+                {
+                    "member_id": c.member_id,
+                    "entry_id": entry_id,
+                    "origin_lot_id": None,
+                    "points": left,
+                    "remaining": left,
+                    "earned_at": piece.earned_at,
+                    "expires_at": piece.expires_at,
+                    "created_at": now,
+                }
+            )
+    if lot_rows:
+        db.session.execute(write_lots, lot_rows)
+    POINTS_CHANGED.fire(
+        [
+            PointsChanged(c.member_id, c.points, balances[c.member_id], c.kind, c.idempotency_key)
+            for c in credits
+        ]
+    )
+    return [
+        Credited(int(entry_id), balances[c.member_id])
+        for c, entry_id in zip(credits, entry_ids, strict=True)
+    ]
 
 
 def lock_accounts(member_ids: set[int]) -> dict[int, PointsAccount]:
@@ -350,10 +389,18 @@ def balance_of(member_id: int) -> int:
 
 def points_for_paid(paid_fen: int, multiplier_percent: int = 100) -> int:
     """``floor(paid_fen × POINTS_PER_YUAN / 100 × multiplier_percent / 100)``, in integers."""
+    return earn_points(paid_fen, [multiplier_percent])
+
+
+def earn_points(paid_fen: int, percents: Sequence[int]) -> int:
+    """Points for money paid under several multipliers (percent each), floored once:
+    ``floor(paid_fen × POINTS_PER_YUAN / 100 × Π(percent / 100))``."""
     if paid_fen <= 0:
         return 0
-    rate = int(current_app.config["POINTS_PER_YUAN"])
-    return (paid_fen * rate * multiplier_percent) // 10000
+    numerator = paid_fen * int(current_app.config["POINTS_PER_YUAN"])
+    for percent in percents:
+        numerator *= percent
+    return numerator // (100 * 100 ** len(percents))
 
 
 def audit_differences() -> list[tuple[int, int, int]]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from app.common.phone import mask_phone
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from app.errors import NotFound
 from app.members.codes import resolve_member_code
 from app.members.services import resolve_member
@@ -27,7 +25,7 @@ def identify_member(
     """``{member_id, phone_masked, points_balance, coupons, registered}``."""
 
     def attempt() -> dict[str, Any]:
-        with unit_of_work():
+        if True:
             registered = False
             if member_code is not None:
                 member = resolve_member(resolve_member_code(member_code))
@@ -50,7 +48,5 @@ def identify_member(
                 "registered": registered,
             }
 
-    try:
-        return with_retry(attempt)
-    except IntegrityError:  # another till registered the same phone at the same moment
-        return with_retry(attempt)
+    # another till registering the same phone at the same moment: the runner runs it again
+    return transaction(attempt)

@@ -1,14 +1,14 @@
 """Return events: parked until their sale arrives, then applied once through the refund rule.
 
-A return takes back what its refunded money earned (``record_refund``) and gives back the
-redeemed points of the sale in proportion to the refunded share of the money paid; both rules
-are cumulative, so the totals do not depend on the order the returns arrive in.
+A return takes back what its refunded money earned (``record_refund``: the sale keeps
+``floor(E × (paid − refunded) / paid)``) and gives back the redeemed points of the sale in
+proportion to the refunded share of the money paid; both rules are cumulative, so the totals
+do not depend on the order the returns arrive in. ``app.pos.events`` parks and applies them.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import select
 
@@ -18,7 +18,7 @@ from app.extensions import db
 from app.points.holds import return_redeemed_points
 from app.points.models import Purchase
 from app.points.purchases import record_refund
-from app.pos.context import TillContext, lock_sale_key
+from app.pos.context import TillContext
 from app.pos.models import PosReturn, PosSale
 
 
@@ -28,53 +28,12 @@ def find_sale(store_id: int, sale_id: str) -> PosSale | None:
     ).scalar_one_or_none()
 
 
-def _lines_json(lines: list[dict] | None) -> str | None:
+def lines_json(lines: list[dict] | None) -> str | None:
     if lines is None:
         return None
     return json.dumps(
         [{"sku": x["sku"], "qty": str(x["qty"]), "amount_fen": x["amount_fen"]} for x in lines]
     )
-
-
-def record_return(ctx: TillContext, data: dict, content_hash: str) -> dict[str, Any]:
-    """Apply a validated return event (or park it); inside the event's own transaction."""
-    lock_sale_key(ctx.store_id, data["sale_id"])
-    existing = db.session.execute(
-        select(PosReturn).where(
-            PosReturn.store_id == ctx.store_id, PosReturn.return_id == data["return_id"]
-        )
-    ).scalar_one_or_none()
-    if existing is not None:
-        if existing.content_hash != content_hash:
-            raise Conflict(
-                "this return_id was already recorded with other content",
-                code="RETURN_ID_CONFLICT",
-            )
-        return {"status": "duplicate", "state": existing.state}
-    ret = PosReturn(
-        store_id=ctx.store_id,
-        return_id=data["return_id"],
-        sale_id=data["sale_id"],
-        content_hash=content_hash,
-        terminal_id=ctx.terminal_id,
-        refund_fen=data["refund_fen"],
-        lines_json=_lines_json(data["lines"]),
-        state="parked",
-        points_taken=0,
-        points_returned=0,
-        occurred_at=data["occurred_at"],
-    )
-    db.session.add(ret)
-    db.session.flush()
-    sale = find_sale(ctx.store_id, data["sale_id"])
-    if sale is None:
-        return {"status": "parked"}
-    apply_return(ctx, sale, ret)
-    return {
-        "status": "accepted",
-        "points_taken": ret.points_taken,
-        "points_returned": ret.points_returned,
-    }
 
 
 def apply_return(ctx: TillContext, sale: PosSale, ret: PosReturn) -> None:
@@ -88,11 +47,13 @@ def apply_return(ctx: TillContext, sale: PosSale, ret: PosReturn) -> None:
             details={"refund_fen": ret.refund_fen, "refundable_fen": remaining},
         )
     refund, _ = record_refund(
-        purchase,
+        purchase.id,
         refund_key=f"pos:{ctx.sale_key(ret.return_id)}",
         refund_fen=ret.refund_fen,
         occurred_at=ret.occurred_at,
     )
+    assert refund is not None
+    db.session.refresh(purchase)
     ret.points_taken = refund.points_taken
     if sale.redeemed_points and sale.redemption_id is not None:
         # points the sale redeemed come back in proportion to the money refunded, with the

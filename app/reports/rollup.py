@@ -21,7 +21,8 @@ from app.common.upsert import upsert_add
 from app.db import unit_of_work
 from app.extensions import db
 from app.intel.models import MemberStats
-from app.intel.services import day_start, join_channel, local_day
+from app.intel.services import day_start, local_day
+from app.members.services import join_channel
 from app.reports.models import (
     BRAND,
     COUNTERS,

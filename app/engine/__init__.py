@@ -1,0 +1,1 @@
+"""The money engine: one journal of money events and one applier for all of them."""
