@@ -48,3 +48,4 @@ def get_channel(name: str) -> Channel:
         return _CHANNELS[name]
     except KeyError:
         raise DeliveryError(f"no channel {name!r}", retryable=False) from None
+
