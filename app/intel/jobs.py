@@ -196,7 +196,14 @@ def score_rfm(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
             if n:
                 scored += db.session.execute(
                     update(m)
-                    .where(in_chunk, active)
+                    .where(
+                        in_chunk,
+                        active,
+                        # only rows whose scores change: most stay put from one night to the next
+                        m.r_score.is_distinct_from(r)
+                        | m.f_score.is_distinct_from(f)
+                        | m.m_score.is_distinct_from(mm),
+                    )
                     .values(r_score=r, f_score=f, m_score=mm, rfm_label=label),
                     execution_options={"synchronize_session": False},
                 ).rowcount
@@ -206,7 +213,7 @@ def score_rfm(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
                 .values(r_score=None, f_score=None, m_score=None, rfm_label=None),
                 execution_options={"synchronize_session": False},
             )
-    return {"rfm_members": n, "rfm_scored": scored}
+    return {"rfm_members": n, "rfm_changed": scored}
 
 
 def nightly(now: datetime | None = None) -> dict[str, Any]:
