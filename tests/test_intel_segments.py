@@ -159,3 +159,16 @@ def test_segment_endpoints_count_live_preview_masked_and_export(client, admin_he
     )
     assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "INVALID_RULE"
     assert client.get("/admin/v1/segments/999", headers=admin_headers).status_code == 404
+
+
+def test_an_imported_member_is_in_segments_after_the_nightly_job(segmented):
+    from app.members.services import import_member
+
+    imported = import_member(phone="13900001111", name="老会员")
+    rule = {"field": "join_channel", "op": "=", "value": "import"}
+    assert count_members(rule) == 0  # no stats row yet: imports fire no join
+    with frozen(TODAY):
+        nightly()
+        assert count_members(rule) == 1
+        assert count_members(c("lifecycle", "=", "new")) == 3
+    assert imported.id

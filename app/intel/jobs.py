@@ -216,10 +216,74 @@ def score_rfm(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
     return {"rfm_members": n, "rfm_changed": scored}
 
 
+def ensure_rows(now: datetime) -> int:
+    """A stats row for every live member lacking one (imported members who have not bought
+    yet): one ``INSERT … SELECT`` of the missing ones."""
+    from app.members.models import Member
+    from app.members.services import join_channel
+
+    sources = db.session.scalars(
+        select(Member.source)
+        .where(
+            Member.status == "active",
+            ~select(MemberStats.member_id).where(MemberStats.member_id == Member.id).exists(),
+        )
+        .distinct()
+    ).all()
+    added = 0
+    for source in sources:
+        missing = select(
+            Member.id,
+            Member.created_at,
+            literal(join_channel(source)),
+            Member.join_store_id,
+            literal(window_start(now)),
+            Member.created_at,
+            literal(now, MemberStats.updated_at.type),
+            literal(0),
+            literal(0),
+            literal(0),
+            literal(0),
+            literal("new"),
+        ).where(
+            Member.status == "active",
+            Member.source == source,
+            ~select(MemberStats.member_id).where(MemberStats.member_id == Member.id).exists(),
+        )
+        with unit_of_work():
+            added += max(
+                db.session.execute(
+                    insert(MemberStats).from_select(
+                        [
+                            "member_id",
+                            "joined_at",
+                            "join_channel",
+                            "join_store_id",
+                            "window_month",
+                            "lifecycle_since",
+                            "updated_at",
+                            "purchase_count",
+                            "payer_fen_total",
+                            "purchases_12m",
+                            "payer_fen_12m",
+                            "lifecycle",
+                        ],
+                        missing,
+                    )
+                ).rowcount,
+                0,
+            )
+    return added
+
+
 def nightly(now: datetime | None = None) -> dict[str, Any]:
-    """The ``intel.nightly`` job: windows, then stages, then RFM."""
+    """The ``intel.nightly`` job: missing rows, windows, then stages, then RFM."""
     now = now or utcnow()
-    result: dict[str, Any] = {"windows": refresh_windows(now), "stage_moves": move_stages(now)}
+    result: dict[str, Any] = {
+        "rows_added": ensure_rows(now),
+        "windows": refresh_windows(now),
+        "stage_moves": move_stages(now),
+    }
     result.update(score_rfm(now))
     return result
 

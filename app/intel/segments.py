@@ -121,7 +121,7 @@ def _days_since(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement
 
 
 def _join_date(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
-    joined = func.coalesce(MemberStats.joined_at, Member.created_at)
+    joined = MemberStats.joined_at
     days = [date.fromisoformat(v) for v in (value if op == "in" else [value])]
     if op == "in":
         return or_(
@@ -213,10 +213,10 @@ def _spec(name: str, validate: Any, builder: FieldBuilder, ops: tuple[str, ...] 
 
 
 for _name, _column, _validate in (
-    ("purchase_count", func.coalesce(MemberStats.purchase_count, 0), _INT),
-    ("payer_fen_12m", func.coalesce(MemberStats.payer_fen_12m, 0), _INT),
-    ("payer_fen_total", func.coalesce(MemberStats.payer_fen_total, 0), _INT),
-    ("purchases_12m", func.coalesce(MemberStats.purchases_12m, 0), _INT),
+    ("purchase_count", MemberStats.purchase_count, _INT),
+    ("payer_fen_12m", MemberStats.payer_fen_12m, _INT),
+    ("payer_fen_total", MemberStats.payer_fen_total, _INT),
+    ("purchases_12m", MemberStats.purchases_12m, _INT),
     ("r_score", MemberStats.r_score, _SCORE),
     ("f_score", MemberStats.f_score, _SCORE),
     ("m_score", MemberStats.m_score, _SCORE),
@@ -224,11 +224,11 @@ for _name, _column, _validate in (
 ):
     _spec(_name, _validate, _column_field(_column, _validate)[1])
 for _name, _column, _validate in (
-    ("lifecycle", func.coalesce(MemberStats.lifecycle, "new"), _STAGE),
+    ("lifecycle", MemberStats.lifecycle, _STAGE),
     ("rfm_label", MemberStats.rfm_label, _STR),
-    ("store", func.coalesce(MemberStats.home_store_id, 0), _INT),
-    ("last_store", func.coalesce(MemberStats.last_store_id, 0), _INT),
-    ("join_store", func.coalesce(MemberStats.join_store_id, Member.join_store_id), _INT),
+    ("store", MemberStats.home_store_id, _INT),
+    ("last_store", MemberStats.last_store_id, _INT),
+    ("join_store", MemberStats.join_store_id, _INT),
     ("join_channel", MemberStats.join_channel, _STR),
 ):
     _spec(_name, _validate, _column_field(_column, _validate)[1], _EQ_ONLY)
@@ -291,12 +291,14 @@ def compile_rule(rule: dict, now: datetime) -> ColumnElement[bool]:
 
 
 def members_query(rule: dict, now: datetime | None = None) -> Select:
-    """``SELECT members.id`` of the live members the rule selects: one query."""
+    """``SELECT members.id`` of the live members the rule selects: one query, driven by the
+    stats rows (every live member has one: from joining, a purchase or the nightly job), so
+    conditions on stats columns can use their indexes."""
     now = now or utcnow()
     return (
         select(Member.id)
-        .select_from(Member)
-        .outerjoin(MemberStats, MemberStats.member_id == Member.id)
+        .select_from(MemberStats)
+        .join(Member, Member.id == MemberStats.member_id)
         .where(Member.status == "active", compile_rule(rule, now))
     )
 
