@@ -71,6 +71,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.reports.views import blp as admin_reports
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
+    from app.tiers.views import blp as admin_tiers
     from miniprogram_api.account import blp as mp_account
     from miniprogram_api.attribution import blp as mp_attribution
     from miniprogram_api.coupons import blp as mp_coupons
@@ -98,6 +99,7 @@ def _register_blueprints(app: Flask) -> None:
         mp_account,
         admin_intel,
         admin_reports,
+        admin_tiers,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -125,11 +127,13 @@ def register_hooks() -> None:
     from app.outbox.channels import register_channel
     from app.outbox.services import on_purchases_applied
     from app.outbox.wechat_channel import WeChatSubscribeChannel
+    from app.tiers.hooks import register_hooks as register_tier_hooks
 
     MEMBERS_JOINED.register(on_members_joined)
     PURCHASES_APPLIED.register(on_purchases_applied)
     register_channel(WeChatSubscribeChannel())
     intel_hooks()  # member stats, lifecycle, journeys, and their merge step
+    register_tier_hooks()
 
 
 def _configure_logging(app: Flask) -> None:

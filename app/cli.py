@@ -99,7 +99,8 @@ def register_cli(app: Flask) -> None:
     from app.coupons.cli import coupons_cli
     from app.engine.cli import engine_cli
     from app.jobs.cli import jobs_cli
+    from app.tiers.cli import tiers_cli
 
-    for group in (admin_cli, demo_cli, points_cli, jobs_cli, coupons_cli, engine_cli):
+    for group in (admin_cli, demo_cli, points_cli, jobs_cli, coupons_cli, engine_cli, tiers_cli):
         app.cli.add_command(group)
     app.cli.add_command(audit_command)

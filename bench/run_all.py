@@ -15,7 +15,9 @@ db 13, and serves the app with gunicorn and the production config (``gunicorn.co
    clients for as long: the ratio (target ≥ 0.5);
 3. ``POST /pos/v1/members/identify`` by phone among a million members: p99 (target ≤ 20 ms);
 4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout;
-5. customer intelligence (``bench/intel_bench.py``, its own database): the nightly RFM and
+5. the nightly tier review over the same members (``bench/tier_review.py``): members reviewed
+   per second, ``tier_review_per_s``.
+6. customer intelligence (``bench/intel_bench.py``, its own database): the nightly RFM and
    lifecycle job (``rfm_job_s``, target ≤ 300 s), a three-condition segment count
    (``segment_count_p95_ms``, ≤ 2,000 ms) and a KPI month for all stores
    (``kpi_month_p95_ms``, ≤ 1,000 ms), on 1 M members and 10 M purchases.
@@ -52,6 +54,7 @@ import loadgen  # noqa: E402
 import members_load  # noqa: E402
 import notify_load  # noqa: E402
 import pos_ingest  # noqa: E402
+import tier_review  # noqa: E402
 from identify_load import identify_latencies  # noqa: E402
 from workers import WorkerMemory  # noqa: E402
 
@@ -251,6 +254,15 @@ def main() -> int:
     tps = pos_ingest.pgbench_tps(pg, seconds, args.clients)
     say(f"  {tps:.0f} TPS")
 
+    say(f"tier review of {members} members (bench/tier_review.py)")
+    review = tier_review.measure(
+        database_url(pg, APP_DB, "postgresql"), database_url(pg, APP_DB), members
+    )
+    say(
+        f"  {review['tier_review_per_s']} members/s, ratio to one UPDATE of all rows "
+        f"{review['ratio_baseline_over_review']}"
+    )
+
     if not args.skip_intel:
         say("customer intelligence: RFM job, segment count, KPI month (bench/intel_bench.py)")
         results.update(intel_bench.run(args.pg_url, args.members, args.intel_purchases, stores=800))
@@ -260,6 +272,8 @@ def main() -> int:
             "pos_ingest_ratio": round(events_per_s / tps, 3),
             "identify_p99_ms": round(loadgen.percentile(latencies, 99), 2),
             "worker_rss_mb": round(memory.peak_mb(), 1),
+            "tier_review_per_s": review["tier_review_per_s"],
+            "tier_review": review,
             "cores": os.cpu_count(),
             "machine": machine(),
             "load_tool": tool,
@@ -320,6 +334,7 @@ def main() -> int:
         f"ratio={results['pos_ingest_ratio']}{flag(met['pos'], '>=0.5')}",
         f"identify_p99={results['identify_p99_ms']}ms{flag(met['identify'], '<=20')}",
         f"worker_rss={results['worker_rss_mb']}MB",
+        f"tier_review={results['tier_review_per_s']}/s",
         f"total={results['total_seconds']}s",
     ]
     print(" ".join(parts), flush=True)

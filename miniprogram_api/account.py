@@ -13,6 +13,7 @@ from app.members import login
 from app.members.codes import issue_member_code
 from app.members.services import resolve_member
 from app.points.services import balance_of
+from app.tiers.schemas import tier_field
 from miniprogram_api.auth import MEMBER_SECURITY, issue_member_token, member_required
 
 blp = Blueprint(
@@ -33,6 +34,7 @@ class MeSchema(ma.Schema):
     id = ma.fields.Integer()
     phone_masked = ma.fields.Function(lambda m: mask_phone(m.phone))
     points_balance = ma.fields.Function(lambda m: balance_of(m.id))
+    tier = tier_field()
     name = ma.fields.String(allow_none=True)
     identity_kinds = ma.fields.Function(
         lambda m: sorted({i.kind for i in m.identities}),

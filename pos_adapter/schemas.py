@@ -9,6 +9,7 @@ import marshmallow as ma
 
 from app.pos.events import MAX_EVENTS
 from app.pos.schemas import EVENT_ID
+from app.tiers.schemas import MemberTierViewSchema
 
 
 class ActivateInSchema(ma.Schema):
@@ -41,6 +42,7 @@ class IdentifiedSchema(ma.Schema):
     member_id = ma.fields.Integer()
     phone_masked = ma.fields.String(allow_none=True)
     points_balance = ma.fields.Integer()
+    tier = ma.fields.Nested(MemberTierViewSchema, allow_none=True)
     coupons = ma.fields.List(ma.fields.Dict())
     registered = ma.fields.Boolean(metadata={"description": "true if enrolled by this call"})
 

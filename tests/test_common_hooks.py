@@ -40,9 +40,11 @@ def test_earn_multipliers_collects_each_providers_percent_per_context():
     def tier(ctxs: Sequence[EarnContext]) -> list[int]:
         return [150 if c.member_id == 2 else 100 for c in ctxs]
 
-    EARN_MULTIPLIERS.append(tier)
+    registered = list(EARN_MULTIPLIERS)  # the app's own providers (tiers) step aside here
+    EARN_MULTIPLIERS[:] = [tier]
     try:
         assert earn_multipliers(contexts) == [[100], [150]]
-    finally:
         EARN_MULTIPLIERS.remove(tier)
-    assert earn_multipliers(contexts) == [[], []]
+        assert earn_multipliers(contexts) == [[], []]
+    finally:
+        EARN_MULTIPLIERS[:] = registered

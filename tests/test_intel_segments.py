@@ -172,3 +172,20 @@ def test_an_imported_member_is_in_segments_after_the_nightly_job(segmented):
         assert count_members(rule) == 1
         assert count_members(c("lifecycle", "=", "new")) == 3
     assert imported.id
+
+
+def test_tier_is_a_segment_field(client, admin_headers, segmented):
+    ladder = {
+        "basis": "payer_fen_12m",
+        "tiers": [
+            {"code": "normal", "name": "普通会员", "threshold": 0},
+            {"code": "vip", "name": "VIP", "threshold": 25000},
+        ],
+    }
+    response = client.put("/admin/v1/tiers", json=ladder, headers=admin_headers)
+    assert response.status_code == 200, response.get_json()
+    drain_queues()
+    with frozen(TODAY):
+        assert count_members(c("tier", "in", ["normal", "vip"])) == 6
+        assert count_members(c("tier", "=", "vip")) == 2  # m2 (300 yuan), m4 (500 yuan)
+        assert count_members({"not": c("tier", "=", "vip")}) == 4

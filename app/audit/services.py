@@ -12,6 +12,7 @@ from app.audit.coupons import coupon_differences
 from app.audit.identity import identity_differences
 from app.audit.ledger import ledger_differences
 from app.audit.pos import pos_differences
+from app.audit.tiers import tier_differences
 from app.audit.types import Difference
 
 CHECKS: dict[str, Callable[[], list[Difference]]] = {
@@ -19,6 +20,7 @@ CHECKS: dict[str, Callable[[], list[Difference]]] = {
     "coupons": coupon_differences,
     "identity": identity_differences,
     "pos": pos_differences,
+    "tiers": tier_differences,
 }
 
 

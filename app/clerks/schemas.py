@@ -4,6 +4,7 @@ import marshmallow as ma
 
 from app.clerks.services import NOTE_MAX_LENGTH
 from app.common.pagination import PageQuerySchema
+from app.tiers.schemas import MemberTierViewSchema
 
 
 class ClerkLoginInSchema(ma.Schema):
@@ -94,6 +95,7 @@ class ClerkMemberViewSchema(ma.Schema):
     member_since = ma.fields.AwareDateTime()
     last_visit_at = ma.fields.AwareDateTime(allow_none=True)
     points_balance = ma.fields.Integer()
+    tier = ma.fields.Nested(MemberTierViewSchema, allow_none=True)
     coupons_available = ma.fields.Integer(
         metadata={"description": "present once the coupons feature is connected"}
     )

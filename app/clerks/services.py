@@ -26,6 +26,7 @@ from app.points.models import Purchase
 from app.points.services import balance_of
 from app.stores.models import Clerk, Store
 from app.tags.services import Actor, change_member_tags, member_tags
+from app.tiers.services import tier_view
 
 GRANT_TTL = timedelta(minutes=30)
 LOOKUPS_PER_HOUR = 120  # per clerk: a counter serves customers, it does not enumerate phones
@@ -186,6 +187,7 @@ def member_view(ctx: ClerkContext, member_id: int) -> dict[str, Any]:
             select(func.max(Purchase.occurred_at)).where(Purchase.member_id.in_(ids))
         ),
         "points_balance": balance_of(member.id),
+        "tier": tier_view(member.id),
         "store_purchases": _store_purchases(ctx.store_id, ids),
         "tags": [mt.tag for mt in member_tags(member.id)],
         "notes": _recent_notes(member.id),

@@ -203,6 +203,28 @@ def _opt_in(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[boo
     return opted_in if (value is True) == (op == "=") else ~opted_in
 
 
+def _tier(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+    """The member's tier now: HQ's override while it lasts, else the earned tier; a member
+    never evaluated is on the lowest tier."""
+    from sqlalchemy import case
+
+    from app.tiers.ladder import load_ladder
+    from app.tiers.models import MemberTier
+
+    ladder = load_ladder()
+    lowest = ladder.lowest.code if ladder is not None else None
+    t = MemberTier
+    code = case(
+        (
+            t.override_code.is_not(None) & (t.override_until.is_(None) | (t.override_until > now)),
+            t.override_code,
+        ),
+        else_=func.coalesce(t.tier_code, lowest),
+    )
+    current = func.coalesce(select(code).where(t.member_id == Member.id).scalar_subquery(), lowest)
+    return _compare(current, op, value)
+
+
 _EQ_ONLY = ("=", "!=", "in")
 SPECS: dict[str, tuple[Any, FieldBuilder, tuple[str, ...]]] = {}
 
@@ -232,6 +254,7 @@ for _name, _column, _validate in (
     ("join_channel", MemberStats.join_channel, _STR),
 ):
     _spec(_name, _validate, _column_field(_column, _validate)[1], _EQ_ONLY)
+_spec("tier", _STR, _tier, _EQ_ONLY)
 _spec("days_since_last_purchase", _INT, _days_since)
 _spec("join_date", _validate_date, _join_date)
 _spec("tag_id", _INT, _tag, _EQ_ONLY)

@@ -82,6 +82,8 @@ JOBS: dict[str, JobSpec] = {
         ),
         JobSpec("intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200),
         JobSpec("reports.rollup", "app.reports.jobs:rollup", timeout=600),
+        JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600),
+        JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
     )
 }
@@ -101,6 +103,7 @@ PERIODIC: dict[str, Schedule] = {
     "intel.campaigns": Schedule(every=timedelta(minutes=1)),
     "intel.journeys": Schedule(every=timedelta(minutes=5)),
     "reports.rollup": Schedule(every=timedelta(minutes=1)),  # today's KPIs within a minute
+    "tiers.review": Schedule(daily_at=time(2, 0)),
 }
 
 

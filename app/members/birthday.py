@@ -1,5 +1,6 @@
 """Birthday care: each morning (Asia/Shanghai) today's birthdays get the birthday coupon.
 
+Members on a tier with a birthday gift also get that tier's coupon (``tier_birthday_gift``).
 Exactly once a year per person: the coupon's issue key is ``birthday:<year>:<member id>`` and
 the message's dedupe key the same, so a rerun (or two schedulers) changes nothing. Members born
 on 29 February are celebrated on 28 February in other years.
@@ -73,6 +74,7 @@ def send_birthday_coupons(now: datetime | None = None) -> dict[str, Any]:
 
 def _celebrate(member_id: int, year: int, template_id: int | None) -> str:
     from app.coupons.issuance import issue_once
+    from app.tiers.services import tier_birthday_gift
 
     key = f"birthday:{year}:{member_id}"
     with unit_of_work():
@@ -89,5 +91,6 @@ def _celebrate(member_id: int, year: int, template_id: int | None) -> str:
             except DomainError as exc:  # paused template, out of stock: greet without one
                 log.warning("birthday coupon for member %s refused: %s", member_id, exc.code)
                 outcome = "refused"
+        payload.update(tier_birthday_gift(member_id, year))
         enqueue_message(member_id, "birthday", payload, dedupe_key=key)
     return outcome

@@ -7,6 +7,7 @@ import marshmallow as ma
 from app.intel.services import lifecycle_of, member_stats, rfm_of
 from app.members.models import IDENTITY_KINDS
 from app.points.services import balance_of
+from app.tiers.schemas import tier_field
 
 
 class IdentitySchema(ma.Schema):
@@ -24,6 +25,7 @@ class MemberSchema(ma.Schema):
     source = ma.fields.String()
     identities = ma.fields.List(ma.fields.Nested(IdentitySchema))
     points_balance = ma.fields.Function(lambda m: balance_of(m.id))
+    tier = tier_field()
     merged_into = ma.fields.Integer(
         attribute="merged_into_id",
         allow_none=True,

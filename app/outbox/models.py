@@ -23,6 +23,7 @@ MESSAGE_KINDS = {
     "birthday": True,
     "promotion": True,  # a campaign's message
     "nurture": True,  # a journey step's message
+    "tier_changed": False,
 }
 
 

@@ -13,6 +13,7 @@ from app.points.services import balance_of
 from app.pos import coupon_port
 from app.pos.context import TillContext
 from app.pos.members import member_for_phone
+from app.tiers.services import tier_view
 
 
 def identify_member(
@@ -44,6 +45,7 @@ def identify_member(
                 "member_id": member.id,
                 "phone_masked": mask_phone(member.phone),
                 "points_balance": balance_of(member.id),
+                "tier": tier_view(member.id),
                 "coupons": coupon_port.coupons_for_till(member.id, ctx.store_id),
                 "registered": registered,
             }

@@ -1,7 +1,7 @@
 """intel: member stats, lifecycle, RFM, segments, campaigns, journeys, KPI rollups
 
 Revision ID: 0013_intel
-Revises: 0008_engine
+Revises: 0012_tiers
 Create Date: 2026-11-23 18:42:30.970028
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0013_intel'
-down_revision = '0008_engine'
+down_revision = '0012_tiers'
 branch_labels = None
 depends_on = None
 
