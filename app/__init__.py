@@ -77,12 +77,14 @@ def _register_blueprints(app: Flask) -> None:
     from app.coupons.views import blp as admin_coupons
     from app.extensions import api
     from app.health import blp as health
+    from app.intel.views import blp as admin_intel
     from app.members.views import blp as admin_members
     from app.operators.views import blp as admin_audit
     from app.ops.views import blp as ops
     from app.payments.views import blp as payments
     from app.points.views import blp as admin_points
     from app.pos.views import blp as admin_terminals
+    from app.reports.views import blp as admin_reports
     from app.stores.views import blp as admin_stores
     from app.tags.views import blp as admin_tags
     from app.tiers.views import blp as admin_tiers
@@ -115,6 +117,8 @@ def _register_blueprints(app: Flask) -> None:
         admin_audit,
         mp_cards,
         cards,
+        admin_intel,
+        admin_reports,
         admin_tiers,
     ]
     for blueprint in blueprints:
@@ -145,6 +149,7 @@ def register_hooks() -> None:
     from app.cards.hooks import register_card_hooks
     from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
     from app.coupons.welcome import on_members_joined
+    from app.intel.services import register_hooks as intel_hooks
     from app.outbox.channels import register_channel
     from app.outbox.services import on_purchases_applied
     from app.outbox.wechat_channel import WeChatSubscribeChannel
@@ -159,6 +164,7 @@ def register_hooks() -> None:
     PURCHASES_APPLIED.register(ask_payer_unionids)
     register_channel(PayerUnionidChannel())
     register_card_hooks()
+    intel_hooks()  # member stats, lifecycle, journeys, and their merge step
     register_tier_hooks()
 
 

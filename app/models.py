@@ -19,6 +19,19 @@ from app.coupons.models import (
     WelcomeGrant,
 )
 from app.engine.models import MoneyEvent
+from app.intel.models import (
+    Campaign,
+    CampaignTarget,
+    IntelSettings,
+    Journey,
+    JourneyEnrollment,
+    JourneyStepRun,
+    LifecycleEvent,
+    MemberStats,
+    MemberStoreMonth,
+    Segment,
+    SegmentExport,
+)
 from app.jobs.models import JobRun
 from app.members.models import (
     Member,
@@ -47,6 +60,7 @@ from app.points.models import (
     PurchaseRefund,
 )
 from app.pos.models import PosRedemption, PosReturn, PosSale, PosSaleLine
+from app.reports.models import KpiClerkDaily, KpiDaily, MemberVisitDay, RollupCursor
 from app.stores.models import Clerk, Store, Terminal
 from app.tags.models import (
     MemberTag,
@@ -62,6 +76,8 @@ from app.tiers.models import MemberTier, MemberTierMonth, Tier, TierChange, Tier
 __all__ = [
     "AdminToken",
     "AdminTokenStore",
+    "Campaign",
+    "CampaignTarget",
     "Clerk",
     "ClerkAccessGrant",
     "ClerkAccessLog",
@@ -73,7 +89,14 @@ __all__ = [
     "CouponRedemption",
     "CouponTemplate",
     "CouponTemplateStore",
+    "IntelSettings",
     "JobRun",
+    "Journey",
+    "JourneyEnrollment",
+    "JourneyStepRun",
+    "KpiClerkDaily",
+    "KpiDaily",
+    "LifecycleEvent",
     "Member",
     "MemberAttribution",
     "MemberCard",
@@ -81,11 +104,14 @@ __all__ = [
     "MemberErasure",
     "MemberIdentity",
     "MemberMerge",
+    "MemberStats",
+    "MemberStoreMonth",
     "MemberTag",
     "MemberTagEvent",
     "MemberTier",
     "MemberTierMonth",
     "MemberTokenRevocation",
+    "MemberVisitDay",
     "MoneyEvent",
     "MultiplierRule",
     "Operator",
@@ -103,6 +129,9 @@ __all__ = [
     "PosSaleLine",
     "Purchase",
     "PurchaseRefund",
+    "RollupCursor",
+    "Segment",
+    "SegmentExport",
     "Store",
     "Tag",
     "TagGroup",

@@ -17,6 +17,10 @@ db 13, and serves the app with gunicorn and the production config (``gunicorn.co
 4. the peak resident memory (VmHWM) of each gunicorn worker, sampled throughout;
 5. the nightly tier review over the same members (``bench/tier_review.py``): members reviewed
    per second, ``tier_review_per_s``.
+6. customer intelligence (``bench/intel_bench.py``, its own database): the nightly RFM and
+   lifecycle job (``rfm_job_s``, target ≤ 300 s), a three-condition segment count
+   (``segment_count_p95_ms``, ≤ 2,000 ms) and a KPI month for all stores
+   (``kpi_month_p95_ms``, ≤ 1,000 ms), on 1 M members and 10 M purchases.
 
 Prints a final one-line summary and writes ``bench/results/latest.json``. Server log:
 ``$TMPDIR/huiyuan-bench.log``.
@@ -45,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import cpu  # noqa: E402
+import intel_bench  # noqa: E402
 import loadgen  # noqa: E402
 import members_load  # noqa: E402
 import notify_load  # noqa: E402
@@ -153,6 +158,10 @@ def main() -> int:
     parser.add_argument(
         "--pgbench-db", default=pos_ingest.PGBENCH_DB, help="pgbench's database (rebuilt)"
     )
+    parser.add_argument(
+        "--intel-purchases", type=int, default=10_000_000, help="purchases for intel_bench.py"
+    )
+    parser.add_argument("--skip-intel", action="store_true", help="no RFM/segment/KPI figures")
     args = parser.parse_args()
     app_db = args.app_db
     pos_ingest.PGBENCH_DB = args.pgbench_db
@@ -287,6 +296,9 @@ def main() -> int:
         f"{review['ratio_baseline_over_review']}"
     )
 
+    if not args.skip_intel:
+        say("customer intelligence: RFM job, segment count, KPI month (bench/intel_bench.py)")
+        results.update(intel_bench.run(args.pg_url, args.members, args.intel_purchases, stores=800))
     results.update(
         {
             "notify_ratio": round(applied_rps / bare.rps, 3) if notify else None,
@@ -360,6 +372,11 @@ def main() -> int:
         )
     else:
         parts.append(f"notify=skipped healthz={bare.rps:.0f} req/s")
+    if not args.skip_intel:
+        parts.append(
+            f"rfm_job={results['rfm_job_s']}s segment_count_p95={results['segment_count_p95_ms']}ms"
+            f" kpi_month_p95={results['kpi_month_p95_ms']}ms"
+        )
     parts += [
         f"pos={events_per_s:.0f} ev/s vs pgbench {tps:.0f} TPS "
         f"ratio={results['pos_ingest_ratio']}{flag(met['pos'], '>=0.6')}",

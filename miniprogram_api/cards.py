@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.cards.services import cards_for, request_card
-from app.db import unit_of_work, with_retry
+from app.db import transaction
 from miniprogram_api.auth import MEMBER_SECURITY, member_required
 
 blp = Blueprint(
@@ -62,15 +62,14 @@ class CardRequest(MethodView):
         member_id = g.member.id
 
         def attempt():
-            with unit_of_work():
-                card = request_card(member_id, platform)
-                return {
-                    "platform": card.platform,
-                    "card_no": card.card_no,
-                    "template_id": card.template_id,
-                    "state": card.state,
-                    "level": card.level,
-                    "synced_points": card.synced_points,
-                }
+            card = request_card(member_id, platform)
+            return {
+                "platform": card.platform,
+                "card_no": card.card_no,
+                "template_id": card.template_id,
+                "state": card.state,
+                "level": card.level,
+                "synced_points": card.synced_points,
+            }
 
-        return with_retry(attempt)
+        return transaction(attempt)

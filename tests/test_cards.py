@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from app.payments.simulate import wechat_v2_payment_fields, wechat_v2_xml
 from sqlalchemy import select
 
 from app.cards.models import MemberCard
 from app.common.clock import advance, frozen, utcnow
 from app.common.hooks import TIER_CHANGED, TierChanged
 from app.db import unit_of_work
+from app.demo.notifications import wechat_v2_payment_fields, wechat_v2_xml
 from app.extensions import db
 from app.members.services import find_by_identity
 from app.outbox.dispatcher import dispatch_outbox

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import pytest
-from app.payments.simulate import wechat_v3_notify, wechat_v3_transaction
 
+from app.demo.notifications import wechat_v3_notify, wechat_v3_transaction
 from app.extensions import redis_store
 from app.platforms import wechatpay_certs
 from app.platforms.keys import generate_certificate_pem, generate_rsa_pem

@@ -4,14 +4,14 @@ identities kept per appid are joined into one member by unionid."""
 from __future__ import annotations
 
 import pytest
-from app.payments.simulate import (
+
+from app.demo.notifications import (
     wechat_v2_payment_fields,
     wechat_v2_refund_xml,
     wechat_v2_xml,
     wechat_v3_notify,
     wechat_v3_transaction,
 )
-
 from app.extensions import db
 from app.members.models import Member, MemberIdentity
 from app.members.services import find_by_identity

@@ -74,6 +74,14 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("coupons.remind_expiring", "app.outbox.reminders:remind_coupons_expiring"),
         JobSpec("pos.expire_redemptions", "app.pos.jobs:expire_redemptions", timeout=60),
         JobSpec("members.birthdays", "app.members.birthday:send_birthday_coupons", timeout=1800),
+        JobSpec("intel.nightly", "app.intel.jobs:nightly", timeout=3600),
+        JobSpec("intel.campaigns", "app.intel.jobs:run_campaigns", timeout=1800),
+        JobSpec("intel.journeys", "app.intel.jobs:run_journeys", timeout=1800),
+        JobSpec(
+            "intel.segment_export", "app.intel.jobs:segment_export", timeout=1800, exclusive=False
+        ),
+        JobSpec("intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200),
+        JobSpec("reports.rollup", "app.reports.jobs:rollup", timeout=600),
         JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600),
         JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
@@ -98,6 +106,10 @@ PERIODIC: dict[str, Schedule] = {
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
     # downloads only when due: every 12 h, or when the newest certificate nears expiry
     "platforms.wechatpay_certificates": Schedule(every=timedelta(hours=1)),
+    "intel.nightly": Schedule(daily_at=time(2, 0)),  # stages, 12-month windows, RFM
+    "intel.campaigns": Schedule(every=timedelta(minutes=1)),
+    "intel.journeys": Schedule(every=timedelta(minutes=5)),
+    "reports.rollup": Schedule(every=timedelta(minutes=1)),  # today's KPIs within a minute
     "tiers.review": Schedule(daily_at=time(2, 0)),
 }
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
-from app.db import transaction, unit_of_work, with_retry
+from app.db import transaction
 from app.errors import Conflict
 from app.extensions import db
 from app.members.binding import BindResult, bind_phone
@@ -59,15 +58,8 @@ def join_unionid(member_id: int, unionid: str, *, reason: str) -> Member:
     holds it, the two are one person: merge them (the one holding a phone survives, else the
     older). Owns its transaction; returns the live member."""
 
-    def attempt() -> Member:
-        with unit_of_work():
-            return _join_once(member_id, unionid, reason)
-
-    for _ in range(4):
-        try:
-            return with_retry(attempt)
-        except (IntegrityError, _Raced):
-            db.session.rollback()  # changed concurrently (added, merged): look again
+    # a racing join (the same unionid added, a member merged meanwhile) runs it again
+    return transaction(lambda: _join_once(member_id, unionid, reason), retry_on=(_Raced,))
     raise Conflict("unionid joining kept racing; try again", code="JOIN_BUSY")
 
 

@@ -6,6 +6,7 @@ from datetime import date
 
 import marshmallow as ma
 
+from app.intel.services import lifecycle_of, member_stats, rfm_of
 from app.members.models import IDENTITY_KINDS
 from app.operators.authz import shown_phone
 from app.points.services import balance_of
@@ -41,6 +42,15 @@ class MemberSchema(ma.Schema):
         metadata={"description": "set when this member was merged into another"},
     )
     created_at = ma.fields.AwareDateTime()
+    lifecycle = ma.fields.Function(
+        lambda m: lifecycle_of(m.id),
+        metadata={"description": "new | active | silent | sleeping | lost"},
+    )
+    rfm = ma.fields.Function(
+        lambda m: rfm_of(member_stats(m.id)),
+        allow_none=True,
+        metadata={"description": "{r, f, m, label} scored nightly; null when not scored"},
+    )
 
 
 class ErasureSchema(ma.Schema):

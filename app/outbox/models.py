@@ -26,6 +26,8 @@ MESSAGE_KINDS = {
     "card_open": False,
     "card_sync": False,
     "card_retire": False,
+    "promotion": True,  # a campaign's message
+    "nurture": True,  # a journey step's message
     "tier_changed": False,
 }
 

@@ -1,0 +1,1 @@
+"""Customer intelligence: member stats, lifecycle, RFM, segments, campaigns, journeys."""

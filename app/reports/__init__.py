@@ -1,0 +1,1 @@
+"""Reports: the daily KPI rollups and the KPI report."""
