@@ -187,8 +187,3 @@ def _unnest_insert(
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
     return text(sql)
-
-
-# Code written before the runner took its name: the same runner (``fn`` may still open its own
-# ``unit_of_work``, which then simply commits inside the runner's transaction).
-with_retry = transaction
