@@ -198,7 +198,7 @@ class Me(MethodView):
         return erase_member(g.member.id, requested_by="member")
 
 
-class ExportSchema(ma.Schema):
+class MemberExportSchema(ma.Schema):
     member = ma.fields.Dict(metadata={"description": "profile: phone, name, birthday, …"})
     identities = ma.fields.List(ma.fields.Dict())
     consents = ma.fields.List(
@@ -231,7 +231,7 @@ class Export(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.response(200, ExportSchema)
+    @blp.response(200, MemberExportSchema)
     def get(self):
         """Everything held about me: profile, identities, consents, ledger, purchases, coupons,
         tags and notes by clerks, messages"""

@@ -124,7 +124,7 @@ class ExportInSchema(ma.Schema):
     )
 
 
-class ExportSchema(ma.Schema):
+class SegmentExportSchema(ma.Schema):
     id = ma.fields.Integer()
     segment_id = ma.fields.Integer()
     state = ma.fields.String(metadata={"description": "pending | done"})

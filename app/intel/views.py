@@ -19,7 +19,6 @@ from app.intel.schemas import (
     CampaignListSchema,
     CampaignSchema,
     ExportInSchema,
-    ExportSchema,
     JourneyInSchema,
     JourneyPatchSchema,
     JourneySchema,
@@ -28,6 +27,7 @@ from app.intel.schemas import (
     MemberStatsSchema,
     PreviewSchema,
     RuleInSchema,
+    SegmentExportSchema,
     SegmentInSchema,
     SegmentListSchema,
     SegmentSchema,
@@ -171,7 +171,7 @@ class SegmentExports(MethodView):
 
     @blp.doc(security=ADMIN_SECURITY)
     @blp.arguments(ExportInSchema)
-    @blp.response(202, ExportSchema)
+    @blp.response(202, SegmentExportSchema)
     def post(self, body: dict, segment_id: int):
         """Export the segment as CSV, by a job; phones masked unless `reveal_phones`"""
         return segments.request_export(
@@ -184,7 +184,7 @@ class SegmentExportDetail(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.response(200, ExportSchema)
+    @blp.response(200, SegmentExportSchema)
     def get(self, segment_id: int, export_id: int):
         """An export's state"""
         return segments.get_export(segment_id, export_id)
