@@ -1,22 +1,17 @@
-"""Dashboard figures: the KPI service of the reports feature, when it is installed.
-
-The reports feature provides ``app.reports.services.kpis(start, end, store_ids)`` returning
-``{"days": [{date, new_members, new_members_by_channel, active_members, repurchase_rate,
-returning_sales_share, member_sales_share, coupon_redemption_online, coupon_redemption_offline,
-points_issued, points_spent, points_expired}]}`` (the same as ``GET /admin/v1/reports/kpis``).
-Without it the dashboard says there is no data yet; it never invents figures.
+"""Dashboard figures from the reports feature's KPI service, the one behind
+``GET /admin/v1/reports/kpis`` (``app.reports.services.kpis``): the console holds no second copy
+of a figure's definition. A range with no days says there is no data; it never invents figures.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
 from app.console.charts import line_chart, stacked_bars
+from app.reports.services import kpis
 
 CHANNELS = {
     "payment": _l("Payment"),
@@ -26,17 +21,8 @@ CHANNELS = {
 }
 
 
-def kpi_days(start: date, end: date, store_ids: list[int] | None) -> list[dict[str, Any]] | None:
-    """The KPI days, or None when the reports feature is not installed."""
-    if importlib.util.find_spec("app.reports") is None:
-        return None
-    try:
-        module = importlib.import_module("app.reports.services")
-    except ImportError:
-        return None
-    kpis = getattr(module, "kpis", None)
-    if kpis is None:
-        return None
+def kpi_days(start: date, end: date, store_ids: list[int] | None) -> list[dict[str, Any]]:
+    """The KPI days of the range, for the principal's stores (``None``: every store)."""
     return list(kpis(start, end, store_ids).get("days", []))
 
 

@@ -34,6 +34,7 @@ from app.demo.notifications import (
 )
 from app.demo.payments import DemoError, _sandbox
 from app.extensions import db
+from app.members.codes import issue_member_code
 from app.stores import services as stores
 from app.stores.models import Clerk, Store
 from app.tags.models import Tag, TagGroup
@@ -371,7 +372,18 @@ def _till_redemptions(world: World, client: Any, store_codes: list[str]) -> None
         till = world.tills[store]
         total = max(_amount(world.rng)[0], 5000)
         sale_id = world.next_id(f"{store}-S")
-        held = till.hold(sale_id=sale_id, member_id=owner, coupons=[code], total_fen=total)
+        # the member shows the dynamic code in the mini-program; the till scans it
+        member_code, _ = issue_member_code(owner)
+        shown = till.identify(member_code=member_code)
+        world.counts[f"pos_identify_code_{shown.status}"] += 1
+        if shown.status != 200:
+            continue
+        held = till.hold(
+            sale_id=sale_id,
+            presence_token=shown.json["presence_token"],
+            coupons=[code],
+            total_fen=total,
+        )
         world.counts[f"pos_hold_{held.status}"] += 1
         if held.status != 201:
             continue
