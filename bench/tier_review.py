@@ -15,6 +15,7 @@ application database after the other measurements.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -102,7 +103,9 @@ def review_seconds(app_url: str, now: datetime) -> tuple[float, dict]:
     from app.config import Config
 
     app = create_app(
-        Config.from_env(env={}, ENV="testing", DATABASE_URL=app_url, SECRET_KEY="b" * 40)
+        Config.from_env(
+            env={}, ENV="testing", DATABASE_URL=app_url, SECRET_KEY=secrets.token_urlsafe(48)
+        )
     )
     with app.app_context():
         from app.tiers.jobs import review_tiers
