@@ -28,7 +28,7 @@ from app.common.crypto import hash_token, new_token
 from app.common.lockout import LOCKOUT_AFTER as LOCKOUT_AFTER  # re-exported: tests, docs
 from app.common.lockout import LOCKOUT_DURATION as LOCKOUT_DURATION
 from app.common.lockout import check_password_with_lockout
-from app.common.throttle import Throttle, credential_key, guard_failures
+from app.common.throttle import LoginThrottle
 from app.db import unit_of_work
 from app.errors import NotFound, Unauthorized
 from app.extensions import db
@@ -58,29 +58,17 @@ class LoginResult:
     store: Store
 
 
-_PER_USERNAME = Throttle(
-    "clerk-login-username",
-    f"{LOGIN_ATTEMPTS} per {LOGIN_WINDOW_SECONDS} seconds",
-    "LOGIN_RATE_LIMITED",
-    "too many login attempts; try again later",
-)
-_PER_IP = Throttle(
-    "clerk-login-ip",
-    f"{LOGIN_FAILURES_PER_IP} per {LOGIN_WINDOW_SECONDS} seconds",
-    "LOGIN_RATE_LIMITED",
-    "too many failed logins from this address; try again later",
+_THROTTLE = LoginThrottle(
+    "clerk",
+    per_username=LOGIN_ATTEMPTS,
+    per_ip=LOGIN_FAILURES_PER_IP,
+    window_seconds=LOGIN_WINDOW_SECONDS,
 )
 
 
 def login(username: str, password: str, ip: str) -> LoginResult:
     """Throttled: failed attempts count per username and per IP address."""
-    user_key = credential_key(username.lower())
-    result = guard_failures(
-        [(_PER_USERNAME, user_key), (_PER_IP, ip or "unknown")],
-        lambda: _login(username, password),
-    )
-    _PER_USERNAME.reset(user_key)
-    return result
+    return _THROTTLE.guard(username, ip, lambda: _login(username, password))
 
 
 def _login(username: str, password: str) -> LoginResult:

@@ -88,3 +88,31 @@ def guard_failures(guards: list[tuple[Throttle, str]], work: Callable[[], T]) ->
         for throttle, key in guards:
             throttle.hit(key)
         raise
+
+
+class LoginThrottle:
+    """Failed logins of one kind of account (``clerk``, ``operator``), counted per username
+    (from any address) and per IP address (password spraying across usernames); a success
+    clears the username's count. More than the limits answer 429 ``LOGIN_RATE_LIMITED``."""
+
+    def __init__(self, kind: str, *, per_username: int, per_ip: int, window_seconds: int):
+        self.per_username = Throttle(
+            f"{kind}-login-username",
+            f"{per_username} per {window_seconds} seconds",
+            "LOGIN_RATE_LIMITED",
+            "too many login attempts; try again later",
+        )
+        self.per_ip = Throttle(
+            f"{kind}-login-ip",
+            f"{per_ip} per {window_seconds} seconds",
+            "LOGIN_RATE_LIMITED",
+            "too many failed logins from this address; try again later",
+        )
+
+    def guard(self, username: str, ip: str, work: Callable[[], T]) -> T:
+        user_key = credential_key(username.lower())
+        result = guard_failures(
+            [(self.per_username, user_key), (self.per_ip, ip or "unknown")], work
+        )
+        self.per_username.reset(user_key)
+        return result

@@ -19,7 +19,7 @@ from app.clerks.auth import LOGIN_ATTEMPTS, LOGIN_FAILURES_PER_IP, LOGIN_WINDOW_
 from app.common.clock import utcnow
 from app.common.crypto import hash_token, new_token
 from app.common.lockout import check_password_with_lockout
-from app.common.throttle import Throttle, credential_key, guard_failures
+from app.common.throttle import LoginThrottle
 from app.db import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -128,29 +128,17 @@ def _revoke_sessions(operator_id: int) -> None:
 
 
 # Failed console logins are throttled as clerk logins are: per username and per IP address.
-_PER_USERNAME = Throttle(
-    "operator-login-username",
-    f"{LOGIN_ATTEMPTS} per {LOGIN_WINDOW_SECONDS} seconds",
-    "LOGIN_RATE_LIMITED",
-    "too many login attempts; try again later",
-)
-_PER_IP = Throttle(
-    "operator-login-ip",
-    f"{LOGIN_FAILURES_PER_IP} per {LOGIN_WINDOW_SECONDS} seconds",
-    "LOGIN_RATE_LIMITED",
-    "too many failed logins from this address; try again later",
+_THROTTLE = LoginThrottle(
+    "operator",
+    per_username=LOGIN_ATTEMPTS,
+    per_ip=LOGIN_FAILURES_PER_IP,
+    window_seconds=LOGIN_WINDOW_SECONDS,
 )
 
 
 def login(username: str, password: str, ip: str) -> ConsoleSession:
     """Throttled: failed attempts count per username and per IP address."""
-    user_key = credential_key(username.lower())
-    result = guard_failures(
-        [(_PER_USERNAME, user_key), (_PER_IP, ip or "unknown")],
-        lambda: _login(username, password, ip),
-    )
-    _PER_USERNAME.reset(user_key)
-    return result
+    return _THROTTLE.guard(username, ip, lambda: _login(username, password, ip))
 
 
 def _login(username: str, password: str, ip: str) -> ConsoleSession:
