@@ -14,6 +14,7 @@ from app.console.locale import select_locale
 
 
 def init_console(app: Flask) -> None:
+    from app.console import crm, operators  # noqa: F401  (their pages join the blueprint)
     from app.console.views import bp
 
     Babel(app, locale_selector=select_locale, default_timezone="Asia/Shanghai")

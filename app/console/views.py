@@ -43,11 +43,12 @@ from app.coupons.models import CouponTemplate
 from app.coupons.queries import member_coupons
 from app.errors import DomainError, ValidationFailed
 from app.extensions import db
+from app.intel.services import member_stats, rfm_of
 from app.members.models import MemberMerge
 from app.members.search import search_members
 from app.members.services import resolve_member
 from app.operators import authz
-from app.operators.audit import client_ip
+from app.operators.audit import client_ip, record_login
 from app.operators.models import WriteAudit
 from app.operators.scoped import scoped_clerk, scoped_member, scoped_store, scoped_terminal
 from app.operators.services import login as operator_login
@@ -61,8 +62,10 @@ from app.pos.terminals import revoke_store_terminals, revoke_terminal, rotate_te
 from app.stores import services as stores
 from app.stores.models import Clerk, Store, Terminal
 from app.tags import catalog
-from app.tags.models import MemberTagEvent, Tag, TagGroup
+from app.tags import rules as tag_rules
+from app.tags.models import MemberTagEvent, Tag, TagGroup, TagRule
 from app.tags.services import member_tags
+from app.tiers.services import tier_view
 
 bp = Blueprint(
     "console",
@@ -119,8 +122,10 @@ def _context() -> dict[str, Any]:
 
 
 @bp.before_request
-def _fresh_locale() -> None:
+def _fresh_request() -> None:
     refresh()  # the locale is cached per app context, which may outlive one request
+    g.pop("operator", None)  # so may ``g``: a request starts with no operator
+    g.pop("console_session", None)
 
 
 @bp.errorhandler(DomainError)
@@ -160,14 +165,15 @@ def login():
     status = 200
     if request.method == "POST":
         check_login_csrf()
+        username = request.form.get("username", "")
         try:
-            session = operator_login(
-                request.form.get("username", ""), request.form.get("password", ""), client_ip()
-            )
+            session = operator_login(username, request.form.get("password", ""), client_ip())
         except DomainError as exc:
             db.session.rollback()
+            record_login(username, status=exc.status, outcome=exc.code or "REFUSED")
             error, status = exc, exc.status
         else:
+            record_login(username, status=302, outcome="ok", role=session.operator.role)
             target = request.args.get("next") or ""
             if not target.startswith("/console") or target.startswith("//"):
                 target = url_for("console.dashboard")
@@ -296,9 +302,14 @@ def member(member_id: int):
     merges = db.session.scalars(
         select(MemberMerge).where(MemberMerge.survivor_id == live.id).order_by(MemberMerge.id)
     ).all()
+    stats = member_stats(live.id)
     return render_template(
         "console/member.html",
         member=live,
+        tier=tier_view(live.id),
+        lifecycle=stats.lifecycle if stats is not None else "new",
+        rfm=rfm_of(stats),
+        stats=stats,
         balance=balance_of(live.id),
         tags=member_tags(live.id),
         history=history,
@@ -480,11 +491,22 @@ def tags_page():
         elif action == "archive":
             catalog.archive_group(int(request.form["group_id"]))
             flash(_("Tag group archived."), "ok")
+        elif action == "add_rule":
+            skus = request.form.get("skus", "").replace("，", ",").split(",")
+            tag_rules.create_rule(int(request.form.get("tag_id") or 0), skus)
+            flash(_("SKU rule added."), "ok")
+        elif action == "archive_rule":
+            tag_rules.archive_rule(int(request.form.get("rule_id") or 0))
+            flash(_("SKU rule archived."), "ok")
         return redirect(url_for("console.tags_page"))
     groups = db.session.scalars(
         select(TagGroup).where(TagGroup.archived_at.is_(None)).order_by(TagGroup.position)
     ).all()
-    return render_template("console/tags.html", groups=groups)
+    rules = db.session.scalars(
+        select(TagRule).where(TagRule.archived_at.is_(None)).order_by(TagRule.id)
+    ).all()
+    tag_names = {t.id: f"{g.name} · {t.name}" for g in groups for t in g.tags}
+    return render_template("console/tags.html", groups=groups, rules=rules, tag_names=tag_names)
 
 
 def _optional_int(name: str, scale: int = 1) -> int | None:

@@ -257,3 +257,12 @@ class JourneySchema(ma.Schema):
 
 class ListQuerySchema(PageQuerySchema):
     pass
+
+
+class SegmentFieldSchema(ma.Schema):
+    name = ma.fields.String(metadata={"description": "the condition's `field`"})
+    ops = ma.fields.List(ma.fields.String())
+
+
+class SegmentFieldListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SegmentFieldSchema))

@@ -264,6 +264,15 @@ _spec("has_unused_coupon", _INT, _unused_coupon, _EQ_ONLY)
 _spec("marketing_opt_in", _BOOL, _opt_in, ("=", "!="))
 
 
+def field_list() -> list[dict[str, Any]]:
+    """The condition fields a rule may use, with their operators: what forms offer, so a field
+    registered by another package appears there too."""
+    return [
+        {"name": name, "ops": list(SPECS.get(name, (None, None, OPS))[2])}
+        for name in sorted(FIELDS)
+    ]
+
+
 def validate_rule(
     rule: Any, path: str = "rule", depth: int = 0, seen: list[int] | None = None
 ) -> None:
@@ -356,6 +365,15 @@ def preview(segment: Segment, limit: int = PREVIEW_LIMIT) -> list[dict[str, Any]
         .order_by(Member.id)
     ).all()
     return [_member_row(m, s, reveal=False) for m, s in rows]
+
+
+def preview_rule(rule: Any) -> dict[str, Any]:
+    """A rule's member count now and its first members (phones masked), before it is saved."""
+    validate_rule(rule)
+    return {
+        "member_count": count_members(rule),
+        "members": preview(Segment(name="preview", rule=rule)),
+    }
 
 
 def _member_row(member: Member, stats: MemberStats | None, *, reveal: bool) -> dict[str, Any]:

@@ -28,12 +28,14 @@ from app.intel.schemas import (
     PreviewSchema,
     RuleInSchema,
     SegmentExportSchema,
+    SegmentFieldListSchema,
     SegmentInSchema,
     SegmentListSchema,
     SegmentSchema,
     SettingsSchema,
 )
 from app.members.services import resolve_member
+from app.operators import authz
 
 blp = Blueprint(
     "admin_intel",
@@ -122,6 +124,17 @@ class Segments(MethodView):
         return {"items": items, "next_cursor": cursor}
 
 
+@blp.route("/segments/fields")
+class SegmentFields(MethodView):
+    decorators = (admin_required,)
+
+    @blp.doc(security=ADMIN_SECURITY)
+    @blp.response(200, SegmentFieldListSchema)
+    def get(self):
+        """The condition fields a rule may use, with their operators (features add theirs)"""
+        return {"items": segments.field_list()}
+
+
 @blp.route("/segments/preview")
 class RulePreview(MethodView):
     decorators = (admin_required,)
@@ -131,12 +144,7 @@ class RulePreview(MethodView):
     @blp.response(200, PreviewSchema)
     def post(self, body: dict):
         """Count and show (masked) the members of a rule before saving it"""
-        segments.validate_rule(body["rule"])
-        probe = Segment(name="preview", rule=body["rule"])
-        return {
-            "member_count": segments.count_members(body["rule"]),
-            "members": segments.preview(probe),
-        }
+        return segments.preview_rule(body["rule"])
 
 
 @blp.route("/segments/<int:segment_id>")
@@ -197,10 +205,13 @@ class SegmentExportFile(MethodView):
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, content_type="text/csv")
     def get(self, segment_id: int, export_id: int):
-        """The CSV file of a finished export"""
+        """The CSV file of a finished export (one with full phones: HQ admin only, 403
+        ROLE_NOT_ALLOWED)"""
         from app.errors import Conflict
 
         export = segments.get_export(segment_id, export_id)
+        if export.reveal_phones:
+            authz.check_phones()
         if export.state != "done":
             raise Conflict("the export is not finished", code="EXPORT_NOT_READY")
         return Response(

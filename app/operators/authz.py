@@ -172,6 +172,14 @@ def require_phone_search() -> None:
         raise Forbidden("searching by phone needs an HQ role", code="ROLE_NOT_ALLOWED")
 
 
+def check_phones() -> Principal:
+    """For what carries full phones (a revealed export): roles that see phones only."""
+    principal = current()
+    if not principal.sees_phones:
+        raise Forbidden("full phones need the HQ admin role", code="ROLE_NOT_ALLOWED")
+    return principal
+
+
 def shown_phone(phone: str | None) -> str | None:
     """The phone as the current principal may see it: whole for ``hq_admin``, else masked.
     Outside a request (CLI, jobs) nothing is masked."""

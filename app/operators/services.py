@@ -70,10 +70,7 @@ def create_operator(
 ) -> Operator:
     store_codes = list(store_codes or [])
     _check_role_and_stores(role, store_codes)
-    if len(password) < MIN_PASSWORD:
-        raise ValidationFailed(
-            f"password needs at least {MIN_PASSWORD} characters", code="PASSWORD_TOO_SHORT"
-        )
+    _check_password(password)
     with unit_of_work():
         if db.session.execute(select(Operator.id).where(Operator.username == username)).first():
             raise Conflict(f"username {username!r} is taken", code="USERNAME_TAKEN")
@@ -104,11 +101,35 @@ def find_operator(username: str) -> Operator | None:
 
 
 def set_status(operator_id: int, status: str) -> Operator:
+    if status not in ("active", "disabled"):
+        raise ValidationFailed("status: active or disabled", code="VALIDATION_ERROR")
     with unit_of_work():
         operator = get_operator(operator_id)
         operator.status = status
         if status != "active":
             _revoke_sessions(operator.id)
+    return operator
+
+
+def list_operators() -> list[Operator]:
+    return list(db.session.scalars(select(Operator).order_by(Operator.id)))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(
+            f"password needs at least {MIN_PASSWORD} characters", code="PASSWORD_TOO_SHORT"
+        )
+
+
+def reset_password(operator_id: int, password: str) -> Operator:
+    """A new password set by HQ: the lockout is cleared and every session of the operator ends."""
+    _check_password(password)
+    with unit_of_work():
+        operator = get_operator(operator_id)
+        operator.password_hash = generate_password_hash(password, method="scrypt")
+        operator.failed_logins, operator.locked_until = 0, None
+        _revoke_sessions(operator.id)
     return operator
 
 

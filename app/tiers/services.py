@@ -667,6 +667,18 @@ def replace_ladder(
     return settings.version
 
 
+def change_ladder(*, actor: str, **ladder: Any) -> int:
+    """Replace the ladder in its own transaction, then queue the re-evaluation of every member
+    (no one is demoted before their keep period ends). The admin API and the console both call
+    this; returns the new version."""
+    from app.db import transaction
+    from app.jobs.runner import enqueue
+
+    version = transaction(lambda: replace_ladder(actor=actor, **ladder))
+    enqueue("tiers.reevaluate", version=version)
+    return version
+
+
 def _check_ladder(tiers: list[dict[str, Any]]) -> None:
     problems: dict[str, list[str]] = {}
     codes = [t["code"] for t in tiers]

@@ -48,13 +48,7 @@ class Ladder(MethodView):
     def put(self, body: dict):
         """Replace the whole ladder; members are re-evaluated by a background job (no one is
         demoted before their keep period ends)"""
-        from app.jobs.runner import enqueue
-
-        def attempt() -> int:
-            return services.replace_ladder(actor=g.admin_name, **body)
-
-        version = transaction(attempt)
-        enqueue("tiers.reevaluate", version=version)
+        services.change_ladder(actor=g.admin_name, **body)
         return services.ladder_view()
 
 
