@@ -19,6 +19,8 @@ from werkzeug.serving import make_server
 from app.extensions import db
 from app.points.services import balance_of
 from app.stores.models import Clerk
+from app.tags import catalog
+from app.tiers.services import ladder_view
 from tests.console_scene import PASSWORD, build_scene
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,10 +55,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def server(app) -> Iterator[str]:
     """The app on a free loopback port, against the test database."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd, thread, base = serve(app)
+    yield base
     httpd.shutdown()
     thread.join(5)
 
@@ -66,14 +66,21 @@ def scene():
     return build_scene()
 
 
-def open_as(browser, base: str, username: str, *, width: int = 1280):
+def serve(application) -> tuple[object, threading.Thread, str]:
+    httpd = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread, f"http://127.0.0.1:{httpd.server_port}"
+
+
+def open_as(browser, base: str, username: str, *, width: int = 1280, password: str = PASSWORD):
     context = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{base}/console/")
     assert "/console/login" in page.url
     page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/console/$"))
     return page
@@ -105,11 +112,7 @@ def test_hq_admin_dashboard_member_points_template_issue_and_clerk(browser, serv
     page = open_as(browser, server, "hq.admin")
     assert page.locator("h1").first.inner_text() == "数据概览"
     assert page.locator("#no-data, .chart").count() >= 1
-    dashboard = shot(page, "hq-admin-dashboard")
-    docs = Path(__file__).parent.parent / "docs" / "console-dashboard.png"
-    if not docs.exists():  # committed once, for the README
-        docs.parent.mkdir(exist_ok=True)
-        shutil.copy(dashboard, docs)
+    shot(page, "hq-admin-dashboard")
 
     # find a member by part of the phone, open them, adjust points with a reason
     page.click("nav >> text=会员")
@@ -197,6 +200,11 @@ def test_pages_fit_a_laptop_and_a_tablet(browser, server, scene, width):
         "tags",
         "coupons",
         "ops",
+        "tiers",
+        "segments",
+        "segments?field=lifecycle&op=%3D&value=new",
+        "campaigns",
+        "operators",
     ):
         page.goto(f"{server}/console/{path}")
         assert fits(page), (width, path)
@@ -210,3 +218,124 @@ def test_english_on_request(browser, server, scene):
     page.click("text=English")
     assert page.locator("h1").first.inner_text() == "Dashboard"
     page.context.close()
+
+
+def test_hq_admin_walks_tiers_segments_campaigns_sku_rules_and_operators(browser, server, scene):
+    read(lambda: catalog.create_group("口味", exclusive=False, tag_names=["抹茶控"]))
+    page = open_as(browser, server, "hq.admin")
+    # the tier ladder, edited through the tiers service
+    page.click("nav >> text=等级")
+    ladder = page.locator("#ladder")
+    ladder.locator("input[name=code_0]").fill("STD")
+    ladder.locator("input[name=name_0]").fill("普通会员")
+    ladder.locator("input[name=threshold_0]").fill("0")
+    ladder.locator("input[name=code_1]").fill("GOLD")
+    ladder.locator("input[name=name_1]").fill("金卡会员")
+    ladder.locator("input[name=threshold_1]").fill("100000")
+    ladder.locator("button.primary").click()
+    assert page.locator("tr[data-tier=GOLD]").count() == 1
+    assert read(lambda: [t["code"] for t in ladder_view()["tiers"]]) == ["STD", "GOLD"]
+    shot(page, "hq-admin-tiers")
+
+    # a segment: count live, masked preview, save, export
+    page.click("nav >> text=人群")
+    page.select_option("#new-segment select[name=field]", "lifecycle")
+    page.fill("#new-segment input[name=value]", "new")
+    page.click("#count-rule")
+    assert page.locator("#live-count").inner_text() == "3"
+    phones = page.locator("#preview .phone").all_inner_texts()
+    assert len(phones) == 3 and all("****" in p for p in phones)
+    page.fill("#save-segment input[name=name]", "新客")
+    page.click("#save-segment button")
+    assert page.locator("h1").inner_text() == "人群 新客"
+    page.click("#exports button.primary")
+    assert page.locator("#exports li[data-export]").count() == 1
+    shot(page, "hq-admin-segment")
+
+    # a campaign from the segment: dry run count
+    page.click("#exports a.button")
+    form = page.locator("#new-campaign")
+    form.locator("select[name=kind]").select_option("points")
+    form.locator("input[name=points]").fill("5")
+    form.locator("input[name=reason]").fill("新客礼")
+    form.locator("input[name=dry_run]").check()
+    form.locator("button.primary").click()
+    assert page.locator("[data-count=targeted]").inner_text() == "3"
+    assert "试算" in page.locator("#campaign .state").inner_text()
+    shot(page, "hq-admin-campaign")
+
+    # a SKU rule in the tag catalog
+    page.click("nav >> text=标签")
+    page.fill("#new-rule input[name=skus]", "MATCHA-01")
+    page.click("#new-rule button")
+    assert "MATCHA-01" in page.locator("#rules").inner_text()
+
+    # an operator, created on the console and able to log in
+    page.click("nav >> text=操作员")
+    form = page.locator("#new-operator")
+    form.locator("input[name=username]").fill("sh.new")
+    form.locator("input[name=name]").fill("新店长")
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("select[name=role]").select_option("store_manager")
+    form.locator("select[name=stores]").select_option("SH001")
+    form.locator("button.primary").click()
+    assert page.locator("tr[data-operator='sh.new']").count() == 1
+    shot(page, "hq-admin-operators")
+    page.context.close()
+    other = open_as(browser, server, "sh.new")
+    other.goto(f"{server}/console/members")
+    assert other.locator("#members tbody tr").count() == 1
+    other.context.close()
+
+
+def test_scoped_roles_never_reach_the_hq_pages_and_the_analyst_sees_no_full_phone(
+    browser, server, scene
+):
+    page = open_as(browser, server, "region.manager")
+    for name in ("等级", "人群", "营销活动", "操作员"):
+        assert page.locator(f"nav >> text={name}").count() == 0
+    for path in ("tiers", "segments", "campaigns", "operators"):
+        assert page.goto(f"{server}/console/{path}").status == 403, path
+    page.context.close()
+
+    page = open_as(browser, server, "hq.analyst")
+    page.goto(f"{server}/console/segments?field=lifecycle&op=%3D&value=new")
+    assert page.locator("#save-segment").count() == 0  # read-only
+    assert not any(p in page.content() for p in scene.phones.values())
+    assert page.goto(f"{server}/console/operators").status == 403
+    page.context.close()
+
+
+def test_the_readme_dashboard_shows_a_simulated_brand(browser, make_app, tmp_path):
+    """``flask demo seed`` and ``simulate``, then the dashboard as HQ sees it. Writes
+    ``docs/console-dashboard.png`` (for the README) when it is missing."""
+    from app.demo.brand import DEMO_OPERATOR_PASSWORD
+    from app.platforms.sandbox import enable_sandbox
+
+    demo = make_app()
+    enable_sandbox(demo, tmp_path / "sandbox")
+    try:
+        with demo.app_context():
+            runner = demo.test_cli_runner()
+            assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+            simulated = runner.invoke(args=["demo", "simulate", "--days", "30"])
+            assert simulated.exit_code == 0, simulated.output
+            db.session.remove()
+        httpd, thread, base = serve(demo)
+        try:
+            page = open_as(browser, base, "hq.admin", password=DEMO_OPERATOR_PASSWORD)
+            dashboard = shot(page, "demo-dashboard")
+            assert page.locator("#no-data").count() == 0
+            assert page.locator("svg.chart").count() >= 4
+            assert page.locator("svg.chart rect").count() > 10  # new members on most days
+            docs = Path(__file__).parent.parent / "docs" / "console-dashboard.png"
+            if not docs.exists():  # committed once, for the README
+                docs.parent.mkdir(exist_ok=True)
+                shutil.copy(dashboard, docs)
+            page.context.close()
+        finally:
+            httpd.shutdown()
+            thread.join(5)
+    finally:
+        for name in ("wechat", "alipay"):
+            demo.config["SANDBOX"][name].stop()

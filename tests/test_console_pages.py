@@ -191,3 +191,28 @@ def test_the_dashboard_charts_draw_the_kpi_days_shape(app):
         "points_issued": 600,
         "points_spent": 60,
     }
+
+
+def test_the_message_catalog_translates_every_console_string_and_is_compiled(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).parent.parent
+    pot = tmp_path / "messages.pot"
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg"]
+        + ["-k", "_l", "-o", str(pot), "."],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    wanted = {m.id for m in read_po(pot.open("rb")) if m.id}
+    folder = root / "app" / "translations" / "zh_Hans_CN" / "LC_MESSAGES"
+    po = {m.id: m.string for m in read_po((folder / "messages.po").open("rb")) if m.id}
+    mo = {m.id: m.string for m in read_mo((folder / "messages.mo").open("rb")) if m.id}
+    assert sorted(wanted - {k for k, v in po.items() if v}) == []
+    assert mo == {k: v for k, v in po.items() if k in wanted}
