@@ -149,6 +149,7 @@ def register_hooks() -> None:
     from app.cards.hooks import register_card_hooks
     from app.common.hooks import MEMBERS_JOINED, PURCHASES_APPLIED
     from app.coupons.welcome import on_members_joined
+    from app.intel.segments import register_member_filters
     from app.intel.services import register_hooks as intel_hooks
     from app.outbox.channels import register_channel
     from app.outbox.services import on_purchases_applied
@@ -165,6 +166,7 @@ def register_hooks() -> None:
     register_channel(PayerUnionidChannel())
     register_card_hooks()
     intel_hooks()  # member stats, lifecycle, journeys, and their merge step
+    register_member_filters()  # member search by tier and lifecycle
     register_tier_hooks()
 
 

@@ -232,7 +232,7 @@ def test_member_search_by_partial_phone_tag_store_and_join_date(client, admin_he
     page = client.get(f"{search}?limit=2", headers=admin_headers).get_json()
     rest = client.get(f"{search}?limit=2&cursor={page['next_cursor']}", headers=admin_headers)
     assert len(page["items"]) == 2 and len(rest.get_json()["items"]) == 1
-    assert_error(client.get(f"{search}?tier=gold", headers=admin_headers), 422, "UNKNOWN_FILTER")
+    assert_error(client.get(f"{search}?shoe_size=42", headers=admin_headers), 422, "UNKNOWN_FILTER")
     assert_error(
         client.get(f"{search}?phone_contains=12", headers=admin_headers),
         422,
@@ -290,3 +290,71 @@ def test_the_points_mall_lists_exchangeable_templates(client, admin_headers, sce
     ]
     assert mall.get_json()["balance"] == 0
     assert_error(client.get("/mp/v1/coupon-templates"), 401, "AUTH_REQUIRED")
+
+
+def test_member_search_by_tier_and_lifecycle_uses_the_segment_fields(client, scene):
+    from datetime import timedelta
+
+    from app.common.clock import utcnow
+    from tests.intel_support import buy
+
+    hq = scene.tokens["hq_admin"]
+    ladder = {
+        "basis": "payer_fen_12m",
+        "tiers": [
+            {"code": "STD", "name": "普通", "threshold": 0},
+            {"code": "GOLD", "name": "金卡", "threshold": 10000},
+        ],
+    }
+    assert client.put("/admin/v1/tiers", json=ladder, headers=hq).status_code == 200
+    gold = scene.members["BJ001"]
+    buy(gold, scene.stores["BJ001"], 20000, utcnow() - timedelta(hours=1))
+    search = "/admin/v1/members/search"
+    assert ids(client.get(f"{search}?tier=GOLD", headers=hq)) == [gold]
+    assert ids(client.get(f"{search}?tier=STD", headers=hq)) == sorted(
+        m for m in scene.members.values() if m != gold
+    )
+    assert ids(client.get(f"{search}?lifecycle=new", headers=hq)) == sorted(scene.members.values())
+    assert ids(client.get(f"{search}?lifecycle=lost", headers=hq)) == []
+    # scoped as every search: the store manager of SH001 never sees BJ001's gold member
+    scoped = client.get(f"{search}?tier=GOLD", headers=scene.tokens["store_manager"])
+    assert ids(scoped) == []
+    assert_error(client.get(f"{search}?lifecycle=asleep", headers=hq), 422, "INVALID_RULE")
+
+
+def test_segment_fields_are_listed_for_forms(client, scene):
+    listed = client.get("/admin/v1/segments/fields", headers=scene.tokens["hq_analyst"])
+    assert listed.status_code == 200
+    fields = {f["name"]: f["ops"] for f in listed.get_json()["items"]}
+    assert (
+        fields["lifecycle"] == ["=", "!=", "in"] and "tier" in fields and "<" in fields["r_score"]
+    )
+    refused = client.get("/admin/v1/segments/fields", headers=scene.tokens["store_manager"])
+    assert_error(refused, 403, "ROLE_NOT_ALLOWED")
+
+
+def test_an_export_with_full_phones_is_for_phone_roles_only(client, scene):
+    from app.extensions import db
+    from app.intel import segments
+    from app.intel.models import SegmentExport
+
+    hq = scene.tokens["hq_admin"]
+    made = client.post(
+        "/admin/v1/segments",
+        json={"name": "all", "rule": {"field": "lifecycle", "op": "=", "value": "new"}},
+        headers=hq,
+    ).get_json()
+    urls = []
+    for reveal in (False, True):
+        export = client.post(
+            f"/admin/v1/segments/{made['id']}/exports", json={"reveal_phones": reveal}, headers=hq
+        ).get_json()
+        if db.session.get(SegmentExport, export["id"]).state != "done":
+            segments.write_export(export["id"])
+        urls.append(f"/admin/v1/segments/{made['id']}/exports/{export['id']}/csv")
+    masked, revealed = urls
+    analyst = scene.tokens["hq_analyst"]
+    body = client.get(masked, headers=analyst).get_data(as_text=True)
+    assert body.count("138****") == 3 and not any(p in body for p in scene.phones.values())
+    assert_error(client.get(revealed, headers=analyst), 403, "ROLE_NOT_ALLOWED")
+    assert scene.phones["SH001"] in client.get(revealed, headers=hq).get_data(as_text=True)

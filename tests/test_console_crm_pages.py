@@ -283,3 +283,10 @@ def test_the_ops_page_shows_jobs_outbox_and_journal_backlog_and_lag(client, scen
     html = client.get("/console/ops").get_data(as_text=True)
     for part in ('id="outbox-backlog"', 'id="journal-backlog"', 'id="journal-lag"', "audit"):
         assert part in html, part
+
+
+def test_members_are_searched_by_lifecycle_on_the_console_within_the_scope(client, scene):
+    log_in(client, "store.manager")
+    html = client.get("/console/members?lifecycle=new").get_data(as_text=True)
+    assert html.count('class="phone"') == 1 and "138****0000" in html
+    assert client.get("/console/members?lifecycle=asleep").status_code == 422

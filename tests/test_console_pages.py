@@ -203,16 +203,18 @@ def test_the_message_catalog_translates_every_console_string_and_is_compiled(tmp
 
     root = Path(__file__).parent.parent
     pot = tmp_path / "messages.pot"
+    extract = ["extract", "-F", "babel.cfg", "-k", "_l", "-o", str(pot), "."]
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg"]
-        + ["-k", "_l", "-o", str(pot), "."],
+        [sys.executable, "-m", "babel.messages.frontend", *extract],
         cwd=root,
         check=True,
         capture_output=True,
     )
-    wanted = {m.id for m in read_po(pot.open("rb")) if m.id}
     folder = root / "app" / "translations" / "zh_Hans_CN" / "LC_MESSAGES"
-    po = {m.id: m.string for m in read_po((folder / "messages.po").open("rb")) if m.id}
-    mo = {m.id: m.string for m in read_mo((folder / "messages.mo").open("rb")) if m.id}
+    with pot.open("rb") as a, (folder / "messages.po").open("rb") as b:
+        wanted = {m.id for m in read_po(a) if m.id}
+        po = {m.id: m.string for m in read_po(b) if m.id}
+    with (folder / "messages.mo").open("rb") as c:
+        mo = {m.id: m.string for m in read_mo(c) if m.id}
     assert sorted(wanted - {k for k, v in po.items() if v}) == []
     assert mo == {k: v for k, v in po.items() if k in wanted}

@@ -43,6 +43,7 @@ from app.coupons.models import CouponTemplate
 from app.coupons.queries import member_coupons
 from app.errors import DomainError, ValidationFailed
 from app.extensions import db
+from app.intel.models import STAGES
 from app.intel.services import member_stats, rfm_of
 from app.members.models import MemberMerge
 from app.members.search import search_members
@@ -65,7 +66,7 @@ from app.tags import catalog
 from app.tags import rules as tag_rules
 from app.tags.models import MemberTagEvent, Tag, TagGroup, TagRule
 from app.tags.services import member_tags
-from app.tiers.services import tier_view
+from app.tiers.services import ladder_view, tier_view
 
 bp = Blueprint(
     "console",
@@ -253,7 +254,15 @@ def dashboard():
 
 # --- members --------------------------------------------------------------------------------
 
-SEARCH_FIELDS = ("phone_contains", "tag_id", "store", "joined_from", "joined_to")
+SEARCH_FIELDS = (
+    "phone_contains",
+    "tag_id",
+    "tier",
+    "lifecycle",
+    "store",
+    "joined_from",
+    "joined_to",
+)
 
 
 @bp.route("/members")
@@ -271,6 +280,8 @@ def members():
         criteria=criteria,
         stores=_scoped_stores(),
         groups=groups,
+        tiers=ladder_view()["tiers"],
+        stages=STAGES,
         balance_of=balance_of,
     )
 

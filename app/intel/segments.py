@@ -264,6 +264,23 @@ _spec("has_unused_coupon", _INT, _unused_coupon, _EQ_ONLY)
 _spec("marketing_opt_in", _BOOL, _opt_in, ("=", "!="))
 
 
+def register_member_filters() -> None:
+    """Member search by ``tier`` and ``lifecycle``, through the segment fields of the same name:
+    one definition of "on this tier" and "in this stage" for segments and search."""
+    from app.members.search import register_member_filter
+
+    def by(field: str) -> Any:
+        def apply(stmt: Select, value: str) -> Select:
+            rule = {"field": field, "op": "=", "value": value}
+            validate_rule(rule, path=field)
+            return stmt.where(Member.id.in_(members_query(rule)))
+
+        return apply
+
+    register_member_filter("tier", by("tier"), "on this tier now (its code)")
+    register_member_filter("lifecycle", by("lifecycle"), f"in this stage: {', '.join(STAGES)}")
+
+
 def field_list() -> list[dict[str, Any]]:
     """The condition fields a rule may use, with their operators: what forms offer, so a field
     registered by another package appears there too."""
