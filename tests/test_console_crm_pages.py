@@ -290,3 +290,19 @@ def test_members_are_searched_by_lifecycle_on_the_console_within_the_scope(clien
     html = client.get("/console/members?lifecycle=new").get_data(as_text=True)
     assert html.count('class="phone"') == 1 and "138****0000" in html
     assert client.get("/console/members?lifecycle=asleep").status_code == 422
+
+
+def test_a_templates_report_lists_the_campaigns_that_issue_it(client, scene):
+    from app.coupons.templates import create_template
+    from app.intel.campaigns import create_campaign
+
+    template = create_template(
+        {"name": "回归券", "kind": "cash_off", "value_fen": 500, "valid_days": 30}
+    )
+    segment = segments.create_segment("新", {"field": "lifecycle", "op": "=", "value": "new"}, "t")
+    create_campaign(
+        segment_id=segment.id, action={"issue_coupon": template.id}, name="唤回", dry_run=True
+    )
+    log_in(client, "hq.analyst")
+    html = client.get(f"/console/coupons?report={template.id}").get_data(as_text=True)
+    assert "唤回" in html.split('id="report-campaigns"')[1].split("</ul>")[0]

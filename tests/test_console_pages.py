@@ -218,3 +218,11 @@ def test_the_message_catalog_translates_every_console_string_and_is_compiled(tmp
         mo = {m.id: m.string for m in read_mo(c) if m.id}
     assert sorted(wanted - {k for k, v in po.items() if v}) == []
     assert mo == {k: v for k, v in po.items() if k in wanted}
+
+
+def test_a_small_axis_keeps_distinct_tick_labels(app):
+    from app.console.charts import line_chart
+
+    svg = str(line_chart(["11-01", "11-02"], {"a": [0, 1]}))
+    ticks = [part.split("<")[0] for part in svg.split('text-anchor="end">')[1:]]
+    assert ticks == ["1", "0.75", "0.5", "0.25", "0"]

@@ -26,7 +26,7 @@ def _scale(top: float) -> float:
 def _fmt(value: float, percent: bool) -> str:
     if percent:
         return f"{value * 100:.0f}%"
-    return f"{value:,.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")  # 2,500 · 0.75: small axes keep their steps
 
 
 def _frame(labels: Sequence[str], top: float, percent: bool) -> list[str]:

@@ -43,6 +43,8 @@ from app.coupons.models import CouponTemplate
 from app.coupons.queries import member_coupons
 from app.errors import DomainError, ValidationFailed
 from app.extensions import db
+from app.intel.campaigns import campaigns_issuing
+from app.intel.campaigns import counts as campaign_counts
 from app.intel.models import STAGES
 from app.intel.services import member_stats, rfm_of
 from app.members.models import MemberMerge
@@ -582,11 +584,17 @@ def coupons_page():
         if results is None:
             return redirect(url_for("console.coupons_page"))
     templates = db.session.scalars(select(CouponTemplate).order_by(CouponTemplate.id.desc())).all()
-    report = None
+    report, report_campaigns = None, []
     if request.args.get("report"):
         report = coupons.template_report(int(request.args["report"]))
+        report_campaigns = campaigns_issuing(int(request.args["report"]))
     return render_template(
-        "console/coupons.html", templates=templates, results=results, report=report
+        "console/coupons.html",
+        templates=templates,
+        results=results,
+        report=report,
+        report_campaigns=report_campaigns,
+        campaign_counts=campaign_counts,
     )
 
 

@@ -80,6 +80,12 @@ def get_campaign(campaign_id: int) -> Campaign:
     return campaign
 
 
+def campaigns_issuing(template_id: int) -> list[Campaign]:
+    """The campaigns whose action issues this coupon template, newest first."""
+    found = db.session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
+    return [c for c in found if c.action.get("issue_coupon") == template_id]
+
+
 def cancel_campaign(campaign_id: int) -> Campaign:
     with unit_of_work():
         campaign = db.session.execute(
