@@ -6,18 +6,49 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from app.common.clock import utcnow
 from app.db import unit_of_work
 from app.extensions import db
-from app.tiers.models import TierSettings
-from app.tiers.review import review_all
+from app.jobs.chunked import ChunkedJob, Step, register, run_chunked
+from app.tiers.models import MemberTier, TierSettings
+from app.tiers.review import CHUNK, review_all, review_chunk
 
 
-def review_tiers(now: datetime | None = None) -> dict[str, Any]:
-    """Demote past keep periods (a step at a time), end expired overrides, renew keeps."""
-    return review_all(now or utcnow())
+def _tier_keys(now: datetime, after: int, limit: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(MemberTier.member_id)
+            .where(MemberTier.member_id > after)
+            .order_by(MemberTier.member_id)
+            .limit(limit)
+        )
+    )
+
+
+def _review_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
+    members = db.session.scalar(
+        select(func.count()).where(MemberTier.member_id >= lo, MemberTier.member_id <= hi)
+    )
+    return {"members": int(members or 0), "changed": review_chunk(lo, hi, now, "review")}
+
+
+REVIEW = register(
+    ChunkedJob(
+        "tiers.review",
+        (Step("review", _review_range, keys=_tier_keys),),
+        chunk_size=CHUNK,
+        counters=("members", "changed"),
+    )
+)
+
+
+def review_tiers(now: datetime | None = None, run_key: str | None = None) -> dict[str, Any]:
+    """Demote past keep periods (a step at a time), end expired overrides, renew keeps.
+
+    A chunked job (``app.jobs.chunked``): restartable, shareable between runners."""
+    return run_chunked(REVIEW, now=now or utcnow(), run_key=run_key)
 
 
 def reevaluate_tiers(version: int | None = None, now: datetime | None = None) -> dict[str, Any]:
