@@ -30,6 +30,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from app.extensions import api, db, migrate, redis_store
 
     db.init_app(app)
+    from app.db import init_reads
+
+    init_reads(app)  # REPORTS_DATABASE_URL: reports and segment counts on a read replica
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     redis_store.init_app(app)
     from app.common.throttle import init_throttles

@@ -44,6 +44,9 @@ class Config:
     ENV: str = "development"
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None
+    # a read replica (streaming standby) for reports (KPIs) and segment counts and previews;
+    # unset: they read the primary. See docs/scaling.md.
+    REPORTS_DATABASE_URL: str | None = None
     REDIS_URL: str | None = None
     TESTING: bool = False
     # /openapi.json and /docs: always served in development and testing; in production only
@@ -225,7 +228,7 @@ class Config:
         mapping.update(
             SECRET_KEY=secret,
             SQLALCHEMY_DATABASE_URI=database_url,
-            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(database_url),
+            SQLALCHEMY_ENGINE_OPTIONS=engine_options(database_url),
             TESTING=self.TESTING,
             API_TITLE="Huiyuan membership API",
             API_VERSION="v1",
@@ -241,7 +244,7 @@ class Config:
         return mapping
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # No pool_pre_ping: it costs a round trip on every checkout (a third of a till lookup's).

@@ -54,6 +54,43 @@ def session() -> Session:
     return db.session
 
 
+def reads() -> Session:
+    """The session for reports (KPIs) and segment counts and previews: the one place that
+    picks their database. With ``REPORTS_DATABASE_URL`` set it reads the replica (one session
+    per app context, read only, closed when the context ends); unset, the primary's session.
+
+    What it reads may lag the primary by the replica's replay delay (about a second), which
+    is fine for figures and counts; never use it for what a write decides on."""
+    from flask import current_app, g
+
+    engine = current_app.extensions.get("reports_engine")
+    if engine is None:
+        return db.session
+    if "reports_session" not in g:
+        g.reports_session = Session(bind=engine, autoflush=False, expire_on_commit=False)
+    return g.reports_session
+
+
+def init_reads(app: Any) -> None:
+    """Create the replica's engine when ``REPORTS_DATABASE_URL`` is set."""
+    url = app.config.get("REPORTS_DATABASE_URL")
+    if not url:
+        return
+    from sqlalchemy import create_engine
+
+    from app.config import engine_options
+
+    app.extensions["reports_engine"] = create_engine(url, **engine_options(url))
+
+    @app.teardown_appcontext
+    def _close_reads(_exc: BaseException | None) -> None:
+        from flask import g
+
+        reads_session = g.pop("reports_session", None)
+        if reads_session is not None:
+            reads_session.close()
+
+
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """One transaction: committed when the block ends normally, rolled back otherwise."""

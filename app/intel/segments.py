@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from app.common.clock import utcnow
 from app.common.phone import mask_phone
-from app.db import unit_of_work
+from app.db import reads, unit_of_work
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.intel.models import STAGES, MemberStats, Segment, SegmentExport
@@ -328,7 +328,7 @@ def members_query(rule: dict, now: datetime | None = None) -> Select:
 
 def count_members(rule: dict, now: datetime | None = None) -> int:
     inner = members_query(rule, now).subquery()
-    return int(db.session.scalar(select(func.count()).select_from(inner)) or 0)
+    return int(reads().scalar(select(func.count()).select_from(inner)) or 0)
 
 
 def create_segment(name: str, rule: Any, actor: str | None) -> Segment:
@@ -349,7 +349,7 @@ def get_segment(segment_id: int) -> Segment:
 def preview(segment: Segment, limit: int = PREVIEW_LIMIT) -> list[dict[str, Any]]:
     """A few members of the segment, phones masked."""
     ids = members_query(segment.rule).order_by(Member.id).limit(limit)
-    rows = db.session.execute(
+    rows = reads().execute(
         select(Member, MemberStats)
         .outerjoin(MemberStats, MemberStats.member_id == Member.id)
         .where(Member.id.in_(ids.scalar_subquery()))

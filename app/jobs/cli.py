@@ -59,9 +59,7 @@ def run(name: str, fresh: bool, quiet: bool) -> None:
     if key is not None:
         click.echo(f"resuming run {key}", err=True)
     RUN_KEY.set(key or f"cli:{utcnow().isoformat(timespec='seconds')}")
-    with click.progressbar(
-        length=1000, label=name, file=sys.stderr, show_pos=False
-    ) as bar:
+    with click.progressbar(length=1000, label=name, file=sys.stderr, show_pos=False) as bar:
         shown = [0]
 
         def report(figures: dict) -> None:
