@@ -80,7 +80,8 @@ def init_reads(app: Any) -> None:
 
     from app.config import engine_options
 
-    app.extensions["reports_engine"] = create_engine(url, **engine_options(url))
+    threshold = app.config.get("DATABASE_PREPARE_THRESHOLD")
+    app.extensions["reports_engine"] = create_engine(url, **engine_options(url, threshold))
 
     @app.teardown_appcontext
     def _close_reads(_exc: BaseException | None) -> None:

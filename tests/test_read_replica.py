@@ -55,3 +55,23 @@ def test_with_a_replica_kpis_and_segment_counts_read_it_and_not_the_primary(app,
     with app.app_context():
         assert kpis(DAY, DAY)["days"][0]["purchases"] == 0  # the primary has none
         assert count_members(RULE) == 0
+
+
+def test_prepared_statements_can_be_turned_off_for_pgbouncer_in_transaction_mode():
+    from app.config import ConfigError, engine_options
+
+    url = "postgresql+psycopg://u@127.0.0.1:6432/db"
+    assert "connect_args" not in engine_options(url)  # psycopg's default threshold
+    assert engine_options(url, "none")["connect_args"] == {"prepare_threshold": None}
+    assert engine_options(url, "10")["connect_args"] == {"prepare_threshold": 10}
+    base = {"HUIYUAN_ENV": "testing", "SECRET_KEY": TEST_SECRET}
+    config = Config.from_env(
+        env={**base, "DATABASE_URL": url, "DATABASE_PREPARE_THRESHOLD": "none"}
+    )
+    assert config.flask_mapping()["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {
+        "prepare_threshold": None
+    }
+    import pytest
+
+    with pytest.raises(ConfigError, match="DATABASE_PREPARE_THRESHOLD"):
+        Config.from_env(env={**base, "DATABASE_PREPARE_THRESHOLD": "sometimes"})
