@@ -233,7 +233,7 @@ def send_payments(
             if done == stop_at:
                 on_progress()
 
-    threads = [threading.Thread(target=sender) for _ in range(6)]
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
@@ -257,14 +257,15 @@ def q(url: str, sql: str, params: Any = None) -> Any:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--payments", type=int, default=800)
-    parser.add_argument("--batches", type=int, default=16, help="POS batches per till")
+    parser.add_argument("--payments", type=int, default=600)
+    parser.add_argument("--batches", type=int, default=12, help="POS batches per till")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args()
     if not (PG_BIN / "initdb").exists() or shutil.which("pg_basebackup") is None:
         print("make reliability-nodes needs PostgreSQL's initdb and pg_basebackup")
         return 2
     redis_url = os.environ.get("NODES_REDIS_URL", "redis://127.0.0.1:6379/11")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop everything on the way out
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="huiyuan-nodes-"))
     root.chmod(0o755)
