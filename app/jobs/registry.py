@@ -91,7 +91,9 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200),
         JobSpec("reports.rollup", "app.reports.jobs:rollup", timeout=600),
         JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600, exclusive=False),
-        JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
+        JobSpec(
+            "tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600, exclusive=False
+        ),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
         JobSpec(
             "platforms.wechatpay_certificates",
