@@ -19,7 +19,7 @@ from app.extensions import db
 from app.members.consent import channel_for_source, policy_version
 from app.members.models import IDENTITY_KINDS, Member, MemberConsent, MemberIdentity
 from app.points.models import PointsAccount
-from app.points.services import post_entry
+from app.points.services import balance_of, post_entry
 
 MAX_MERGE_HOPS = 16
 
@@ -97,8 +97,9 @@ def _lock_members_stmt() -> Select:
 @functools.cache
 def _by_identity_stmt() -> Select:
     return (
-        select(Member)  # the identity and its member in one query
+        select(Member.id, Member.phone, Member.merged_into_id, PointsAccount.balance)
         .join(MemberIdentity, MemberIdentity.member_id == Member.id)
+        .outerjoin(PointsAccount, PointsAccount.member_id == Member.id)
         .where(
             MemberIdentity.kind == bindparam("kind"),
             MemberIdentity.app == bindparam("app"),
@@ -107,17 +108,37 @@ def _by_identity_stmt() -> Select:
     )
 
 
+@dataclass(frozen=True)
+class MemberRef:
+    """A live member's id, phone and points balance: what a lookup answers, without loading
+    the row (columns only, one statement)."""
+
+    id: int
+    phone: str | None
+    balance: int
+
+
+def find_ref_by_identity(kind: str, external_id: str, app: str = "") -> MemberRef | None:
+    """The live member holding an identity, as id, phone and balance (one statement; reads
+    only)."""
+    if kind not in IDENTITY_KINDS:
+        raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
+    row = db.session.execute(
+        _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.merged_into_id is None:
+        return MemberRef(int(row.id), row.phone, int(row.balance or 0))
+    live = resolve_member(row.merged_into_id)
+    return MemberRef(live.id, live.phone, balance_of(live.id))
+
+
 def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | None:
     """The live member holding an identity, or None (reads only; the money path enrols with
     ``app.members.payers.enrol`` and locks with :func:`lock_members`)."""
-    if kind not in IDENTITY_KINDS:
-        raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    holder = db.session.execute(
-        _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
-    ).scalar_one_or_none()
-    if holder is None or holder.merged_into_id is None:
-        return holder
-    return resolve_member(holder.merged_into_id)
+    ref = find_ref_by_identity(kind, external_id, app)
+    return get_member(ref.id) if ref is not None else None
 
 
 def find_by_phone(phone: str) -> Member | None:
