@@ -35,3 +35,16 @@ def upsert_add(
         set_={name: table.c[name] + stmt.excluded[name] for name in add},
     )
     db.session.execute(stmt, rows)
+
+
+def upsert_replace(
+    table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], replace: Sequence[str]
+) -> None:
+    """Insert each row, or overwrite the existing row's ``replace`` columns with its values."""
+    if not rows:
+        return
+    stmt = _insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in replace}
+    )
+    db.session.execute(stmt, rows)

@@ -164,24 +164,45 @@ def _city(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]
     return ~inside if op == "!=" else inside
 
 
-def _lookback(cond: dict, path: str) -> int:
-    days = cond.get("days", 30)
+def _lookback(cond: dict, path: str | None = None) -> int:
+    """The days a purchase condition looks back: ``within_days`` (``days``, its older name,
+    still read), 1 to 3650, default 30."""
+    days = cond.get("within_days", cond.get("days", 30))
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
-        raise _bad(path, "days: 1 to 3650")
+        raise _bad(path or "rule", "within_days: 1 to 3650")
     return days
 
 
-def _bought_sku(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+def _bought(cond: dict, now: datetime, line_matches: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A till sale of the member within the look-back with a line that ``line_matches``."""
     from app.pos.models import PosSale, PosSaleLine
 
-    values = value if op == "in" else [value]
-    since = now - timedelta(days=cond.get("days", 30))
-    bought = exists().where(
+    return exists().where(
         PosSale.member_id == Member.id,
-        PosSale.occurred_at >= since,
+        PosSale.occurred_at >= now - timedelta(days=_lookback(cond)),
         PosSaleLine.sale_pk == PosSale.id,
-        PosSaleLine.sku.in_(values),
+        line_matches,
     )
+
+
+def _bought_sku(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+    from app.pos.models import PosSaleLine
+
+    bought = _bought(cond, now, PosSaleLine.sku.in_(value if op == "in" else [value]))
+    return ~bought if op == "!=" else bought
+
+
+def _bought_category(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+    """A line whose SKU is in one of the categories (the SKU catalog's category now)."""
+    from app.catalog.models import Sku
+    from app.pos.models import PosSaleLine
+
+    in_category = (
+        select(Sku.sku)
+        .where(Sku.category.in_(value if op == "in" else [value]))
+        .scalar_subquery()
+    )
+    bought = _bought(cond, now, PosSaleLine.sku.in_(in_category))
     return ~bought if op == "!=" else bought
 
 
@@ -226,6 +247,7 @@ def _tier(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]
 
 
 _EQ_ONLY = ("=", "!=", "in")
+LOOKBACK_FIELDS = ("bought_sku", "bought_category")
 SPECS: dict[str, tuple[Any, FieldBuilder, tuple[str, ...]]] = {}
 
 
@@ -260,6 +282,7 @@ _spec("join_date", _validate_date, _join_date)
 _spec("tag_id", _INT, _tag, _EQ_ONLY)
 _spec("city", _STR, _city, _EQ_ONLY)
 _spec("bought_sku", _STR, _bought_sku, _EQ_ONLY)
+_spec("bought_category", _STR, _bought_category, _EQ_ONLY)
 _spec("has_unused_coupon", _INT, _unused_coupon, _EQ_ONLY)
 _spec("marketing_opt_in", _BOOL, _opt_in, ("=", "!="))
 
@@ -299,8 +322,8 @@ def validate_rule(
         raise _bad(f"{path}.value", "required")
     if validate is not None:
         validate(op, rule["value"], f"{path}.value")
-    if field == "bought_sku":
-        _lookback(rule, f"{path}.days")
+    if field in LOOKBACK_FIELDS:
+        _lookback(rule, f"{path}.within_days")
 
 
 def compile_rule(rule: dict, now: datetime) -> ColumnElement[bool]:
