@@ -111,9 +111,7 @@ def test_bought_category_within_n_days_counts_the_hand_computed_members(shoppers
 def test_moving_a_sku_to_another_category_moves_its_past_sales(client, admin_headers, shoppers):
     response = set_skus(client, admin_headers, [{"sku": "TEA-02", "category": "烘焙"}])
     assert response.status_code == 200
-    assert [(i["sku"], i["category"]) for i in response.get_json()["items"]] == [
-        ("TEA-02", "烘焙")
-    ]
+    assert [(i["sku"], i["category"]) for i in response.get_json()["items"]] == [("TEA-02", "烘焙")]
     with frozen(TODAY):
         assert count_members(c("bought_category", "=", "奶茶", within_days=60)) == 1  # a
         assert count_members(c("bought_category", "=", "烘焙", within_days=60)) == 2  # b, c

@@ -23,7 +23,9 @@ class SkuInSchema(ma.Schema):
     category = ma.fields.String(
         required=True, allow_none=True, validate=ma.validate.Length(max=CATEGORY_LENGTH)
     )
-    name = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=100))
+    name = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(max=100)
+    )
 
 
 class SkuBatchSchema(ma.Schema):

@@ -28,24 +28,31 @@ def set_skus(items: list[dict[str, Any]]) -> list[Sku]:
         code = item["sku"].strip()
         if not code:
             raise ValidationFailed(
-                "a SKU code is required", code="VALIDATION_ERROR", details={f"items.{i}.sku": ["empty"]}
+                "a SKU code is required",
+                code="VALIDATION_ERROR",
+                details={f"items.{i}.sku": ["empty"]},
             )
         if code in rows:
             raise ValidationFailed(
-                f"SKU {code} appears twice", code="DUPLICATE_SKU", details={f"items.{i}.sku": ["twice"]}
+                f"SKU {code} appears twice",
+                code="DUPLICATE_SKU",
+                details={f"items.{i}.sku": ["twice"]},
             )
         category = item.get("category")
         category = category.strip() or None if isinstance(category, str) else None
-        rows[code] = {"sku": code, "category": category, "name": item.get("name"), "updated_at": now}
+        rows[code] = {
+            "sku": code,
+            "category": category,
+            "name": item.get("name"),
+            "updated_at": now,
+        }
     if not rows:
         return []
     with unit_of_work():
         upsert_replace(
             Sku.__table__, list(rows.values()), ["sku"], ["category", "name", "updated_at"]
         )
-    return list(
-        db.session.scalars(select(Sku).where(Sku.sku.in_(list(rows))).order_by(Sku.id))
-    )
+    return list(db.session.scalars(select(Sku).where(Sku.sku.in_(list(rows))).order_by(Sku.id)))
 
 
 def categories() -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql.util import find_tables
 
 from app.common.clock import utcnow
 from app.common.phone import mask_phone
@@ -152,7 +153,7 @@ def _tag(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
     from app.tags.models import MemberTag
 
     values = value if op == "in" else [value]
-    has = exists().where(MemberTag.member_id == Member.id, MemberTag.tag_id.in_(values))
+    has = exists().where(MemberTag.member_id == MemberStats.member_id, MemberTag.tag_id.in_(values))
     return ~has if op == "!=" else has
 
 
@@ -178,7 +179,7 @@ def _bought(cond: dict, now: datetime, line_matches: ColumnElement[bool]) -> Col
     from app.pos.models import PosSale, PosSaleLine
 
     return exists().where(
-        PosSale.member_id == Member.id,
+        PosSale.member_id == MemberStats.member_id,
         PosSale.occurred_at >= now - timedelta(days=_lookback(cond)),
         PosSaleLine.sale_pk == PosSale.id,
         line_matches,
@@ -198,9 +199,7 @@ def _bought_category(op: str, value: Any, cond: dict, now: datetime) -> ColumnEl
     from app.pos.models import PosSaleLine
 
     in_category = (
-        select(Sku.sku)
-        .where(Sku.category.in_(value if op == "in" else [value]))
-        .scalar_subquery()
+        select(Sku.sku).where(Sku.category.in_(value if op == "in" else [value])).scalar_subquery()
     )
     bought = _bought(cond, now, PosSaleLine.sku.in_(in_category))
     return ~bought if op == "!=" else bought
@@ -211,7 +210,7 @@ def _unused_coupon(op: str, value: Any, cond: dict, now: datetime) -> ColumnElem
 
     values = value if op == "in" else [value]
     holds = exists().where(
-        Coupon.owner_id == Member.id,
+        Coupon.owner_id == MemberStats.member_id,
         Coupon.template_id.in_(values),
         Coupon.state == "available",
         Coupon.expires_at > now,
@@ -242,7 +241,9 @@ def _tier(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]
         ),
         else_=func.coalesce(t.tier_code, lowest),
     )
-    current = func.coalesce(select(code).where(t.member_id == Member.id).scalar_subquery(), lowest)
+    current = func.coalesce(
+        select(code).where(t.member_id == MemberStats.member_id).scalar_subquery(), lowest
+    )
     return _compare(current, op, value)
 
 
@@ -350,8 +351,28 @@ def members_query(rule: dict, now: datetime | None = None) -> Select:
 
 
 def count_members(rule: dict, now: datetime | None = None) -> int:
-    inner = members_query(rule, now).subquery()
-    return int(db.session.scalar(select(func.count()).select_from(inner)) or 0)
+    """How many live members the rule selects.
+
+    Conditions on the stats row (stage, scores, money, home store…) and those correlated on
+    its member id (tags, purchases, coupons, tier) never read ``members``: the count runs on
+    the stats table alone and leaves out the few members no longer live through their partial
+    index. Only a condition on a member column (birthday, opt-in) joins ``members``."""
+    where = compile_rule(rule, now or utcnow())
+    if Member.__table__ in find_tables(where, check_columns=True):
+        stmt = (
+            select(func.count())
+            .select_from(MemberStats)
+            .join(Member, Member.id == MemberStats.member_id)
+            .where(Member.status == "active", where)
+        )
+    else:
+        gone = select(Member.id).where(Member.status != "active")
+        stmt = (
+            select(func.count())
+            .select_from(MemberStats)
+            .where(MemberStats.member_id.not_in(gone), where)
+        )
+    return int(db.session.scalar(stmt) or 0)
 
 
 def create_segment(name: str, rule: Any, actor: str | None) -> Segment:

@@ -1,5 +1,5 @@
-"""intel: SKU catalog with categories (segments: bought_category); purchase look-ups by member
-and time for the bought_sku / bought_category conditions
+"""intel: SKU catalog with categories (segments: bought_category); members no longer live,
+indexed, so segment counts leave them out without joining every member
 
 Revision ID: 0015_intel_category
 Revises: 0013_intel
@@ -30,8 +30,14 @@ def upgrade():
     with op.batch_alter_table('skus', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_skus_category'), ['category'], unique=False)
 
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.create_index('ix_members_not_live', ['id'], unique=False, postgresql_where=sa.text("status <> 'active'"), sqlite_where=sa.text("status <> 'active'"))
+
 
 def downgrade():
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_index('ix_members_not_live', postgresql_where=sa.text("status <> 'active'"), sqlite_where=sa.text("status <> 'active'"))
+
     with op.batch_alter_table('skus', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_skus_category'))
 
