@@ -1,7 +1,7 @@
 """job progress: cursor and chunks of long jobs (app.jobs.chunked)
 
 Revision ID: 0018_job_progress
-Revises: 0013_intel
+Revises: 0015_intel_category
 Create Date: 2026-11-23 22:04:49.477827
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0018_job_progress'
-down_revision = '0013_intel'
+down_revision = '0015_intel_category'
 branch_labels = None
 depends_on = None
 
