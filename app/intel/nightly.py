@@ -1,5 +1,5 @@
-"""``intel.nightly`` as a chunked job (``app.jobs.chunked``): its four passes (missing rows,
-12-month windows, lifecycle stages, RFM scores) run as the steps of one restartable run.
+"""``intel.nightly`` as a chunked job (``app.jobs.chunked``): its passes (missing rows,
+12-month windows, then lifecycle stages with RFM scores) run as the steps of one restartable run.
 
 The passes themselves stay in ``app.intel.jobs`` and are called as they are: each is set-based,
 commits per range of member ids and computes the same result when run again, so a run killed
@@ -25,16 +25,22 @@ def _whole(fn: Any, key: str | None = None) -> Any:
     return run
 
 
+def _stages_and_rfm(now: datetime, lo: int, hi: int) -> dict[str, int]:
+    out = passes.stage_and_score(now)
+    if out.get("rows_written"):
+        passes.refresh_planner_statistics()  # as the plain nightly does after writing rows
+    return out
+
+
 NIGHTLY = register(
     ChunkedJob(
         "intel.nightly",
         (
             Step("rows", _whole(passes.ensure_rows, "rows_added"), owns_transactions=True),
             Step("windows", _whole(passes.refresh_windows, "windows"), owns_transactions=True),
-            Step("stages", _whole(passes.move_stages, "stage_moves"), owns_transactions=True),
-            Step("rfm", _whole(passes.score_rfm), owns_transactions=True),
+            Step("stages_and_rfm", _stages_and_rfm, owns_transactions=True),
         ),
-        counters=("rows_added", "windows", "stage_moves", "rfm_members", "rfm_changed"),
+        counters=("rows_added", "windows", "stage_moves", "rfm_members", "rows_written"),
     )
 )
 
