@@ -30,6 +30,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from app.extensions import api, db, migrate, redis_store
 
     db.init_app(app)
+    from app.db import init_reads
+
+    init_reads(app)  # REPORTS_DATABASE_URL: reports and segment counts on a read replica
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     redis_store.init_app(app)
     from app.common.throttle import init_throttles
@@ -72,6 +75,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from app.cards.views import blp as cards
+    from app.catalog.views import blp as admin_catalog
     from app.clerks.admin_views import blp as admin_clerks
     from app.clerks.views import blp as clerk_api
     from app.coupons.views import blp as admin_coupons
@@ -120,6 +124,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_intel,
         admin_reports,
         admin_tiers,
+        admin_catalog,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

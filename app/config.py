@@ -44,6 +44,13 @@ class Config:
     ENV: str = "development"
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None
+    # a read replica (streaming standby) for reports (KPIs) and segment counts and previews;
+    # unset: they read the primary. See docs/scaling.md.
+    REPORTS_DATABASE_URL: str | None = None
+    # psycopg 3 prepares a statement on the server after this many runs of it (psycopg's
+    # default: 5). "none" turns server-side prepared statements off, as PgBouncer in
+    # transaction mode before 1.21 needs (1.21+ with max_prepared_statements keeps them).
+    DATABASE_PREPARE_THRESHOLD: str | None = None
     REDIS_URL: str | None = None
     TESTING: bool = False
     # /openapi.json and /docs: always served in development and testing; in production only
@@ -131,6 +138,12 @@ class Config:
         if self.ENV not in ("development", "production", "testing"):
             raise ConfigError(
                 f"HUIYUAN_ENV must be development, production or testing, not {self.ENV!r}"
+            )
+        threshold = (self.DATABASE_PREPARE_THRESHOLD or "").strip().lower()
+        if threshold and threshold not in ("none", "off") and not threshold.isdigit():
+            raise ConfigError(
+                "DATABASE_PREPARE_THRESHOLD must be a number of runs, or none (no server-side "
+                f"prepared statements, for PgBouncer in transaction mode), not {threshold!r}"
             )
         if self.is_production:
             missing = [name for name in REQUIRED_IN_PRODUCTION if not getattr(self, name)]
@@ -225,7 +238,7 @@ class Config:
         mapping.update(
             SECRET_KEY=secret,
             SQLALCHEMY_DATABASE_URI=database_url,
-            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(database_url),
+            SQLALCHEMY_ENGINE_OPTIONS=engine_options(database_url, self.DATABASE_PREPARE_THRESHOLD),
             TESTING=self.TESTING,
             API_TITLE="Huiyuan membership API",
             API_VERSION="v1",
@@ -241,10 +254,14 @@ class Config:
         return mapping
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, prepare_threshold: str | None = None) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    options: dict[str, Any] = {}
+    if prepare_threshold:
+        off = prepare_threshold.strip().lower() in ("none", "off", "0")
+        options["connect_args"] = {"prepare_threshold": None if off else int(prepare_threshold)}
     # No pool_pre_ping: it costs a round trip on every checkout (a third of a till lookup's).
     # A connection the server dropped fails its request once; SQLAlchemy then sees the
     # disconnect and replaces the whole pool, so the next requests reconnect.
-    return {"pool_size": 10, "max_overflow": 20, "pool_recycle": 3600}
+    return {"pool_size": 10, "max_overflow": 20, "pool_recycle": 3600, **options}

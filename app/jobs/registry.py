@@ -67,14 +67,22 @@ JOBS: dict[str, JobSpec] = {
             timeout=120,
             exclusive=False,  # appliers claim journal rows with SKIP LOCKED: they may overlap
         ),
-        JobSpec("points.expire", "app.points.jobs:expire_points_job", timeout=1800),
+        # chunked jobs (app.jobs.chunked): runners share a run's chunks, so they may overlap
+        JobSpec(
+            "points.expire", "app.points.jobs:expire_points_job", timeout=1800, exclusive=False
+        ),
         JobSpec("points.remind_expiring", "app.outbox.reminders:remind_points_expiring"),
         JobSpec("coupons.expire", "app.coupons.jobs:expire_coupons"),
         JobSpec("coupons.return_gifts", "app.coupons.jobs:return_expired_gifts"),
         JobSpec("coupons.remind_expiring", "app.outbox.reminders:remind_coupons_expiring"),
         JobSpec("pos.expire_redemptions", "app.pos.jobs:expire_redemptions", timeout=60),
-        JobSpec("members.birthdays", "app.members.birthday:send_birthday_coupons", timeout=1800),
-        JobSpec("intel.nightly", "app.intel.jobs:nightly", timeout=3600),
+        JobSpec(
+            "members.birthdays",
+            "app.members.birthday:send_birthday_coupons",
+            timeout=1800,
+            exclusive=False,
+        ),
+        JobSpec("intel.nightly", "app.intel.nightly:nightly", timeout=3600, exclusive=False),
         JobSpec("intel.campaigns", "app.intel.jobs:run_campaigns", timeout=1800),
         JobSpec("intel.journeys", "app.intel.jobs:run_journeys", timeout=1800),
         JobSpec(
@@ -82,8 +90,10 @@ JOBS: dict[str, JobSpec] = {
         ),
         JobSpec("intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200),
         JobSpec("reports.rollup", "app.reports.jobs:rollup", timeout=600),
-        JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600),
-        JobSpec("tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600),
+        JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600, exclusive=False),
+        JobSpec(
+            "tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600, exclusive=False
+        ),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
         JobSpec(
             "platforms.wechatpay_certificates",

@@ -107,7 +107,11 @@ def _execute(name: str, run_id: int | None, kwargs: dict) -> Any:
 
 
 def _run_locked(spec: Any, name: str, run_id: int | None, kwargs: dict) -> Any:
-    _mark(run_id, status="running", started=True)
+    from app.jobs.chunked import RUN_KEY
+
+    period = _mark(run_id, status="running", started=True)
+    # a chunked job resumes (or joins) the run of this period
+    token = RUN_KEY.set(f"period:{period}") if period else None
     try:
         result = spec.function()(**kwargs)
     except RETRYABLE as exc:
@@ -120,6 +124,9 @@ def _run_locked(spec: Any, name: str, run_id: int | None, kwargs: dict) -> Any:
         _mark(run_id, status="failed", error="".join(traceback.format_exception_only(exc)))
         log.exception("job %s failed", name)
         return {"failed": type(exc).__name__}
+    finally:
+        if token is not None:
+            RUN_KEY.reset(token)
     _mark(run_id, status="done", result=result if isinstance(result, dict) else None)
     return result
 
@@ -131,12 +138,13 @@ def _mark(
     started: bool = False,
     result: dict | None = None,
     error: str | None = None,
-) -> None:
+) -> str | None:
+    """Record a run's status; its period key."""
     if run_id is None:
-        return
+        return None
     run = db.session.execute(select(JobRun).where(JobRun.id == run_id)).scalar_one_or_none()
     if run is None:
-        return
+        return None
     run.status = status
     if started:
         run.started_at = utcnow()
@@ -147,4 +155,6 @@ def _mark(
         run.result = result
     if error is not None:
         run.error = error[:2000]
+    period = run.period_key
     db.session.commit()
+    return period

@@ -100,7 +100,9 @@ def prune_job_runs(keep_days: int = 14) -> dict[str, Any]:
         delete(JobRun).where(JobRun.status == "done", JobRun.claimed_at < cutoff)
     )
     db.session.commit()
-    return {"deleted": result.rowcount or 0}
+    from app.jobs.chunked import prune_progress
+
+    return {"deleted": result.rowcount or 0, "long_runs_deleted": prune_progress(keep_days)}
 
 
 def run_scheduler(

@@ -16,9 +16,9 @@ from flask import current_app
 from sqlalchemy import and_, extract, or_, select
 
 from app.common.clock import SHANGHAI, utcnow
-from app.db import transaction, unit_of_work
 from app.errors import DomainError
 from app.extensions import db
+from app.jobs.chunked import ChunkedJob, Step, register, run_chunked
 from app.members.models import Member
 from app.outbox.services import enqueue_message
 
@@ -43,54 +43,78 @@ def birthdays_today_filter(today: date) -> Any:
     return same_day
 
 
-def send_birthday_coupons(now: datetime | None = None) -> dict[str, Any]:
-    today = (now or utcnow()).astimezone(SHANGHAI).date()
-    template_id = current_app.config.get("BIRTHDAY_COUPON_TEMPLATE_ID")
-    counts = {"members": 0, "coupons": 0, "refused": 0}
-    after = 0
-    while True:
-        ids = list(
-            db.session.scalars(
-                select(Member.id)
-                .where(
-                    Member.status == "active",
-                    Member.birthday.is_not(None),
-                    Member.id > after,
-                    birthdays_today_filter(today),
-                )
-                .order_by(Member.id)
-                .limit(BATCH)
+def _birthday_ids(today: date, after: int, limit: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(Member.id)
+            .where(
+                Member.status == "active",
+                Member.birthday.is_not(None),
+                Member.id > after,
+                birthdays_today_filter(today),
             )
+            .order_by(Member.id)
+            .limit(limit)
         )
-        db.session.rollback()
-        if not ids:
-            return counts
-        for member_id in ids:
-            outcome = transaction(lambda m=member_id: _celebrate(m, today.year, template_id))
-            counts["members"] += 1
-            counts[outcome] = counts.get(outcome, 0) + 1
-        after = ids[-1]
+    )
 
 
-def _celebrate(member_id: int, year: int, template_id: int | None) -> str:
+def _local_day(now: datetime) -> date:
+    return now.astimezone(SHANGHAI).date()
+
+
+def _celebrate_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
+    today = _local_day(now)
+    template_id = current_app.config.get("BIRTHDAY_COUPON_TEMPLATE_ID")
+    counts = {"members": 0}
+    for member_id in _birthday_ids(today, lo - 1, hi - lo + 1):
+        if member_id > hi:
+            break
+        outcome = _celebrate_in_transaction(member_id, today.year, template_id)
+        counts["members"] += 1
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+BIRTHDAYS = register(
+    ChunkedJob(
+        "members.birthdays",
+        (
+            Step(
+                "celebrate",
+                _celebrate_range,
+                keys=lambda now, after, limit: _birthday_ids(_local_day(now), after, limit),
+            ),
+        ),
+        chunk_size=BATCH,
+        counters=("members", "coupons", "refused"),
+    )
+)
+
+
+def send_birthday_coupons(
+    now: datetime | None = None, run_key: str | None = None
+) -> dict[str, Any]:
+    """Today's birthdays (Asia/Shanghai) of ``now``: a chunked job (``app.jobs.chunked``)."""
+    return run_chunked(BIRTHDAYS, now=now or utcnow(), run_key=run_key)
+
+
+def _celebrate_in_transaction(member_id: int, year: int, template_id: int | None) -> str:
     from app.coupons.issuance import issue_once
     from app.tiers.services import tier_birthday_gift
 
     key = f"birthday:{year}:{member_id}"
-    with unit_of_work():
-        payload: dict[str, Any] = {"year": year}
-        outcome = "greeted"
-        if template_id:
-            try:
-                with db.session.begin_nested():
-                    coupon = issue_once(
-                        int(template_id), member_id, source="birthday", issue_key=key
-                    )
-                payload["code"] = coupon.code
-                outcome = "coupons"
-            except DomainError as exc:  # paused template, out of stock: greet without one
-                log.warning("birthday coupon for member %s refused: %s", member_id, exc.code)
-                outcome = "refused"
-        payload.update(tier_birthday_gift(member_id, year))
-        enqueue_message(member_id, "birthday", payload, dedupe_key=key)
+    payload: dict[str, Any] = {"year": year}
+    outcome = "greeted"
+    if template_id:
+        try:
+            with db.session.begin_nested():
+                coupon = issue_once(int(template_id), member_id, source="birthday", issue_key=key)
+            payload["code"] = coupon.code
+            outcome = "coupons"
+        except DomainError as exc:  # paused template, out of stock: greet without one
+            log.warning("birthday coupon for member %s refused: %s", member_id, exc.code)
+            outcome = "refused"
+    payload.update(tier_birthday_gift(member_id, year))
+    enqueue_message(member_id, "birthday", payload, dedupe_key=key)
     return outcome

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app.engine.journal import backlog
 from app.extensions import db, redis_store
+from app.jobs.chunked import runs_overview
 from app.jobs.models import JobRun
 from app.jobs.registry import QUEUES
 from app.outbox.models import OutboxMessage
@@ -35,6 +36,7 @@ def snapshot() -> dict[str, Any]:
         "outbox": {k: int(v) for k, v in outbox.items()},
         "outbox_backlog": int(outbox.get("pending", 0)) + int(outbox.get("sending", 0)),
         "journal": backlog(),
+        "long_jobs": runs_overview(),
     }
 
 

@@ -21,6 +21,15 @@ class OpsSchema(ma.Schema):
     job_failures = ma.fields.Dict(metadata={"description": "failed runs by job"})
     outbox = ma.fields.Dict(metadata={"description": "outbox messages by status"})
     outbox_backlog = ma.fields.Integer()
+    long_jobs = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={
+            "description": "long jobs (expiry, tier review, nightly intelligence, birthdays): "
+            "every unfinished run and the latest finished ones, each with job, run, state, "
+            "step, percent, members_done, chunks_done, chunks_open, members_per_second, "
+            "eta_seconds, started_at, finished_at, result"
+        },
+    )
     journal = ma.fields.Dict(
         metadata={
             "description": "money journal: pending, held (refunds waiting for their payment), "
@@ -37,7 +46,8 @@ class Ops(MethodView):
     @blp.doc(security=ADMIN_SECURITY)
     @blp.response(200, OpsSchema)
     def get(self):
-        """Queue depths, job failures, outbox backlog, money journal backlog and apply lag"""
+        """Queue depths, job failures, outbox backlog, money journal backlog and apply lag, and
+        the progress of long jobs"""
         return snapshot()
 
 
@@ -82,7 +92,18 @@ class _SnapshotCollector:
         )
         lag.add_metric(["0.5"], journal["apply_lag_p50_seconds"])
         lag.add_metric(["0.99"], journal["apply_lag_p99_seconds"])
+        percent = GaugeMetricFamily(
+            "huiyuan_long_job_percent", "Progress of unfinished long-job runs", labels=["job"]
+        )
+        members = GaugeMetricFamily(
+            "huiyuan_long_job_members_done", "Members done by unfinished runs", labels=["job"]
+        )
+        for run in self.data["long_jobs"]:
+            if run["state"] != "done":
+                percent.add_metric([run["job"]], run["percent"])
+                members.add_metric([run["job"]], run["members_done"])
         yield from (queued, failed, job_failures, outbox, backlog, events, oldest, lag)
+        yield from (percent, members)
 
 
 @blp.route("/metrics")

@@ -1,10 +1,10 @@
 """Points jobs: the expiry run and the expiry reminder list.
 
 ``expire_points`` is safe to run twice or concurrently and to stop half-way: every lot expires
-through one ``expire`` entry keyed ``expire:lot:<id>``; members are taken in batches, each batch
-one short transaction that locks its accounts with ``SKIP LOCKED`` (a member busy in another
-transaction is left for a blocking pass at the end, so a run never waits mid-batch); committed
-batches stay done when a later one fails, and the next run picks up what is left.
+through one ``expire`` entry keyed ``expire:lot:<id>``; members are taken in chunks (the
+chunked-job framework, ``app.jobs.chunked``), each chunk one short transaction that locks its
+accounts with ``SKIP LOCKED`` first and waits only for the few a payment holds; a run killed
+half-way carries on from its last chunk when started again with the same run key.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from app.common.clock import utcnow
-from app.db import transaction
 from app.extensions import db
+from app.jobs.chunked import ChunkedJob, Step, register, run_chunked
 from app.members.models import Member
 from app.points.models import PointsAccount, PointsLot
 from app.points.services import lock_account, post_entry
@@ -69,7 +69,25 @@ def _expire_member(member_id: int, now: datetime) -> tuple[int, int]:
     return count, points
 
 
-def _expire_batch(member_ids: list[int], now: datetime) -> tuple[int, int, int, list[int]]:
+def _due_members(now: datetime, after: int, limit: int) -> list[int]:
+    """Members with due lots after ``after``, in member id order (the expiry's keys)."""
+    return list(
+        db.session.scalars(
+            select(PointsLot.member_id)
+            .where(*_due(now), PointsLot.member_id > after)
+            .group_by(PointsLot.member_id)
+            .order_by(PointsLot.member_id)
+            .limit(limit)
+        )
+    )
+
+
+def _expire_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
+    """Expire the due lots of members ``lo..hi``, in the chunk's transaction. Accounts are
+    locked with ``SKIP LOCKED`` first; the few a payment holds are then waited for, in id
+    order, so the chunk never stalls on the first busy member."""
+    member_ids = _due_members(now, lo - 1, hi - lo + 1)
+    member_ids = [m for m in member_ids if m <= hi]
     locked = list(
         db.session.scalars(
             select(PointsAccount.member_id)
@@ -78,53 +96,39 @@ def _expire_batch(member_ids: list[int], now: datetime) -> tuple[int, int, int, 
             .with_for_update(skip_locked=True)
         )
     )
-    members = lots = points = 0
+    deferred = sorted(set(member_ids) - set(locked))
+    run = ExpiryRun(deferred=len(deferred))
     for member_id in locked:
-        n, p = _expire_member(member_id, now)
-        members += 1 if n else 0
-        lots += n
-        points += p
-    return members, lots, points, sorted(set(member_ids) - set(locked))
+        run.add(*_expire_member(member_id, now))
+    for member_id in deferred:
+        lock_account(member_id)
+        run.add(*_expire_member(member_id, now))
+    return run.as_dict()
 
 
-def _expire_one(member_id: int, now: datetime) -> tuple[int, int]:
-    lock_account(member_id)
-    return _expire_member(member_id, now)
+EXPIRY = register(
+    ChunkedJob(
+        "points.expire",
+        (Step("expire", _expire_range, keys=_due_members),),
+        chunk_size=200,
+        counters=("members", "lots", "points", "deferred"),
+    )
+)
 
 
-def expire_points(now: datetime | None = None, batch_size: int = 200) -> ExpiryRun:
+def expire_points(
+    now: datetime | None = None, batch_size: int = 0, run_key: str | None = None
+) -> ExpiryRun:
     """Expire every lot whose expiry is at or before ``now`` (default: the clock's now).
 
-    A job: it owns its transactions (one per batch), so call it outside any unit of work.
+    A chunked job (``app.jobs.chunked``): chunks of ``batch_size`` members (0: the job's
+    default, or ``flask jobs run --chunk-size``), each its own
+    transaction; ``run_key`` resumes or joins a run. Call it outside any unit of work.
     """
-    now = now or utcnow()
-    run = ExpiryRun()
-    deferred: list[int] = []
-    after = 0
-    while True:
-        member_ids = list(
-            db.session.scalars(
-                select(PointsLot.member_id)
-                .where(*_due(now), PointsLot.member_id > after)
-                .group_by(PointsLot.member_id)
-                .order_by(PointsLot.member_id)
-                .limit(batch_size)
-            )
-        )
-        db.session.rollback()  # end the read; each batch is its own transaction
-        if not member_ids:
-            break
-        after = member_ids[-1]
-        members, lots, points, skipped = transaction(lambda ids=member_ids: _expire_batch(ids, now))
-        run.members += members
-        run.lots += lots
-        run.points += points
-        deferred.extend(skipped)
-    run.deferred = len(deferred)
-    for member_id in deferred:
-        lots, points = transaction(lambda m=member_id: _expire_one(m, now))
-        run.add(lots, points)
-    return run
+    counts = run_chunked(
+        EXPIRY, now=now or utcnow(), run_key=run_key, chunk_size=batch_size or None
+    )
+    return ExpiryRun(**{k: counts.get(k, 0) for k in ("members", "lots", "points", "deferred")})
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,6 @@ def members_with_points_expiring(
     return [ExpiringPoints(int(m), int(p), e) for m, p, e in rows]
 
 
-def expire_points_job() -> dict[str, int]:
+def expire_points_job(now: datetime | None = None) -> dict[str, int]:
     """The scheduled form of :func:`expire_points`: counts as a plain dict."""
-    return expire_points().as_dict()
+    return expire_points(now=now, batch_size=0).as_dict()

@@ -30,8 +30,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.db import reads
 from app.errors import ValidationFailed
-from app.extensions import db
 from app.reports.models import BRAND, COUNTERS, KpiClerkDaily, KpiDaily
 
 MAX_DAYS = 400
@@ -87,7 +87,7 @@ def kpis(start: date, end: date, store_ids: Sequence[int] | None = None) -> dict
     scope = KpiDaily.store_id.in_(stores) if stores else KpiDaily.store_id == BRAND
     by_day = {
         row.day: {name: int(row._mapping[name]) for name in COUNTERS}
-        for row in db.session.execute(
+        for row in reads().execute(
             select(KpiDaily.day, *_sums())
             .where(KpiDaily.day >= start, KpiDaily.day <= end, scope)
             .group_by(KpiDaily.day)
@@ -111,12 +111,12 @@ def _stores(start: date, end: date, stores: list[int]) -> list[dict[str, Any]]:
     where = [KpiDaily.day >= start, KpiDaily.day <= end, KpiDaily.store_id != BRAND]
     if stores:
         where.append(KpiDaily.store_id.in_(stores))
-    rows = db.session.execute(
+    rows = reads().execute(
         select(KpiDaily.store_id, *_sums()).where(*where).group_by(KpiDaily.store_id)
     ).all()
     names = {
         s.id: s
-        for s in db.session.scalars(select(Store).where(Store.id.in_([r.store_id for r in rows])))
+        for s in reads().scalars(select(Store).where(Store.id.in_([r.store_id for r in rows])))
     }
     out = []
     for row in sorted(rows, key=lambda r: r.store_id):
@@ -141,14 +141,14 @@ def _clerks(start: date, end: date, stores: list[int]) -> list[dict[str, Any]]:
     where = [KpiClerkDaily.day >= start, KpiClerkDaily.day <= end]
     if stores:
         where.append(KpiClerkDaily.store_id.in_(stores))
-    rows = db.session.execute(
+    rows = reads().execute(
         select(KpiClerkDaily.clerk_id, KpiClerkDaily.store_id, func.sum(KpiClerkDaily.new_members))
         .where(*where)
         .group_by(KpiClerkDaily.clerk_id, KpiClerkDaily.store_id)
     ).all()
     names = {
         c.id: c.name
-        for c in db.session.scalars(select(Clerk).where(Clerk.id.in_([r[0] for r in rows])))
+        for c in reads().scalars(select(Clerk).where(Clerk.id.in_([r[0] for r in rows])))
     }
     return [
         {"clerk_id": c, "name": names.get(c), "store_id": s, "new_members": int(n)}

@@ -62,7 +62,7 @@ def review_all(
         if not ids:
             return counts
         lo, hi = ids[0], ids[-1]
-        changed = transaction(lambda lo=lo, hi=hi: _review_chunk(lo, hi, now, reason))
+        changed = transaction(lambda lo=lo, hi=hi: review_chunk(lo, hi, now, reason))
         counts["members"] += len(ids)
         counts["changed"] += changed
         after = hi
@@ -70,7 +70,7 @@ def review_all(
             progress(hi, len(ids))
 
 
-def _review_chunk(lo: int, hi: int, now: datetime, reason: str) -> int:
+def review_chunk(lo: int, hi: int, now: datetime, reason: str) -> int:
     ladder = load_ladder()
     in_chunk = and_(MemberTier.member_id >= lo, MemberTier.member_id <= hi)
     _drop_old_months(in_chunk, lo, hi, window_start(now))
