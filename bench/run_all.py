@@ -162,6 +162,7 @@ def main() -> int:
         "--intel-purchases", type=int, default=10_000_000, help="purchases for intel_bench.py"
     )
     parser.add_argument("--skip-intel", action="store_true", help="no RFM/segment/KPI figures")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     app_db = args.app_db
     pos_ingest.PGBENCH_DB = args.pgbench_db
@@ -347,8 +348,8 @@ def main() -> int:
             "total_seconds": round(time.monotonic() - began, 1),
         }
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
     met = {
         "notify": notify is not None
         and results["notify_ratio"] >= TARGETS["notify_ratio"]
