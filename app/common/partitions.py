@@ -146,6 +146,9 @@ def ensure_month(conn: Connection, table: str, month: date) -> bool:
     lo, hi = month.isoformat(), _next_month(month).isoformat()
     bounds = f"FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00')"
     default = f"{table}_default"
+    # creating a partition locks the table: give up (and leave it to the next run, months
+    # ahead) rather than queue every insert behind a lock waiting on a long transaction
+    conn.execute(text("SET LOCAL lock_timeout = '5s'"))
     conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
     stray = conn.execute(
         text(
