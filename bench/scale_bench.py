@@ -111,6 +111,26 @@ def _purchases_loaded(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT coalesce(sum(rows), 0) FROM scale_bench_chunks").fetchone()[0])
 
 
+def make_past_partitions(pg_url: str, db_name: str) -> list[str]:
+    """The partitions of the 13 months loaded (the migration makes only this month's and the
+    next ones'): without them the history would all sit in the default partitions."""
+    from sqlalchemy import create_engine
+
+    from app.common.partitions import PARTITIONED, ensure_month, is_partitioned
+
+    engine = create_engine(database_url(urlparse(pg_url), db_name))
+    created = []
+    month = datetime.now(UTC).date().replace(day=1)
+    with engine.begin() as conn:
+        for _ in range(MONTHS + 1):
+            for table in PARTITIONED:
+                if is_partitioned(conn, table) and ensure_month(conn, table, month):
+                    created.append(f"{table}_p{month:%Y%m}")
+            month = (month - timedelta(days=1)).replace(day=1)
+    engine.dispose()
+    return created
+
+
 def load_purchases(dsn: str, members: int, purchases: int, chunk: int) -> float:
     """Purchases (80 % WeChat, 20 % till) spread over 13 months, each with its earn entry and
     its lot, chunk by chunk; members are the loaded bench members, skewed like real shoppers
@@ -320,6 +340,8 @@ def main() -> int:
     disk = check_disk(dsn, args.members, args.purchases)
     say(f"members: {args.members:,} (load {load_avg()})")
     members, members_s = members_load.ensure_members(dsn, args.members, progress=say)
+    made = make_past_partitions(args.pg_url, args.db)
+    say(f"{len(made)} monthly partitions made for the months loaded")
     say(f"purchases: {args.purchases:,} over {MONTHS} months, chunks of {args.chunk:,}")
     purchases_s = load_purchases(dsn, args.members, args.purchases, args.chunk)
     with psycopg.connect(dsn) as conn:
