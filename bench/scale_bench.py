@@ -46,8 +46,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import members_load  # noqa: E402
 from run_all import database_url, ensure_database  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "scale.json"
-HTTP_RESULTS = ROOT / "bench" / "results" / "scale_http.json"
 # on-disk bytes per row with indexes, measured on this schema at 100 k members / 1 M purchases
 # (2026-11-23: 45 MB of member tables, 848 MB of purchases, entries, lots and their keys)
 # (partitioned history, keys tables included); the estimate adds 20 % for WAL and bloat
@@ -228,7 +226,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_process(pg_url: str, db_name: str, redis_url: str) -> dict:
+def results_path(db_name: str, kind: str = "scale") -> Path:
+    """``bench/results/scale.json`` for the default database, ``scale_<db>.json`` otherwise."""
+    suffix = "" if db_name == "huiyuan_scale" else f"_{db_name}"
+    return ROOT / "bench" / "results" / f"{kind}{suffix}.json"
+
+
+def in_process(pg_url: str, db_name: str, redis_url: str, steps: set[str]) -> dict:
     """The long jobs, in this process (a worker's): expiry, RFM, birthdays, KPI month."""
     from app import create_app
     from app.config import Config
@@ -263,18 +267,22 @@ def in_process(pg_url: str, db_name: str, redis_url: str) -> dict:
             say(f"  {name}: {seconds:.1f} s (load {load}): {value}")
             return value
 
-        say("year-end expiry of every member's due lots (points.expire)")
-        run = timed("expiry", lambda: expire_points(now=year_end))
-        out["expiry"] = {"members": run.members, "lots": run.lots, "points": run.points}
-        say("RFM/lifecycle: intel.rebuild_stats, then intel.nightly")
-        timed("rebuild_stats", lambda: rebuild_stats(chunk=5000, now=now))
-        timed("rfm", lambda: nightly(now=now))
-        say("birthday run (members.birthdays)")
-        timed("birthdays", lambda: send_birthday_coupons(now=now))
-        say("KPI month: reports.rollup, then kpis() for 30 days")
-        timed("rollup", lambda: rollup(now=now))
-        today = now.date()
-        timed("kpi_month", lambda: len(kpis(today - timedelta(days=29), today)["days"]))
+        if "rfm" in steps:
+            say("RFM/lifecycle: intel.rebuild_stats, then intel.nightly")
+            timed("rebuild_stats", lambda: rebuild_stats(chunk=5000, now=now))
+            timed("rfm", lambda: nightly(now=now))
+        if "birthdays" in steps:
+            say("birthday run (members.birthdays)")
+            timed("birthdays", lambda: send_birthday_coupons(now=now))
+        if "kpi" in steps:
+            say("KPI month: reports.rollup, then kpis() for 30 days")
+            timed("rollup", lambda: rollup(now=now))
+            today = now.date()
+            timed("kpi_month", lambda: len(kpis(today - timedelta(days=29), today)["days"]))
+        if "expiry" in steps:  # last: the longest
+            say("year-end expiry of every member's due lots (points.expire)")
+            run = timed("expiry", lambda: expire_points(now=year_end))
+            out["expiry"] = {"members": run.members, "lots": run.lots, "points": run.points}
     out["job_process_rss_mb"] = round(_peak_rss_mb(), 1)
     return out
 
@@ -298,11 +306,11 @@ def http_figures(args: argparse.Namespace) -> dict:
         "--redis-url",
         args.redis_url,
         "--results",
-        str(HTTP_RESULTS),
+        str(results_path(args.db, "scale_http")),
     ]
     load = load_avg()
     subprocess.run(command, check=True, cwd=ROOT)
-    figures = json.loads(HTTP_RESULTS.read_text())
+    figures = json.loads(results_path(args.db, "scale_http").read_text())
     figures["load_average_at_start"] = load
     return figures
 
@@ -317,6 +325,11 @@ def main() -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--load-only", action="store_true", help="load, then stop")
+    parser.add_argument(
+        "--steps",
+        default="http,rfm,birthdays,kpi,expiry",
+        help="measurements to take (comma-separated; default all)",
+    )
     args = parser.parse_args()
     pg = urlparse(args.pg_url)
     if pg.hostname not in (None, "127.0.0.1", "localhost", "::1"):
@@ -359,24 +372,30 @@ def main() -> int:
     if args.load_only:
         print(json.dumps(results))
         return 0
-    http = http_figures(args)
-    jobs = in_process(args.pg_url, args.db, args.redis_url)
-    tier = http.get("tier_review", {})
-    tier_s = tier.get("seconds") or (members / http["tier_review_per_s"])
+    steps = set(args.steps.split(","))
+    http = http_figures(args) if "http" in steps else {}
+    jobs = in_process(args.pg_url, args.db, args.redis_url, steps)
+
+    def minutes(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds / 60, 2)
+
+    tier_s = http.get("tier_review", {}).get("seconds")
+    rfm_parts = [jobs.get("rebuild_stats_s"), jobs.get("rfm_s")]
     results.update(
         {
-            "identify_p99_ms": http["identify_p99_ms"],
+            "identify_p99_ms": http.get("identify_p99_ms"),
             "identify_by_code_p99_ms": http.get("identify_by_code_p99_ms"),
-            "notify_ratio": http["notify_ratio"],
-            "pos_ingest_ratio": http["pos_ingest_ratio"],
-            "worker_rss_mb": max(http["worker_rss_mb"], jobs["job_process_rss_mb"]),
-            "http_load_average_at_start": http["load_average_at_start"],
-            "expiry_minutes": round(jobs["expiry_s"] / 60, 2),
-            "tier_review_minutes": round(tier_s / 60, 2),
-            "rfm_minutes": round((jobs["rebuild_stats_s"] + jobs["rfm_s"]) / 60, 2),
-            "rfm_nightly_minutes": round(jobs["rfm_s"] / 60, 2),
-            "birthday_run_s": jobs["birthdays_s"],
-            "kpi_month_s": jobs["kpi_month_s"],
+            "notify_ratio": http.get("notify_ratio"),
+            "pos_ingest_ratio": http.get("pos_ingest_ratio"),
+            "worker_rss_mb": max(http.get("worker_rss_mb", 0), jobs["job_process_rss_mb"]),
+            "http_load_average_at_start": http.get("load_average_at_start"),
+            "expiry_minutes": minutes(jobs.get("expiry_s")),
+            "tier_review_minutes": minutes(tier_s),
+            "rfm_minutes": minutes(sum(rfm_parts)) if None not in rfm_parts else None,
+            "rfm_nightly_minutes": minutes(jobs.get("rfm_s")),
+            "birthday_run_s": jobs.get("birthdays_s"),
+            "kpi_month_s": jobs.get("kpi_month_s"),
+            "steps": sorted(steps),
             "jobs": jobs,
             "http": {
                 k: http[k] for k in ("notify", "pos_ingest", "identify", "workers") if k in http
@@ -388,24 +407,35 @@ def main() -> int:
             "total_seconds": round(time.monotonic() - began, 1),
         }
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    out = results_path(args.db)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     missed = [
         k
         for k, target in TARGETS.items()
         if results.get(k) is not None
         and (results[k] < target if k.endswith("ratio") else results[k] > target)
     ]
+    figures = " ".join(
+        f"{k}={results[k]}"
+        for k in (
+            "identify_p99_ms",
+            "identify_by_code_p99_ms",
+            "notify_ratio",
+            "pos_ingest_ratio",
+            "expiry_minutes",
+            "tier_review_minutes",
+            "rfm_minutes",
+            "birthday_run_s",
+            "kpi_month_s",
+            "worker_rss_mb",
+        )
+        if results.get(k) is not None
+    )
     print(
-        f"SCALE {results['measured_at']} members={members} purchases={have_p} "
-        f"identify_p99={results['identify_p99_ms']}ms "
-        f"identify_by_code_p99={results['identify_by_code_p99_ms']}ms "
-        f"notify={results['notify_ratio']} "
-        f"pos={results['pos_ingest_ratio']} expiry={results['expiry_minutes']}min "
-        f"tier_review={results['tier_review_minutes']}min rfm={results['rfm_minutes']}min "
-        f"birthdays={results['birthday_run_s']}s kpi_month={results['kpi_month_s']}s "
-        f"worker_rss={results['worker_rss_mb']}MB load_avg={http['load_average_at_start']}"
-        f"/{results['load_average_at_end']} missed={','.join(missed) or 'none'}",
+        f"SCALE {results['measured_at']} members={members} purchases={have_p} {figures} "
+        f"load_avg={results['http_load_average_at_start']}/{results['load_average_at_end']} "
+        f"missed={','.join(missed) or 'none'} -> {out.relative_to(ROOT)}",
         flush=True,
     )
     return 0
