@@ -67,26 +67,6 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    """On PostgreSQL the monthly partitions, the keys tables and what partitioning changes
-    (unique keys moved to the keys tables, foreign keys into partitioned tables, key lookup
-    indexes) are the partitions migration's, not the models' (app/common/partitions.py)."""
-    from app.common.partitions import PARTITIONED, is_partition_name
-
-    if context.get_bind().dialect.name != "postgresql":
-        return True
-    if type_ == "table":
-        return not (reflected and is_partition_name(name))
-    table = getattr(getattr(obj, "table", None), "name", None)
-    if type_ == "unique_constraint" and table in PARTITIONED:
-        return False
-    if type_ == "index" and table in PARTITIONED and name == f"ix_{table}_key":
-        return False
-    if type_ == "foreign_key_constraint":
-        return obj.referred_table.name not in PARTITIONED
-    return True
-
-
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -107,13 +87,16 @@ def run_migrations_online():
 
     conf_args = current_app.extensions["migrate"].configure_args
     conf_args.setdefault("render_item", render_item)
-    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # the partitions on PostgreSQL are the partitions migration's (app/common/partitions.py)
+        from app.common.partitions import schema_filter
+
+        conf_args.setdefault("include_object", schema_filter(connection.dialect.name))
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -107,6 +107,31 @@ def is_partition_name(name: str) -> bool:
     return False
 
 
+def schema_filter(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for comparing the models with a migrated database: on
+    PostgreSQL the monthly partitions, the keys tables and what partitioning changes (unique
+    keys moved to the keys tables, foreign keys into partitioned tables, the key lookup
+    indexes) belong to the partitions migration, not to the models."""
+
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
+        if dialect != "postgresql":
+            return True
+        if type_ == "table":
+            return not (reflected and name is not None and is_partition_name(name))
+        table = getattr(getattr(obj, "table", None), "name", None)
+        if type_ == "unique_constraint" and table in PARTITIONED:
+            return False
+        if type_ == "index" and table in PARTITIONED and name == f"ix_{table}_key":
+            return False
+        if type_ == "foreign_key_constraint":
+            return obj.referred_table.name not in PARTITIONED
+        return True
+
+    return include_object
+
+
 def conflict_clause(table: str, columns: tuple[str, ...], dialect: str) -> str:
     """``ON CONFLICT … DO NOTHING`` for a key of ``table``: without a target on PostgreSQL for
     a partitioned table, whose key is arbitrated by its keys table's trigger."""
