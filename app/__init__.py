@@ -72,6 +72,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from app.cards.views import blp as cards
+    from app.catalog.views import blp as admin_catalog
     from app.clerks.admin_views import blp as admin_clerks
     from app.clerks.views import blp as clerk_api
     from app.coupons.views import blp as admin_coupons
@@ -120,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_intel,
         admin_reports,
         admin_tiers,
+        admin_catalog,
     ]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -2,6 +2,7 @@
 
 from app.admin.models import AdminToken
 from app.cards.models import MemberCard
+from app.catalog.models import Sku
 from app.clerks.models import (
     ClerkAccessGrant,
     ClerkAccessLog,
@@ -132,6 +133,7 @@ __all__ = [
     "RollupCursor",
     "Segment",
     "SegmentExport",
+    "Sku",
     "Store",
     "Tag",
     "TagGroup",

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -323,17 +324,19 @@ def test_lifecycle_journey_starts_from_a_stage_change():
 
 
 # --- a real worker process, killed ---------------------------------------------------------
-@pytest.mark.skipif(
+needs_a_worker_process = pytest.mark.skipif(
     not (on_postgres() and os.environ.get("TEST_REDIS_URL")),
     reason="needs PostgreSQL and a real Redis: the worker is another process",
 )
-def test_a_killed_worker_process_and_a_restart_act_once_per_member(client, admin_headers):
+
+
+def kill_a_worker_then_restart(job: str, done: Callable[[], int], total: int) -> int:
+    """Run ``job`` in a real worker process one member per chunk, SIGKILL it once at least 10
+    members are acted on, restart it (bigger chunks) until ``total``; returns the count the
+    killed worker left."""
+    from app.extensions import redis_store
     from app.jobs.runner import enqueue
 
-    ids = members(120)
-    seg = segment(client, admin_headers)
-    created = campaigns.create_campaign(segment_id=seg, action={"points": 2, "reason": "r"})
-    db.session.commit()
     root = Path(__file__).resolve().parent.parent
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("WECHAT", "ALIPAY"))},
@@ -352,11 +355,7 @@ def test_a_killed_worker_process_and_a_restart_act_once_per_member(client, admin
             stderr=subprocess.DEVNULL,
         )
 
-    def done() -> int:
-        db.session.rollback()
-        return entries(f"campaign:{created.id}:")
-
-    enqueue("intel.campaigns", chunk=1)
+    enqueue(job, chunk=1)
     first = worker()
     deadline = time.monotonic() + 60
     while done() < 10 and time.monotonic() < deadline:
@@ -364,20 +363,62 @@ def test_a_killed_worker_process_and_a_restart_act_once_per_member(client, admin
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     interrupted = done()
-    assert 10 <= interrupted < 120
-    from app.extensions import redis_store
-
-    redis_store.client.delete("job-lock:intel.campaigns")  # the dead worker's lock
-    enqueue("intel.campaigns", chunk=50)
+    redis_store.client.delete(f"job-lock:{job}")  # the dead worker's lock
+    enqueue(job, chunk=50)
     second = worker()
     deadline = time.monotonic() + 90
-    while done() < 120 and time.monotonic() < deadline:
+    while done() < total and time.monotonic() < deadline:
         time.sleep(0.1)
     second.send_signal(signal.SIGTERM)
     second.wait(timeout=20)
+    return interrupted
+
+
+@needs_a_worker_process
+def test_a_killed_worker_process_and_a_restart_act_once_per_member(client, admin_headers):
+    ids = members(120)
+    seg = segment(client, admin_headers)
+    created = campaigns.create_campaign(segment_id=seg, action={"points": 2, "reason": "r"})
+    db.session.commit()
+
+    def done() -> int:
+        db.session.rollback()
+        return entries(f"campaign:{created.id}:")
+
+    interrupted = kill_a_worker_then_restart("intel.campaigns", done, 120)
+    assert 10 <= interrupted < 120
     assert done() == 120
     db.session.rollback()
     assert {balance_of(i) for i in ids} == {2}
+
+
+@needs_a_worker_process
+def test_a_killed_worker_process_and_a_restart_run_each_journey_step_once_per_member():
+    from app.common.clock import utcnow
+
+    a = store("A")
+    journey = journeys.create_journey(
+        name="首购感谢",
+        trigger="first_purchase",
+        steps=[{"day": 0, "action": {"points": 2, "reason": "谢谢"}}],
+    )
+    ids = members(120)
+    bought = utcnow() - timedelta(minutes=1)  # due now for the worker, which runs on real time
+    for m in ids:
+        buy(m, a, 100, bought)
+    db.session.commit()
+
+    def done() -> int:
+        db.session.rollback()
+        return entries(f"journey:{journey.id}:")
+
+    interrupted = kill_a_worker_then_restart("intel.journeys", done, 120)
+    assert 10 <= interrupted < 120
+    assert done() == 120
+    db.session.rollback()
+    assert {balance_of(i) for i in ids} == {1 + 2}  # 1 point earned, 2 given once
+    runs = db.session.scalar(select(func.count()).select_from(JourneyStepRun))
+    assert runs == 120
 
 
 @pytest.mark.parametrize(

@@ -189,3 +189,19 @@ def test_tier_is_a_segment_field(client, admin_headers, segmented):
         assert count_members(c("tier", "in", ["normal", "vip"])) == 6
         assert count_members(c("tier", "=", "vip")) == 2  # m2 (300 yuan), m4 (500 yuan)
         assert count_members({"not": c("tier", "=", "vip")}) == 4
+
+
+def test_members_no_longer_live_are_never_counted(segmented):
+    """m1 (active, home A) is erased: every count leaves it out, whether the rule reads only
+    the stats (no join with members) or also a member column (joined)."""
+    from app.members.erasure import erase_member
+
+    s = segmented
+    on_stats = c("store", "=", s["A"])  # m1, m3, m4
+    with_member_column = {"all": [on_stats, c("marketing_opt_in", "=", True)]}
+    with frozen(TODAY):
+        assert (count_members(on_stats), count_members(with_member_column)) == (3, 3)
+        erase_member(s["m1"], requested_by="hq")
+        db.session.commit()
+        assert (count_members(on_stats), count_members(with_member_column)) == (2, 2)
+        assert count_members(c("lifecycle", "=", "active")) == 0

@@ -14,16 +14,39 @@ scores. A score of 3 or more is "high"; the label follows the usual eight groups
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy import (
+    ARRAY,
+    Float,
+    String,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.types import NullType
 
 from app.common.clock import utcnow
+from app.common.upsert import insert_statement
 from app.db import unit_of_work
 from app.extensions import db
-from app.intel.journeys import enroll
-from app.intel.models import Journey, LifecycleEvent, MemberStats, MemberStoreMonth
+from app.intel.models import (
+    Journey,
+    JourneyEnrollment,
+    LifecycleEvent,
+    MemberStats,
+    MemberStoreMonth,
+)
 from app.intel.services import NO_STORE, day_start, get_settings, local_day, window_start
 
 CHUNK = 100_000
@@ -50,36 +73,61 @@ def _ranges(chunk: int) -> list[tuple[int, int]]:
 
 
 def refresh_windows(now: datetime, chunk: int = CHUNK) -> int:
-    """Recompute 12-month figures and home stores of rows computed for an earlier window."""
+    """Recompute 12-month figures and home stores of rows computed for an earlier window.
+
+    Per chunk of member ids, set-based: the chunk's monthly rows in the window are summed per
+    member and store, ranked per member (most visits, then most money, then the lowest store
+    id: the rule ``services.refresh_window`` applies to one member), and one ``UPDATE … FROM``
+    writes the members who have such rows; a second writes zeros for those who have none."""
     start = window_start(now)
-    b = MemberStoreMonth
-    in_window = (b.member_id == MemberStats.member_id) & (b.month >= start)
-    visits = select(func.coalesce(func.sum(b.visits), 0)).where(in_window).scalar_subquery()
-    money = select(func.coalesce(func.sum(b.payer_fen), 0)).where(in_window).scalar_subquery()
-    home = (
-        select(b.store_id)
-        .where(in_window, b.store_id != NO_STORE, b.visits > 0)
-        .group_by(b.store_id)
-        .order_by(func.sum(b.visits).desc(), func.sum(b.payer_fen).desc(), b.store_id)
-        .limit(1)
-        .scalar_subquery()
-    )
+    b, m = MemberStoreMonth, MemberStats
+    stale = (m.window_month < start) | m.window_month.is_(None)
     changed = 0
     for lo, hi in _ranges(chunk):
+        in_chunk = (m.member_id >= lo) & (m.member_id < hi)
+        if not db.session.scalar(select(exists().where(in_chunk, stale))):
+            continue  # most nights: every row is already on this month's window
+        per_store = (
+            select(
+                b.member_id,
+                b.store_id,
+                func.sum(b.visits).label("visits"),
+                func.sum(b.payer_fen).label("fen"),
+            )
+            .where(b.member_id >= lo, b.member_id < hi, b.month >= start)
+            .group_by(b.member_id, b.store_id)
+            .subquery()
+        )
+        p = per_store.c
+        eligible = (p.store_id != NO_STORE) & (p.visits > 0)
+        ranked = select(
+            p.member_id,
+            func.sum(p.visits).over(partition_by=p.member_id).label("visits"),
+            func.sum(p.fen).over(partition_by=p.member_id).label("fen"),
+            case((eligible, p.store_id), else_=None).label("home"),
+            func.row_number()
+            .over(
+                partition_by=p.member_id,
+                order_by=(case((eligible, 0), else_=1), p.visits.desc(), p.fen.desc(), p.store_id),
+            )
+            .label("rank"),
+        ).subquery()
         with unit_of_work():
             changed += db.session.execute(
-                update(MemberStats)
-                .where(
-                    MemberStats.member_id >= lo,
-                    MemberStats.member_id < hi,
-                    (MemberStats.window_month < start) | MemberStats.window_month.is_(None),
-                )
+                update(m)
+                .where(in_chunk, stale, m.member_id == ranked.c.member_id, ranked.c.rank == 1)
                 .values(
-                    purchases_12m=visits,
-                    payer_fen_12m=money,
-                    home_store_id=home,
+                    purchases_12m=ranked.c.visits,
+                    payer_fen_12m=ranked.c.fen,
+                    home_store_id=ranked.c.home,
                     window_month=start,
                 ),
+                execution_options={"synchronize_session": False},
+            ).rowcount
+            changed += db.session.execute(
+                update(m)
+                .where(in_chunk, stale)
+                .values(purchases_12m=0, payer_fen_12m=0, home_store_id=None, window_month=start),
                 execution_options={"synchronize_session": False},
             ).rowcount
     return changed
@@ -104,63 +152,35 @@ def stage_expression(now: datetime) -> Any:
     )
 
 
-def move_stages(now: datetime, chunk: int = CHUNK) -> int:
-    """Move members whose stage the passing of time changed; each move is an event."""
-    stage = stage_expression(now)
-    lifecycle_journeys = set(
-        db.session.scalars(
-            select(Journey.trigger).where(
-                Journey.active.is_(True), Journey.trigger.like("lifecycle:%")
-            )
-        )
-    )
-    moved = 0
-    for lo, hi in _ranges(chunk):
-        where = (
-            (MemberStats.member_id >= lo)
-            & (MemberStats.member_id < hi)
-            & (MemberStats.lifecycle != stage)
-        )
-        with unit_of_work():
-            before = db.session.scalar(select(func.coalesce(func.max(LifecycleEvent.id), 0)))
-            db.session.execute(
-                insert(LifecycleEvent).from_select(
-                    ["member_id", "from_stage", "to_stage", "at"],
-                    select(
-                        MemberStats.member_id,
-                        MemberStats.lifecycle,
-                        stage,
-                        literal(now, LifecycleEvent.at.type),
-                    ).where(where),
-                )
-            )
-            n = db.session.execute(
-                update(MemberStats).where(where).values(lifecycle=stage, lifecycle_since=now),
-                execution_options={"synchronize_session": False},
-            ).rowcount
-            if not n:
-                continue
-            moved += n
-            for trigger in lifecycle_journeys:
-                events = db.session.execute(
-                    select(LifecycleEvent.id, LifecycleEvent.member_id).where(
-                        LifecycleEvent.id > before,
-                        LifecycleEvent.to_stage == trigger.split(":", 1)[1],
-                    )
-                ).all()
-                enroll(trigger, [(m, f"lc:{i}", now) for i, m in events])
-    return moved
-
-
-def _boundaries(column: Any, active: Any, n: int) -> list[Any]:
-    """The values b1..b4 with ``score = 1 + #(value > b_k)``."""
-    found = []
-    for k in range(1, 5):
-        offset = math.ceil(k * n / 5) - 1
-        found.append(
-            db.session.scalar(select(column).where(active).order_by(column).offset(offset).limit(1))
-        )
-    return found
+def _rfm_bounds(active: Any) -> tuple[int, dict[str, list[Any]]]:
+    """The active members' count and, per column, the values b1..b4 at the quintile positions
+    ``ceil(k × n / 5)`` (k = 1..4) of its ascending order: ``score = 1 + #(value > b_k)``."""
+    m = MemberStats
+    n = db.session.scalar(select(func.count()).where(active)) or 0
+    columns = {"r": m.last_purchase_at, "f": m.purchases_12m, "m": m.payer_fen_12m}
+    if not n:
+        return 0, {}
+    positions = [math.ceil(k * n / 5) for k in range(1, 5)]
+    if db.session.get_bind().dialect.name == "postgresql":
+        # one scan, one sort per column; (p − ½) / n makes PostgreSQL's ceil(f × n) land on p
+        # exactly, whatever the float rounding
+        fractions = literal([(p - 0.5) / n for p in positions], ARRAY(Float))
+        row = db.session.execute(
+            select(
+                *[
+                    type_coerce(func.percentile_disc(fractions).within_group(c), NullType())
+                    for c in columns.values()
+                ]
+            ).where(active)
+        ).one()
+        return n, dict(zip(columns, (list(v) for v in row), strict=True))
+    return n, {
+        key: [
+            db.session.scalar(select(c).where(active).order_by(c).offset(p - 1).limit(1))
+            for p in positions
+        ]
+        for key, c in columns.items()
+    }
 
 
 def _score(column: Any, bounds: list[Any]) -> Any:
@@ -170,50 +190,97 @@ def _score(column: Any, bounds: list[Any]) -> Any:
     return expr
 
 
-def score_rfm(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
+def _enroll_moves(after_id: int) -> None:
+    """Members whose stage moved (events after ``after_id``) enter the journeys that start
+    from their new stage: one ``INSERT … SELECT``, once per event whatever re-runs happen."""
+    e, j = LifecycleEvent, Journey
+    rows = (
+        select(j.id, e.member_id, literal("lc:") + cast(e.id, String), e.at)
+        .join(j, (j.trigger == literal("lifecycle:") + e.to_stage) & j.active.is_(True))
+        .where(e.id > after_id)
+    )
+    stmt = insert_statement(JourneyEnrollment.__table__).from_select(
+        ["journey_id", "member_id", "trigger_key", "started_at"], rows
+    )
+    db.session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["journey_id", "member_id", "trigger_key"])
+    )
+
+
+def stage_and_score(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
+    """Lifecycle stages moved by time, and RFM scores, in one pass over the member ids.
+
+    RFM boundaries come first, from the whole brand. Then per chunk of member ids, one
+    transaction of three set-based statements: the stage moves as events; one ``UPDATE``
+    writing stage and scores of the rows where either changes (a row is written at most once
+    a night, and not at all when nothing changed); the journey enrollments of the moves."""
     m = MemberStats
+    stage = stage_expression(now)
     active = m.purchases_12m > 0
-    n = db.session.scalar(select(func.count()).where(active)) or 0
-    scored = 0
+    n, bounds = _rfm_bounds(active)
     if n:
-        r = _score(m.last_purchase_at, _boundaries(m.last_purchase_at, active, n))
-        f = _score(m.purchases_12m, _boundaries(m.purchases_12m, active, n))
-        mm = _score(m.payer_fen_12m, _boundaries(m.payer_fen_12m, active, n))
+        r = case((active, _score(m.last_purchase_at, bounds["r"])), else_=None)
+        f = case((active, _score(m.purchases_12m, bounds["f"])), else_=None)
+        mm = case((active, _score(m.payer_fen_12m, bounds["m"])), else_=None)
+        # a score is 3 or more exactly when the value is above b2
+        high = (
+            m.last_purchase_at > bounds["r"][1],
+            m.purchases_12m > bounds["f"][1],
+            m.payer_fen_12m > bounds["m"][1],
+        )
         label = case(
             *[
                 (
-                    (r >= 3 if hi_r else r < 3)
-                    & (f >= 3 if hi_f else f < 3)
-                    & (mm >= 3 if hi_m else mm < 3),
+                    active
+                    & (high[0] if hi_r else ~high[0])
+                    & (high[1] if hi_f else ~high[1])
+                    & (high[2] if hi_m else ~high[2]),
                     text,
                 )
                 for (hi_r, hi_f, hi_m), text in LABELS.items()
-            ]
+            ],
+            else_=None,
         )
+    else:
+        r = f = mm = label = null()
+    moves = m.lifecycle != stage
+    rescored = (
+        m.r_score.is_distinct_from(r)
+        | m.f_score.is_distinct_from(f)
+        | m.m_score.is_distinct_from(mm)
+    )
+    since = case((moves, literal(now, m.lifecycle_since.type)), else_=m.lifecycle_since)
+    moved = written = 0
     for lo, hi in _ranges(chunk):
         in_chunk = (m.member_id >= lo) & (m.member_id < hi)
         with unit_of_work():
-            if n:
-                scored += db.session.execute(
-                    update(m)
-                    .where(
-                        in_chunk,
-                        active,
-                        # only rows whose scores change: most stay put from one night to the next
-                        m.r_score.is_distinct_from(r)
-                        | m.f_score.is_distinct_from(f)
-                        | m.m_score.is_distinct_from(mm),
-                    )
-                    .values(r_score=r, f_score=f, m_score=mm, rfm_label=label),
-                    execution_options={"synchronize_session": False},
-                ).rowcount
-            db.session.execute(
+            before = db.session.scalar(select(func.coalesce(func.max(LifecycleEvent.id), 0)))
+            added = db.session.execute(
+                insert(LifecycleEvent).from_select(
+                    ["member_id", "from_stage", "to_stage", "at"],
+                    select(
+                        m.member_id, m.lifecycle, stage, literal(now, LifecycleEvent.at.type)
+                    ).where(in_chunk, moves),
+                ),
+                execution_options={"preserve_rowcount": True},
+            ).rowcount
+            written += db.session.execute(
                 update(m)
-                .where(in_chunk, ~active, m.r_score.is_not(None))
-                .values(r_score=None, f_score=None, m_score=None, rfm_label=None),
+                .where(in_chunk, moves | rescored)
+                .values(
+                    lifecycle=stage,
+                    lifecycle_since=since,
+                    r_score=r,
+                    f_score=f,
+                    m_score=mm,
+                    rfm_label=label,
+                ),
                 execution_options={"synchronize_session": False},
-            )
-    return {"rfm_members": n, "rfm_changed": scored}
+            ).rowcount
+            if added > 0:
+                moved += added
+                _enroll_moves(before)
+    return {"stage_moves": moved, "rfm_members": n, "rows_written": written}
 
 
 def ensure_rows(now: datetime) -> int:
@@ -269,22 +336,46 @@ def ensure_rows(now: datetime) -> int:
                             "lifecycle",
                         ],
                         missing,
-                    )
+                    ),
+                    execution_options={"preserve_rowcount": True},
                 ).rowcount,
                 0,
             )
     return added
 
 
+def refresh_planner_statistics() -> None:
+    """``VACUUM (ANALYZE) member_stats`` on PostgreSQL, right after a night that wrote rows.
+
+    A night can move most members to another stage: until the table is analysed again the
+    planner believes yesterday's stages and plans segment counts on them (a scan of every
+    member by the stage index where the home-store index selects 2 %). Vacuuming also marks
+    the space of the rows' old versions reusable, so the next night writes into it instead of
+    growing the table."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    db.session.commit()
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM (ANALYZE) member_stats")
+        )
+
+
 def nightly(now: datetime | None = None) -> dict[str, Any]:
-    """The ``intel.nightly`` job: missing rows, windows, then stages, then RFM."""
+    """The ``intel.nightly`` job: missing rows, windows, then stages and RFM (with the seconds
+    each pass took)."""
     now = now or utcnow()
-    result: dict[str, Any] = {
-        "rows_added": ensure_rows(now),
-        "windows": refresh_windows(now),
-        "stage_moves": move_stages(now),
-    }
-    result.update(score_rfm(now))
+    began = time.monotonic()
+    result: dict[str, Any] = {"rows_added": ensure_rows(now)}
+    seconds = {"rows": time.monotonic() - began}
+    result["windows"] = refresh_windows(now)
+    seconds["windows"] = time.monotonic() - began - sum(seconds.values())
+    result.update(stage_and_score(now))
+    seconds["stages_and_rfm"] = time.monotonic() - began - sum(seconds.values())
+    if result["rows_written"] or result["windows"] or result["rows_added"]:
+        refresh_planner_statistics()
+        seconds["vacuum_analyze"] = time.monotonic() - began - sum(seconds.values())
+    result["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
     return result
 
 
@@ -294,10 +385,10 @@ def run_campaigns(now: datetime | None = None, chunk: int = 500) -> dict[str, in
     return run(now, chunk=chunk)
 
 
-def run_journeys(now: datetime | None = None) -> dict[str, int]:
+def run_journeys(now: datetime | None = None, chunk: int = 500) -> dict[str, int]:
     from app.intel.journeys import run_journeys as run
 
-    return run(now)
+    return run(now, chunk=chunk)
 
 
 def segment_export(export_id: int) -> dict[str, int]:

@@ -255,8 +255,11 @@ def run_step_chunk(journey: Journey, step: int, now: datetime, limit: int = CHUN
     return len(due)
 
 
-def run_journeys(now: datetime | None = None, *, max_chunks: int | None = None) -> dict[str, int]:
-    """Every due step of every active journey, chunk by chunk (``max_chunks``: stop early)."""
+def run_journeys(
+    now: datetime | None = None, *, max_chunks: int | None = None, chunk: int = CHUNK
+) -> dict[str, int]:
+    """Every due step of every active journey, ``chunk`` enrollments per transaction
+    (``max_chunks``: stop early)."""
     now = now or utcnow()
     processed = chunks = 0
     journeys = db.session.scalars(
@@ -265,7 +268,7 @@ def run_journeys(now: datetime | None = None, *, max_chunks: int | None = None) 
     for journey in journeys:
         for step in range(len(journey.steps)):
             while max_chunks is None or chunks < max_chunks:
-                n = run_step_chunk(journey, step, now)
+                n = run_step_chunk(journey, step, now, chunk)
                 if not n:
                     break
                 processed += n

@@ -14,8 +14,10 @@ RULE_HELP = (
     "(e.g. 重要价值客户); tag_id; store (home store id: most visits in 12 months); last_store; "
     "city (the home store's city); join_store; join_channel (payment|pos|miniprogram|gift|import); "
     "join_date (YYYY-MM-DD, Shanghai day); days_since_last_purchase; purchase_count (lifetime); "
-    "purchases_12m; payer_fen_12m; payer_fen_total; birthday_month (1–12); bought_sku (with "
-    '"days": look back, default 30); has_unused_coupon (a coupon template id); '
+    "purchases_12m; payer_fen_12m; payer_fen_total; birthday_month (1–12); bought_sku (a SKU "
+    "code on a till sale line) and bought_category (a category of the SKU catalog, "
+    'PUT /admin/v1/skus), each with "within_days": a till sale within that many days '
+    "(1–3650, default 30); has_unused_coupon (a coupon template id); "
     "marketing_opt_in (true|false); tier where the tier ladder is installed. Members never "
     "bought anything match no purchase condition. Only live members are counted."
 )

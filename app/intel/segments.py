@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql.util import find_tables
 
 from app.common.clock import utcnow
 from app.common.phone import mask_phone
@@ -152,7 +153,7 @@ def _tag(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
     from app.tags.models import MemberTag
 
     values = value if op == "in" else [value]
-    has = exists().where(MemberTag.member_id == Member.id, MemberTag.tag_id.in_(values))
+    has = exists().where(MemberTag.member_id == MemberStats.member_id, MemberTag.tag_id.in_(values))
     return ~has if op == "!=" else has
 
 
@@ -164,24 +165,43 @@ def _city(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]
     return ~inside if op == "!=" else inside
 
 
-def _lookback(cond: dict, path: str) -> int:
-    days = cond.get("days", 30)
+def _lookback(cond: dict, path: str | None = None) -> int:
+    """The days a purchase condition looks back: ``within_days`` (``days``, its older name,
+    still read), 1 to 3650, default 30."""
+    days = cond.get("within_days", cond.get("days", 30))
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
-        raise _bad(path, "days: 1 to 3650")
+        raise _bad(path or "rule", "within_days: 1 to 3650")
     return days
 
 
-def _bought_sku(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+def _bought(cond: dict, now: datetime, line_matches: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A till sale of the member within the look-back with a line that ``line_matches``."""
     from app.pos.models import PosSale, PosSaleLine
 
-    values = value if op == "in" else [value]
-    since = now - timedelta(days=cond.get("days", 30))
-    bought = exists().where(
-        PosSale.member_id == Member.id,
-        PosSale.occurred_at >= since,
+    return exists().where(
+        PosSale.member_id == MemberStats.member_id,
+        PosSale.occurred_at >= now - timedelta(days=_lookback(cond)),
         PosSaleLine.sale_pk == PosSale.id,
-        PosSaleLine.sku.in_(values),
+        line_matches,
     )
+
+
+def _bought_sku(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+    from app.pos.models import PosSaleLine
+
+    bought = _bought(cond, now, PosSaleLine.sku.in_(value if op == "in" else [value]))
+    return ~bought if op == "!=" else bought
+
+
+def _bought_category(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]:
+    """A line whose SKU is in one of the categories (the SKU catalog's category now)."""
+    from app.catalog.models import Sku
+    from app.pos.models import PosSaleLine
+
+    in_category = (
+        select(Sku.sku).where(Sku.category.in_(value if op == "in" else [value])).scalar_subquery()
+    )
+    bought = _bought(cond, now, PosSaleLine.sku.in_(in_category))
     return ~bought if op == "!=" else bought
 
 
@@ -190,7 +210,7 @@ def _unused_coupon(op: str, value: Any, cond: dict, now: datetime) -> ColumnElem
 
     values = value if op == "in" else [value]
     holds = exists().where(
-        Coupon.owner_id == Member.id,
+        Coupon.owner_id == MemberStats.member_id,
         Coupon.template_id.in_(values),
         Coupon.state == "available",
         Coupon.expires_at > now,
@@ -221,11 +241,14 @@ def _tier(op: str, value: Any, cond: dict, now: datetime) -> ColumnElement[bool]
         ),
         else_=func.coalesce(t.tier_code, lowest),
     )
-    current = func.coalesce(select(code).where(t.member_id == Member.id).scalar_subquery(), lowest)
+    current = func.coalesce(
+        select(code).where(t.member_id == MemberStats.member_id).scalar_subquery(), lowest
+    )
     return _compare(current, op, value)
 
 
 _EQ_ONLY = ("=", "!=", "in")
+LOOKBACK_FIELDS = ("bought_sku", "bought_category")
 SPECS: dict[str, tuple[Any, FieldBuilder, tuple[str, ...]]] = {}
 
 
@@ -260,6 +283,7 @@ _spec("join_date", _validate_date, _join_date)
 _spec("tag_id", _INT, _tag, _EQ_ONLY)
 _spec("city", _STR, _city, _EQ_ONLY)
 _spec("bought_sku", _STR, _bought_sku, _EQ_ONLY)
+_spec("bought_category", _STR, _bought_category, _EQ_ONLY)
 _spec("has_unused_coupon", _INT, _unused_coupon, _EQ_ONLY)
 _spec("marketing_opt_in", _BOOL, _opt_in, ("=", "!="))
 
@@ -299,8 +323,8 @@ def validate_rule(
         raise _bad(f"{path}.value", "required")
     if validate is not None:
         validate(op, rule["value"], f"{path}.value")
-    if field == "bought_sku":
-        _lookback(rule, f"{path}.days")
+    if field in LOOKBACK_FIELDS:
+        _lookback(rule, f"{path}.within_days")
 
 
 def compile_rule(rule: dict, now: datetime) -> ColumnElement[bool]:
@@ -327,8 +351,28 @@ def members_query(rule: dict, now: datetime | None = None) -> Select:
 
 
 def count_members(rule: dict, now: datetime | None = None) -> int:
-    inner = members_query(rule, now).subquery()
-    return int(db.session.scalar(select(func.count()).select_from(inner)) or 0)
+    """How many live members the rule selects.
+
+    Conditions on the stats row (stage, scores, money, home store…) and those correlated on
+    its member id (tags, purchases, coupons, tier) never read ``members``: the count runs on
+    the stats table alone and leaves out the few members no longer live through their partial
+    index. Only a condition on a member column (birthday, opt-in) joins ``members``."""
+    where = compile_rule(rule, now or utcnow())
+    if Member.__table__ in find_tables(where, check_columns=True):
+        stmt = (
+            select(func.count())
+            .select_from(MemberStats)
+            .join(Member, Member.id == MemberStats.member_id)
+            .where(Member.status == "active", where)
+        )
+    else:
+        gone = select(Member.id).where(Member.status != "active")
+        stmt = (
+            select(func.count())
+            .select_from(MemberStats)
+            .where(MemberStats.member_id.not_in(gone), where)
+        )
+    return int(db.session.scalar(stmt) or 0)
 
 
 def create_segment(name: str, rule: Any, actor: str | None) -> Segment:

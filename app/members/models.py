@@ -10,9 +10,11 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,6 +34,15 @@ IDENTITY_KINDS = (
 
 class Member(db.Model):
     __tablename__ = "members"
+    __table_args__ = (
+        # the few members no longer live (merged, erased): what counting live members leaves out
+        Index(
+            "ix_members_not_live",
+            "id",
+            postgresql_where=text("status <> 'active'"),
+            sqlite_where=text("status <> 'active'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
