@@ -10,7 +10,7 @@ the rows are written in the same transactions as what they point at. SQLite: onl
 ``pos_sale_lines.created_at`` column.
 
 Revision ID: 0017_partitions
-Revises: 0013_intel
+Revises: 0015_intel_category
 Create Date: 2026-11-23 22:20:00
 
 """
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 
 revision = '0017_partitions'
-down_revision = '0013_intel'
+down_revision = '0015_intel_category'
 branch_labels = None
 depends_on = None
 
