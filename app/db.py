@@ -117,6 +117,7 @@ _PG_ARRAY_TYPES = (
     (types.Integer, "bigint[]"),
     (types.Numeric, "numeric[]"),
     (types.DateTime, "timestamptz[]"),
+    (types.Date, "date[]"),
     (types.JSON, "json[]"),
     (types.String, "text[]"),
 )
@@ -155,6 +156,41 @@ def insert_rows(
         db.session.execute(stmt, list(rows))
         return []
     stmt = _unnest_insert(table, columns, tuple(returning), tuple(conflict))
+    result = db.session.execute(stmt, _array_params(table, columns, rows))
+    return list(result) if returning else []
+
+
+def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Update many rows, each found by its ``key`` column, in one statement.
+
+    On PostgreSQL ``UPDATE … FROM unnest(…)`` with one array per column (one statement
+    whatever the number of rows, where an ORM flush sends one ``UPDATE`` per row); elsewhere
+    an executemany. Every row gives the same columns.
+    """
+    if not rows:
+        return
+    columns = tuple(c for c in rows[0] if c != key)
+    if db.session.get_bind().dialect.name != "postgresql":
+        from sqlalchemy import bindparam, update
+
+        stmt = (
+            update(table)
+            .where(table.c[key] == bindparam("_key"))
+            .values({c: bindparam(f"_v_{c}") for c in columns})
+        )
+        db.session.execute(
+            stmt,
+            [{"_key": r[key], **{f"_v_{c}": r[c] for c in columns}} for r in rows],
+            execution_options={"synchronize_session": False},
+        )
+        return
+    names = (key, *columns)
+    db.session.execute(_unnest_update(table, names), _array_params(table, names, rows))
+
+
+def _array_params(
+    table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> dict[str, list]:
     params = {}
     for i, name in enumerate(columns):
         values = [row[name] for row in rows]
@@ -164,14 +200,10 @@ def insert_rows(
         elif isinstance(column_type, UTCDateTime):
             values = [None if v is None else v.astimezone(UTC) for v in values]
         params[f"c{i}"] = values
-    result = db.session.execute(stmt, params)
-    return list(result) if returning else []
+    return params
 
 
-@functools.cache
-def _unnest_insert(
-    table: Table, columns: tuple[str, ...], returning: tuple[str, ...], conflict: tuple[str, ...]
-) -> TextClause:
+def _array_casts(table: Table, columns: Sequence[str]) -> list[str]:
     casts = []
     for i, name in enumerate(columns):
         column_type = table.c[name].type
@@ -180,6 +212,25 @@ def _unnest_insert(
         else:
             array = next(a for t, a in _PG_ARRAY_TYPES if isinstance(column_type, t))
         casts.append(f"CAST(:c{i} AS {array})")
+    return casts
+
+
+@functools.cache
+def _unnest_update(table: Table, columns: tuple[str, ...]) -> TextClause:
+    key, rest = columns[0], columns[1:]
+    sql = (
+        f"UPDATE {table.name} AS t SET {', '.join(f'{c} = v.{c}' for c in rest)}"  # noqa: S608
+        f" FROM unnest({', '.join(_array_casts(table, columns))}) AS v({', '.join(columns)})"
+        f" WHERE t.{key} = v.{key}"
+    )
+    return text(sql)
+
+
+@functools.cache
+def _unnest_insert(
+    table: Table, columns: tuple[str, ...], returning: tuple[str, ...], conflict: tuple[str, ...]
+) -> TextClause:
+    casts = _array_casts(table, columns)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608
     )

@@ -357,3 +357,43 @@ def test_with_a_worker_the_notify_only_stores_and_me_applies_the_payers_rows(mak
         assert me.json["points_balance"] == 30  # the payment a moment ago is there
         ops = client.get("/metrics").data.decode()
         assert 'huiyuan_journal_events{state="pending"} 0.0' in ops
+
+
+def test_first_time_payers_of_one_batch_join_together_each_once_with_one_welcome(pay_app):
+    from app.coupons.models import WelcomeGrant
+    from app.outbox.models import OutboxMessage
+    from tests.test_coupons_state_machine import new_template
+
+    new_template(welcome=True, name="开卡礼")
+    payers = ["first-a", "first-b", "first-a", "first-c"]  # first-a pays twice in the batch
+    events = [
+        PaymentEvent(
+            "wechat", f"FIRST{n}", 1000, T0 + timedelta(minutes=n), [("wechat_openid", APPID, who)]
+        )
+        for n, who in enumerate(payers)
+    ]
+    transaction(lambda: journal(events))
+    assert apply_pending(limit=10) == 4  # one batch: the three new members created together
+    holders = dict(
+        db.session.execute(
+            select(MemberIdentity.external_id, MemberIdentity.member_id).where(
+                MemberIdentity.external_id.in_(set(payers))
+            )
+        ).all()
+    )
+    members = {holders[p] for p in payers}
+    assert len(members) == 3
+    assert [balance_of(holders[p]) for p in ("first-a", "first-b", "first-c")] == [20, 10, 10]
+    grants = db.session.execute(
+        select(WelcomeGrant.member_id, func.count())
+        .where(WelcomeGrant.member_id.in_(members))
+        .group_by(WelcomeGrant.member_id)
+    ).all()
+    assert sorted(n for _, n in grants) == [1, 1, 1]
+    welcomes = db.session.execute(
+        select(OutboxMessage.member_id, OutboxMessage.payload).where(
+            OutboxMessage.member_id.in_(members), OutboxMessage.kind == "welcome"
+        )
+    ).all()
+    assert len(welcomes) == 3 and all(p.get("coupon_code") for _, p in welcomes)
+    assert audit_differences() == [] and lots.lot_differences() == []

@@ -16,57 +16,90 @@ from app.errors import Conflict
 from app.extensions import db
 from app.members.models import Member
 from app.members.services import resolve_member
-from app.outbox.services import enqueue_message
+from app.outbox.services import enqueue_messages
 
 
 def issue_welcome_coupon(member_id: int) -> Coupon | None:
-    """The welcome coupon, once per person, inside the caller's transaction (never commits).
-
-    Returns the coupon issued now or earlier; None when no active welcome template exists or
-    its stock is used up. The member row is locked so two joins cannot both issue it, and the
-    grant follows the person through merges (``on_member_merge``).
-    """
+    """:func:`issue_welcome_coupons` for one member: the coupon issued now or earlier."""
     member = resolve_member(member_id)
-    # NO KEY UPDATE: serialises welcome issuance per member without blocking inserts that
-    # merely reference the member (another template's coupons, ledger entries).
+    code = issue_welcome_coupons([member.id]).get(member.id)
+    if code is None:
+        return None
+    return db.session.execute(select(Coupon).where(Coupon.code == code)).scalar_one()
+
+
+def issue_welcome_coupons(member_ids: Sequence[int]) -> dict[int, str]:
+    """The welcome coupon of each (live) member, once per person, inside the caller's
+    transaction (never commits): ``{member_id: coupon code}`` for those who have one, issued
+    now or earlier. Members without one get none when no active welcome template exists or
+    its stock is used up.
+
+    Set-based: the members are locked in id order in one statement, one query finds the
+    grants and one the coupons issued under their keys; only members still without one get a
+    coupon from the template (locked once). The member lock (``NO KEY UPDATE``) means two
+    joins cannot both issue it, without blocking inserts that merely reference the member
+    (another template's coupons, ledger entries); the grant follows the person through merges
+    (``on_member_merge``).
+    """
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
     db.session.execute(
-        select(Member.id).where(Member.id == member.id).with_for_update(key_share=True)
+        select(Member.id)
+        .where(Member.id.in_(ids))
+        .order_by(Member.id)
+        .with_for_update(key_share=True)
     )
-    existing = db.session.execute(
-        select(WelcomeGrant).where(WelcomeGrant.member_id == member.id)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return db.session.get(Coupon, existing.coupon_id)
-    issue_key = f"welcome:{member.id}"
-    earlier = db.session.execute(
-        select(Coupon).where(Coupon.issue_key == issue_key)
-    ).scalar_one_or_none()
-    if earlier is not None:  # its grant moved on with a merge: still this person's one
-        return earlier
+    codes: dict[int, str] = {
+        member_id: code
+        for member_id, code in db.session.execute(
+            select(WelcomeGrant.member_id, Coupon.code)
+            .join(Coupon, Coupon.id == WelcomeGrant.coupon_id)
+            .where(WelcomeGrant.member_id.in_(ids))
+        )
+    }
+    keys = {f"welcome:{m}": m for m in ids if m not in codes}
+    if keys:  # a grant that moved on with a merge: the coupon is still this person's one
+        for key, code in db.session.execute(
+            select(Coupon.issue_key, Coupon.code).where(Coupon.issue_key.in_(list(keys)))
+        ):
+            codes[keys[key]] = code
+    wanted = [m for m in ids if m not in codes]
+    if not wanted:
+        return codes
     found = welcome_template()
     if found is None:
-        return None
+        return codes
     template = lock_template(found.id)
-    try:
-        coupon = issue_one(
-            template,
-            member.id,
-            source="welcome",
-            actor=Actor("system:welcome", "system"),
-            issue_key=issue_key,
-        )
-    except Conflict:  # paused, ended, out of stock: refused before anything was written
-        return None
-    db.session.add(WelcomeGrant(member_id=member.id, coupon_id=coupon.id, created_at=utcnow()))
+    now = utcnow()
+    for member_id in wanted:
+        try:
+            coupon = issue_one(
+                template,
+                member_id,
+                source="welcome",
+                actor=Actor("system:welcome", "system"),
+                issue_key=f"welcome:{member_id}",
+            )
+        except Conflict:  # paused, ended, out of stock: refused before anything was written
+            continue
+        db.session.add(WelcomeGrant(member_id=member_id, coupon_id=coupon.id, created_at=now))
+        codes[member_id] = coupon.code
     db.session.flush()
-    return coupon
+    return codes
 
 
 def on_members_joined(joined: Sequence[MemberJoined]) -> None:
     """``MEMBERS_JOINED`` listener: each new member's welcome coupon and welcome message."""
-    for item in joined:
-        coupon = issue_welcome_coupon(item.member_id)
-        payload = {"coupon_code": coupon.code} if coupon is not None else {}
-        enqueue_message(
-            item.member_id, "welcome", payload, dedupe_key=f"member:{item.member_id}:welcome"
-        )
+    codes = issue_welcome_coupons([item.member_id for item in joined])
+    enqueue_messages(
+        [
+            (
+                item.member_id,
+                "welcome",
+                {"coupon_code": codes[item.member_id]} if item.member_id in codes else {},
+                f"member:{item.member_id}:welcome",
+            )
+            for item in joined
+        ]
+    )

@@ -32,11 +32,12 @@ def _insert_stmt(dialect: str) -> Insert:
 
 
 def journal(events: Sequence[MoneyEventIn], conn: Connection | None = None) -> list[int]:
-    """Store verified events; the ids of those new. One statement per event.
+    """Store verified events; the ids of those new. One multi-row statement for them all.
 
     Runs in the caller's transaction: the session's, or ``conn`` (a Core connection, the
-    notify path's: cheaper per request than the ORM session). The caller commits before it
-    acknowledges the notification.
+    notify path's: cheaper per request than the ORM session; an autocommit one makes the
+    statement its own transaction). The caller commits before it acknowledges the
+    notification.
     """
     if not events:
         return []
@@ -60,7 +61,7 @@ def journal(events: Sequence[MoneyEventIn], conn: Connection | None = None) -> l
         )
     run = conn.execute if conn is not None else db.session.execute
     stmt = _insert_stmt((conn.dialect if conn is not None else db.session.get_bind().dialect).name)
-    return [int(i) for row in rows for i in run(stmt, row).scalars().all()]
+    return [int(i) for i in run(stmt, rows).scalars().all()]
 
 
 def backlog() -> dict[str, float | int]:

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from app.common.clock import SHANGHAI, utcnow
 from app.common.hooks import MemberJoined, PurchaseApplied
 from app.common.upsert import insert_ignore, upsert_add
+from app.db import update_rows
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.intel.models import IntelSettings, LifecycleEvent, MemberStats, MemberStoreMonth
@@ -238,8 +239,26 @@ def on_members_joined(items: Sequence[MemberJoined]) -> None:
     enroll("joined", [(i.member_id, "joined", i.joined_at) for i in items])
 
 
+# what a purchase or refund changes in a member's stats row
+_PURCHASE_FIELDS = (
+    "purchase_count",
+    "payer_fen_total",
+    "first_purchase_at",
+    "last_purchase_at",
+    "last_store_id",
+    "window_month",
+    "purchases_12m",
+    "payer_fen_12m",
+    "home_store_id",
+    "lifecycle",
+    "lifecycle_since",
+    "updated_at",
+)
+
+
 def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
-    """Fold purchases and refunds into the members' stats, in the applying transaction."""
+    """Fold purchases and refunds into the members' stats, in the applying transaction: the
+    rows are locked and read once, changed in Python and written back by one statement."""
     by_member: dict[int, list[PurchaseApplied]] = defaultdict(list)
     for item in items:
         if item.member_id is not None:
@@ -249,6 +268,8 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
     member_ids = sorted(by_member)
     _ensure_rows(member_ids)
     rows = _lock_rows(member_ids)
+    for row in rows.values():  # worked on detached, written back by one statement below
+        db.session.expunge(row)
     buckets: dict[tuple[int, int, date], list[int]] = defaultdict(lambda: [0, 0])
     first_buyers = []
     for member_id, events in by_member.items():
@@ -283,6 +304,11 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
     for row in rows.values():
         row.updated_at = now
     restage(rows.values(), now)
+    update_rows(
+        MemberStats.__table__,
+        "member_id",
+        [{c: getattr(row, c) for c in ("member_id", *_PURCHASE_FIELDS)} for row in rows.values()],
+    )
     if first_buyers:
         from app.intel.journeys import enroll
 

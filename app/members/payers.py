@@ -2,10 +2,11 @@
 
 :func:`enrol` is the one way a payer (WeChat openid/unionid, Alipay user id/open id, a till's
 card) or a phone becomes a member: payments, till sales and mini-program logins all call it,
-for one person or a whole batch. New members are created by ``create_member`` (which fires
-``MEMBERS_JOINED``); identities a known member lacks are added. A racing enrolment of the same
-identity fails the transaction on the identities' unique key, and the transaction runner
-(``app.db.transaction``) runs it again, which then finds the winner's member.
+for one person or a whole batch. New members are created together by ``create_members``
+(which fires ``MEMBERS_JOINED`` once for the batch); identities a known member lacks are
+added. A racing enrolment of the same identity fails the transaction on the identities'
+unique key, and the transaction runner (``app.db.transaction``) runs it again, which then
+finds the winner's member.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from flask import current_app
 from sqlalchemy import select, tuple_
 
 from app.extensions import db
-from app.members.models import Member, MemberIdentity
-from app.members.services import add_identity, create_member, lock_members
+from app.members.models import MemberIdentity
+from app.members.services import NewMember, add_identities, create_members, lock_members
 
 Identity = tuple[str, str, str]  # (kind, app, external_id)
 
@@ -57,40 +58,50 @@ def enrol(payers: Sequence[Payer], *, lock: bool = True) -> list[int]:
             )
         ).all()
         holders = {(k, a, e): int(m) for k, a, e, m in rows}
+    # payers nobody holds: one new member each (a payer named twice in the batch, or two
+    # payers sharing an identity, become one member), created together
+    new_of: dict[int, int] = {}  # payer index -> index of the payer whose member it is
+    claimed: dict[Identity, int] = {}
+    for index, payer in enumerate(payers):
+        if any(i in holders for i in payer.identities):
+            continue
+        owner = next((claimed[i] for i in payer.identities if i in claimed), index)
+        new_of[index] = owner
+        for identity in payer.identities:
+            claimed.setdefault(identity, owner)
+    creating = sorted(set(new_of.values()))
+    created = create_members(
+        [
+            NewMember(
+                source=payers[i].source,
+                phone=next((e for k, _, e in payers[i].identities if k == "phone"), None),
+                identities=tuple(x for x in payers[i].identities if x[0] != "phone"),
+                store_id=payers[i].store_id,
+            )
+            for i in creating
+        ]
+    )
+    member_of = dict(zip(creating, created, strict=True))
+    for i in creating:
+        for identity in payers[i].identities:
+            holders[identity] = member_of[i]
     found: list[int] = []
     missing: list[tuple[int, Identity]] = []
-    for payer in payers:
-        held = [holders[i] for i in payer.identities if i in holders]
-        if held:
-            member_id = held[0]
+    for index, payer in enumerate(payers):
+        if index in new_of:
+            member_id = member_of[new_of[index]]
         else:
-            phone = next((e for k, _, e in payer.identities if k == "phone"), None)
-            others = [i for i in payer.identities if i[0] != "phone"]
-            member = create_member(
-                source=payer.source, phone=phone, identities=others, store_id=payer.store_id
-            )
-            member_id = member.id
-            for identity in payer.identities:
-                holders[identity] = member_id
+            member_id = next(holders[i] for i in payer.identities if i in holders)
         for identity in payer.identities:
             if identity not in holders:
                 holders[identity] = member_id
                 missing.append((member_id, identity))
         found.append(member_id)
     live = lock_members(found) if lock else {m: m for m in found}
-    for member_id, (kind, app, external_id) in missing:
-        # identities the member lacks (an Alipay open id beside the user id …); a concurrent
-        # add fails the transaction on the unique key and the runner tries again
-        add_identity(_member(live[member_id]), kind, external_id, app)
-    if missing:
-        db.session.flush()
+    # identities the member lacks (an Alipay open id beside the user id …); a concurrent add
+    # fails the transaction on the unique key and the runner tries again
+    add_identities([(live[m], identity) for m, identity in missing])
     return [live[m] for m in found]
-
-
-def _member(member_id: int) -> Member:
-    member = db.session.get(Member, member_id)
-    assert member is not None
-    return member
 
 
 def payer_identity(kind: str, external_id: str) -> Identity:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from app.common.clock import utcnow
 from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
-from app.db import unit_of_work
+from app.db import insert_rows, unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
-from app.members.consent import channel_for_source, record_consent
-from app.members.models import IDENTITY_KINDS, Member, MemberIdentity
-from app.points.services import open_account, post_entry
+from app.members.consent import channel_for_source, policy_version
+from app.members.models import IDENTITY_KINDS, Member, MemberConsent, MemberIdentity
+from app.points.models import PointsAccount
+from app.points.services import balance_of, post_entry
 
 MAX_MERGE_HOPS = 16
 
@@ -94,8 +97,9 @@ def _lock_members_stmt() -> Select:
 @functools.cache
 def _by_identity_stmt() -> Select:
     return (
-        select(Member)  # the identity and its member in one query
+        select(Member.id, Member.phone, Member.merged_into_id, PointsAccount.balance)
         .join(MemberIdentity, MemberIdentity.member_id == Member.id)
+        .outerjoin(PointsAccount, PointsAccount.member_id == Member.id)
         .where(
             MemberIdentity.kind == bindparam("kind"),
             MemberIdentity.app == bindparam("app"),
@@ -104,21 +108,55 @@ def _by_identity_stmt() -> Select:
     )
 
 
+@dataclass(frozen=True)
+class MemberRef:
+    """A live member's id, phone and points balance: what a lookup answers, without loading
+    the row (columns only, one statement)."""
+
+    id: int
+    phone: str | None
+    balance: int
+
+
+def find_ref_by_identity(kind: str, external_id: str, app: str = "") -> MemberRef | None:
+    """The live member holding an identity, as id, phone and balance (one statement; reads
+    only)."""
+    if kind not in IDENTITY_KINDS:
+        raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
+    row = db.session.execute(
+        _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.merged_into_id is None:
+        return MemberRef(int(row.id), row.phone, int(row.balance or 0))
+    live = resolve_member(row.merged_into_id)
+    return MemberRef(live.id, live.phone, balance_of(live.id))
+
+
 def find_by_identity(kind: str, external_id: str, app: str = "") -> Member | None:
     """The live member holding an identity, or None (reads only; the money path enrols with
     ``app.members.payers.enrol`` and locks with :func:`lock_members`)."""
-    if kind not in IDENTITY_KINDS:
-        raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    holder = db.session.execute(
-        _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
-    ).scalar_one_or_none()
-    if holder is None or holder.merged_into_id is None:
-        return holder
-    return resolve_member(holder.merged_into_id)
+    ref = find_ref_by_identity(kind, external_id, app)
+    return get_member(ref.id) if ref is not None else None
 
 
 def find_by_phone(phone: str) -> Member | None:
     return find_by_identity("phone", normalize_phone(phone))
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """One member for :func:`create_members`: how they arrived, and what they bring."""
+
+    source: str
+    phone: str | None = None
+    identities: tuple[tuple[str, str, str], ...] = ()  # (kind, app, external_id), no phone
+    name: str | None = None
+    birthday: date | None = None
+    store_id: int | None = None
+    welcome: bool = True
+    consent_channel: str | None = None
 
 
 def create_member(
@@ -132,49 +170,124 @@ def create_member(
     welcome: bool = True,
     consent_channel: str | None = None,
 ) -> Member:
-    """A new member with its points account and identities ``[(kind, app, external_id)]``.
-
-    Flushes inside the caller's transaction. A racing creation with the same identity fails
-    on the identities' unique constraint (``IntegrityError``): the caller retries and finds it.
-    A person who joins (``welcome``; not a member imported from another system) fires
-    ``MEMBERS_JOINED``: the welcome coupon and message, stats and attribution listen there.
-
-    With a phone, the member's consent (channel ``consent_channel``, by default the one
-    ``source`` implies) is recorded first, then the phone is stored.
-    """
-    normalized = normalize_phone(phone) if phone is not None else None
-    member = Member(
-        phone=None,
-        name=name,
-        birthday=birthday,
-        source=source,
-        join_store_id=store_id,
-        status="active",
+    """:func:`create_members` for one member, answering the row."""
+    [member_id] = create_members(
+        [
+            NewMember(
+                source,
+                phone,
+                tuple(identities or ()),
+                name,
+                birthday,
+                store_id,
+                welcome,
+                consent_channel,
+            )
+        ]
     )
-    db.session.add(member)
-    db.session.flush()
-    if normalized:
-        record_consent(member.id, consent_channel or channel_for_source(source))
-        member.phone = normalized
-    open_account(member.id)
-    wanted = list(identities or [])
-    if normalized:
-        wanted.insert(0, ("phone", "", normalized))
-    for kind, app, external_id in wanted:
-        add_identity(member, kind, external_id, app)
-    db.session.flush()
-    if welcome:
-        MEMBERS_JOINED.fire(
+    return get_member(member_id)
+
+
+def create_members(new: Sequence[NewMember]) -> list[int]:
+    """New members, each with its points account and identities; their ids, in order.
+
+    The one way a member is created. Set-based: one multi-row ``INSERT … RETURNING`` per
+    table (members, consents, accounts, identities) for the whole batch, inside the caller's
+    transaction. A racing creation with the same identity fails on the identities' unique
+    constraint (``IntegrityError``): the caller's transaction runner retries and finds it.
+    People who join (``welcome``; not members imported from another system) fire
+    ``MEMBERS_JOINED`` once for the batch: the welcome coupon and message, stats and
+    attribution listen there.
+
+    A member with a phone gets a consent row (channel ``consent_channel``, by default the one
+    ``source`` implies) in the same transaction: a phone is never stored without one.
+    """
+    if not new:
+        return []
+    for item in new:
+        for kind, _, _ in item.identities:
+            if kind not in IDENTITY_KINDS:
+                raise ValueError(f"unknown identity kind {kind!r}")
+    now = utcnow()
+    phones = [normalize_phone(n.phone) if n.phone is not None else None for n in new]
+    table = Member.__table__
+    ids = [
+        int(pk)
+        for pk in db.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
             [
-                MemberJoined(
-                    member_id=member.id,
-                    channel=join_channel(source),
-                    joined_at=member.created_at,
-                    store_id=store_id,
-                )
-            ]
-        )
-    return member
+                {
+                    "phone": phone or None,
+                    "name": n.name,
+                    "birthday": n.birthday,
+                    "source": n.source,
+                    "join_store_id": n.store_id,
+                    "status": "active",
+                    "marketing_opt_out": False,
+                    "created_at": now,
+                }
+                for n, phone in zip(new, phones, strict=True)
+            ],
+        ).scalars()
+    ]
+    insert_rows(
+        MemberConsent.__table__,
+        [
+            {
+                "member_id": member_id,
+                "policy_version": policy_version(),
+                "channel": (n.consent_channel or channel_for_source(n.source))[:16],
+                "granted_at": now,
+            }
+            for member_id, n, phone in zip(ids, new, phones, strict=True)
+            if phone
+        ],
+    )
+    insert_rows(
+        PointsAccount.__table__,
+        [{"member_id": member_id, "balance": 0, "updated_at": now} for member_id in ids],
+    )
+    add_identities(
+        [
+            (member_id, identity)
+            for member_id, n, phone in zip(ids, new, phones, strict=True)
+            for identity in ((("phone", "", phone),) if phone else ()) + n.identities
+        ]
+    )
+    MEMBERS_JOINED.fire(
+        [
+            MemberJoined(
+                member_id=member_id,
+                channel=join_channel(n.source),
+                joined_at=now,
+                store_id=n.store_id,
+            )
+            for member_id, n in zip(ids, new, strict=True)
+            if n.welcome
+        ]
+    )
+    return ids
+
+
+def add_identities(rows: Sequence[tuple[int, tuple[str, str, str]]]) -> None:
+    """Identities ``(member_id, (kind, app, external_id))`` in one multi-row insert."""
+    now = utcnow()
+    for _, (kind, _, _) in rows:
+        if kind not in IDENTITY_KINDS:
+            raise ValueError(f"unknown identity kind {kind!r}")
+    insert_rows(
+        MemberIdentity.__table__,
+        [
+            {
+                "member_id": m,
+                "kind": kind,
+                "app": app,
+                "external_id": external_id,
+                "created_at": now,
+            }
+            for m, (kind, app, external_id) in rows
+        ],
+    )
 
 
 def join_channel(source: str) -> str:

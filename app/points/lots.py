@@ -1,6 +1,6 @@
 """Lots: which points a balance is made of, and when each expires.
 
-Called by ``post_entry`` under the member's account lock, so no lot row needs a lock of its own.
+Called by ``append_entries`` under the member's account lock, so no lot row needs a lock of its own.
 A credit first repays the member's debt (a negative balance left by a clawback), soonest-
 expiring pieces first; what is left becomes lots. A debit takes the soonest-expiring lots first
 (never-expiring last) and records each lot it took from.
@@ -17,7 +17,7 @@ from sqlalchemy import case, func, select
 
 from app.extensions import db
 from app.points.expiry import ExpiryPolicy, parse_policy
-from app.points.models import PointsAccount, PointsEntry, PointsLot, PointsLotConsumption
+from app.points.models import PointsAccount, PointsLot, PointsLotConsumption
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,12 @@ def _soonest_first(piece: LotPiece) -> tuple[bool, datetime | None]:
     return (piece.expires_at is None, piece.expires_at)
 
 
-def credit(
-    entry: PointsEntry, member_id: int, pieces: Sequence[LotPiece], *, debt: int
-) -> list[PointsLot]:
-    """Repay ``debt`` from the soonest-expiring pieces, then turn the rest into lots."""
-    created = []
+def credit_rows(
+    entry_id: int, member_id: int, pieces: Sequence[LotPiece], *, debt: int, now: datetime
+) -> list[dict]:
+    """The lot rows of a credit: repay ``debt`` from the soonest-expiring pieces, then the
+    rest becomes lots (rows for one multi-row insert)."""
+    rows = []
     owed = debt
     for piece in sorted(pieces, key=_soonest_first):
         repaid = min(owed, piece.points)
@@ -64,19 +65,19 @@ def credit(
         left = piece.points - repaid
         if left <= 0:
             continue
-        lot = PointsLot(
-            member_id=member_id,
-            entry=entry,
-            origin_lot_id=piece.origin_lot_id,
-            points=left,
-            remaining=left,
-            earned_at=piece.earned_at,
-            expires_at=piece.expires_at,
-            created_at=entry.created_at,
+        rows.append(
+            {
+                "member_id": member_id,
+                "entry_id": entry_id,
+                "origin_lot_id": piece.origin_lot_id,
+                "points": left,
+                "remaining": left,
+                "earned_at": piece.earned_at,
+                "expires_at": piece.expires_at,
+                "created_at": now,
+            }
         )
-        db.session.add(lot)
-        created.append(lot)
-    return created
+    return rows
 
 
 def open_lots(member_id: int, *, lot_id: int | None = None) -> list[PointsLot]:
@@ -88,7 +89,7 @@ def open_lots(member_id: int, *, lot_id: int | None = None) -> list[PointsLot]:
     return list(db.session.scalars(stmt.execution_options(populate_existing=True)))
 
 
-def consume(entry: PointsEntry, member_id: int, amount: int, *, lot_id: int | None = None) -> int:
+def consume(entry_id: int, member_id: int, amount: int, *, lot_id: int | None = None) -> int:
     """Take up to ``amount`` from the member's lots (or from lot ``lot_id`` only)."""
     taken = 0
     for lot in open_lots(member_id, lot_id=lot_id):
@@ -96,7 +97,7 @@ def consume(entry: PointsEntry, member_id: int, amount: int, *, lot_id: int | No
             break
         take = min(lot.remaining, amount - taken)
         lot.remaining -= take
-        db.session.add(PointsLotConsumption(entry=entry, lot=lot, points=take))
+        db.session.add(PointsLotConsumption(entry_id=entry_id, lot_id=lot.id, points=take))
         taken += take
     return taken
 

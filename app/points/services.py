@@ -1,7 +1,9 @@
 """The one place points change: every credit and debit is a ledger entry with an idempotency key.
 
-These functions work inside the caller's unit of work and never commit. The member's account row
-is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so the
+:func:`append_entries` writes every entry, cached balance and lot, set-based over a batch
+(``post_entry`` and ``credit_points`` are its single-change and purchase-earn forms). It works
+inside the caller's unit of work and never commits. The members' account rows are locked first
+(``SELECT … FOR UPDATE`` in member-id order on PostgreSQL; SQLite serialises writers), so the
 idempotency check, the balance check, the lots (``app.points.lots``) and the update see one
 consistent state.
 """
@@ -58,11 +60,135 @@ def lock_account(member_id: int) -> PointsAccount:
     return account
 
 
-def open_account(member_id: int) -> PointsAccount:
-    """Created with the member, in the same transaction."""
-    account = PointsAccount(member_id=member_id, balance=0, updated_at=utcnow())
-    db.session.add(account)
-    return account
+@dataclass(frozen=True)
+class Change:
+    """One ledger entry for :func:`append_entries`: ``points`` > 0 credits, < 0 debits.
+
+    ``allow_negative``: a debit may take the balance below zero (a clawback: the member then
+    owes points). ``earned_at``: when credited points count as earned (their lot's expiry);
+    ``restore_lots``: pieces that come back with their own expiries (a release, a merge);
+    ``from_lot``: a debit taken from that lot only (the expiry job).
+    """
+
+    member_id: int
+    points: int
+    kind: str
+    idempotency_key: str
+    ref_type: str | None = None
+    ref_id: str | None = None
+    store_id: int | None = None
+    actor: str | None = None
+    reason: str | None = None
+    allow_negative: bool = False
+    earned_at: datetime | None = None
+    restore_lots: Sequence[LotPiece] | None = None
+    from_lot: int | None = None
+
+
+@dataclass(frozen=True)
+class Appended:
+    entry_id: int
+    balance_after: int
+    created: bool  # False: the key was used before; its first entry, nothing changed now
+
+
+def append_entries(changes: Sequence[Change], *, new_keys: bool = False) -> list[Appended]:
+    """The one place ledger entries and balances are written, for many changes at once.
+
+    Each change appends one entry and moves its member's cached balance and lots with it. A
+    credit first repays any debt, then becomes lots expiring by ``POINTS_EXPIRY`` counted from
+    ``earned_at`` (default now), or the ``restore_lots`` pieces; a debit takes the
+    soonest-expiring lots first (only ``from_lot`` when given) and records what it took. A
+    debit may not take the balance below zero unless ``allow_negative``
+    (``InsufficientPoints``, before anything is written).
+
+    Idempotent: a key used before answers its first entry (``created=False``) and changes
+    nothing; a reuse with other content is refused (``IDEMPOTENCY_KEY_REUSED``). The accounts
+    are locked in member-id order before that check. ``new_keys``: every key names a row the
+    caller's transaction has just created (a purchase's earn), so the check and the separate
+    lock are skipped; the key's unique index still refuses a reuse, failing the transaction
+    for the runner to retry.
+
+    Set-based: per wave (each member at most once, in list order, so a member changed twice
+    is changed as two calls would) the balances move in one ``UPDATE … RETURNING`` (``unnest``
+    arrays on PostgreSQL), the entries are one multi-row ``INSERT … RETURNING`` and the fresh
+    lots one more. Fires ``POINTS_CHANGED``. Results in list order.
+    """
+    for change in changes:
+        if change.kind not in ENTRY_KINDS:
+            raise ValueError(f"unknown ledger entry kind {change.kind!r}")
+        if not isinstance(change.points, int) or isinstance(change.points, bool):
+            raise ValidationFailed("points must be an integer", code="INVALID_POINTS")
+        if change.restore_lots is not None and (
+            sum(p.points for p in change.restore_lots) != change.points
+        ):
+            raise ValueError("restored lots must add up to the points credited")
+    results: list[Appended | None] = [None] * len(changes)
+    todo = list(range(len(changes)))
+    balances: dict[int, int] = {}
+    if not new_keys and changes:
+        balances = _locked_balances({c.member_id for c in changes})
+        for index, existing in _existing_entries(changes).items():
+            results[index] = existing
+        todo = [i for i in todo if results[i] is None]
+    elif any(c.points < 0 and not c.allow_negative for c in changes):
+        balances = _locked_balances({c.member_id for c in changes})
+    for wave in member_waves([changes[i].member_id for i in todo]):
+        picked = [todo[i] for i in wave]
+        out = _append_wave([changes[i] for i in picked], balances)
+        for index, appended in zip(picked, out, strict=True):
+            results[index] = appended
+    return [r for r in results if r is not None]
+
+
+def _locked_balances(member_ids: set[int]) -> dict[int, int]:
+    """The accounts locked in member-id order (one statement); all must exist."""
+    ordered = sorted(member_ids)
+    found = {
+        int(m): int(b)
+        for m, b in db.session.execute(
+            select(PointsAccount.member_id, PointsAccount.balance)
+            .where(PointsAccount.member_id.in_(ordered))
+            .order_by(PointsAccount.member_id)
+            .with_for_update()
+        )
+    }
+    if len(found) != len(ordered):
+        raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
+    return found
+
+
+def _existing_entries(changes: Sequence[Change]) -> dict[int, Appended]:
+    """The changes whose key was used before, answered with their first entry."""
+    rows = {
+        r.idempotency_key: r
+        for r in db.session.execute(
+            select(
+                PointsEntry.id,
+                PointsEntry.member_id,
+                PointsEntry.points,
+                PointsEntry.kind,
+                PointsEntry.balance_after,
+                PointsEntry.idempotency_key,
+            ).where(PointsEntry.idempotency_key.in_(sorted({c.idempotency_key for c in changes})))
+        )
+    }
+    found: dict[int, Appended] = {}
+    for index, change in enumerate(changes):
+        row = rows.get(change.idempotency_key)
+        if row is None:
+            continue
+        if (row.member_id, row.points, row.kind) != (
+            change.member_id,
+            change.points,
+            change.kind,
+        ):
+            raise Conflict(
+                "this idempotency key was used for a different change",
+                code="IDEMPOTENCY_KEY_REUSED",
+            )
+        found[index] = Appended(int(row.id), int(row.balance_after), created=False)
+    return found
 
 
 def post_entry(
@@ -81,48 +207,29 @@ def post_entry(
     restore_lots: Sequence[LotPiece] | None = None,
     from_lot: int | None = None,
 ) -> PostResult:
-    """Append one entry and move the cached balance and the lots with it.
-
-    A negative entry may not take the balance below zero unless ``allow_negative`` (clawbacks:
-    the member then owes points). Reusing a key returns the first entry and changes nothing; a
-    reuse with other content is refused, since it means two different events share a key.
-
-    A positive entry first repays any debt, then becomes lots expiring by ``POINTS_EXPIRY``
-    counted from ``earned_at`` (default now), or, given ``restore_lots`` (a release, a merge),
-    lots with those pieces' own expiries. A negative entry takes the soonest-expiring lots
-    first (only lot ``from_lot`` when given: the expiry job) and records what it took.
-    """
-    if kind not in ENTRY_KINDS:
-        raise ValueError(f"unknown ledger entry kind {kind!r}")
-    if not isinstance(points, int) or isinstance(points, bool):
-        raise ValidationFailed("points must be an integer", code="INVALID_POINTS")
-    account = lock_account(member_id)
-    existing = db.session.execute(
-        select(PointsEntry).where(PointsEntry.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    if existing is not None:
-        _check_same_change(existing, member_id, points, kind)
-        return PostResult(existing, created=False)
-    entry = _append(
-        account,
-        points,
-        kind=kind,
-        idempotency_key=idempotency_key,
-        ref_type=ref_type,
-        ref_id=ref_id,
-        store_id=store_id,
-        actor=actor,
-        reason=reason,
-        allow_negative=allow_negative,
-        earned_at=earned_at,
-        restore_lots=restore_lots,
-        from_lot=from_lot,
+    """:func:`append_entries` for one change, answering its entry row."""
+    [appended] = append_entries(
+        [
+            Change(
+                member_id,
+                points,
+                kind,
+                idempotency_key,
+                ref_type=ref_type,
+                ref_id=ref_id,
+                store_id=store_id,
+                actor=actor,
+                reason=reason,
+                allow_negative=allow_negative,
+                earned_at=earned_at,
+                restore_lots=restore_lots,
+                from_lot=from_lot,
+            )
+        ]
     )
-    db.session.flush()
-    POINTS_CHANGED.fire(
-        [PointsChanged(member_id, points, entry.balance_after, kind, idempotency_key)]
-    )
-    return PostResult(entry, created=True)
+    entry = db.session.get(PointsEntry, appended.entry_id)
+    assert entry is not None
+    return PostResult(entry, created=appended.created)
 
 
 @dataclass(frozen=True)
@@ -168,30 +275,30 @@ def _move_stmt() -> Update:
 
 
 def credit_points(credits: Sequence[Credit]) -> list[Credited]:
-    """The one way points are credited: entries, balances and lots for many credits at once.
-
-    Each key must be new (it names a row the caller's transaction has just created, e.g. a
-    purchase's earn); the key's unique index refuses a reuse, which fails the transaction and
-    the transaction runner retries it. The rules are ``post_entry``'s: a credit repays any
-    debt first and the rest becomes a lot expiring by ``POINTS_EXPIRY`` from ``earned_at``.
-    Set-based: the accounts are locked in member-id order and moved by one ``UPDATE …
-    RETURNING`` (``unnest`` arrays on PostgreSQL), the entries written by one multi-row
-    ``INSERT … RETURNING`` and the lots by one more. A member credited twice in one call is
-    credited in list order (one wave per occurrence). Fires ``POINTS_CHANGED``. Results in
-    list order.
-    """
+    """Points earned by rows the caller's transaction has just created (a purchase's earn):
+    :func:`append_entries` with ``new_keys``, for positive credits only. Results in order."""
     for credit in credits:
-        if credit.kind not in ENTRY_KINDS:
-            raise ValueError(f"unknown ledger entry kind {credit.kind!r}")
         if not isinstance(credit.points, int) or isinstance(credit.points, bool):
             raise ValidationFailed("points must be an integer", code="INVALID_POINTS")
         if credit.points <= 0:
             raise ValueError("credit_points takes positive credits only")
-    results: list[Credited | None] = [None] * len(credits)
-    for wave in member_waves([c.member_id for c in credits]):
-        for index, credited in zip(wave, _credit_wave([credits[i] for i in wave]), strict=True):
-            results[index] = credited
-    return [r for r in results if r is not None]
+    appended = append_entries(
+        [
+            Change(
+                c.member_id,
+                c.points,
+                c.kind,
+                c.idempotency_key,
+                ref_type=c.ref_type,
+                ref_id=c.ref_id,
+                store_id=c.store_id,
+                earned_at=c.earned_at,
+            )
+            for c in credits
+        ],
+        new_keys=True,
+    )
+    return [Credited(a.entry_id, a.balance_after) for a in appended]
 
 
 def member_waves(member_ids: Sequence[int | None]) -> list[list[int]]:
@@ -213,30 +320,40 @@ def member_waves(member_ids: Sequence[int | None]) -> list[list[int]]:
     return [w for w in waves if w]
 
 
-def _credit_wave(credits: Sequence[Credit]) -> list[Credited]:
+def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Appended]:
+    """One wave (each member once): balances, entries, lots. ``balances``: the locked
+    balances known so far (kept up to date), for the debit check."""
+    for c in changes:
+        if c.points < 0 and not c.allow_negative and c.member_id in balances:
+            if balances[c.member_id] + c.points < 0:
+                raise InsufficientPoints(
+                    "not enough points",
+                    details={"balance": balances[c.member_id], "requested": -c.points},
+                )
     now = utcnow()
-    move = _move_stmt()
+    moved: dict[int, int] = {}
     if db.session.get_bind().dialect.name == "postgresql":
         rows = db.session.execute(
             _MOVE_PG,
             {
-                "ids": [c.member_id for c in credits],
-                "pts": [c.points for c in credits],
+                "ids": [c.member_id for c in changes],
+                "pts": [c.points for c in changes],
                 "now": now,
             },
         ).all()
-        balances = {int(m): int(b) for m, b in rows}
+        moved = {int(m): int(b) for m, b in rows}
     else:
-        balances = {}
-        for c in credits:
+        move = _move_stmt()
+        for c in changes:
             value = db.session.execute(
                 move, {"b_member_id": c.member_id, "b_points": c.points, "b_now": now}
             ).scalar_one_or_none()
             if value is not None:
-                balances[c.member_id] = int(value)
-    if len(balances) != len({c.member_id for c in credits}):
+                moved[c.member_id] = int(value)
+    if len(moved) != len({c.member_id for c in changes}):
         raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
-    for c in credits:  # a copy loaded earlier in this transaction is now stale
+    balances.update(moved)
+    for c in changes:  # a copy loaded earlier in this transaction is now stale
         loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, c.member_id))
         if loaded is not None:
             db.session.expire(loaded)
@@ -246,130 +363,48 @@ def _credit_wave(credits: Sequence[Credit]) -> list[Credited]:
             {
                 "member_id": c.member_id,
                 "points": c.points,
-                "balance_after": balances[c.member_id],
+                "balance_after": moved[c.member_id],
                 "kind": c.kind,
                 "idempotency_key": c.idempotency_key,
                 "ref_type": c.ref_type,
                 "ref_id": c.ref_id,
                 "store_id": c.store_id,
-                "actor": None,
-                "reason": None,
+                "actor": c.actor,
+                "reason": c.reason,
                 "created_at": now,
             }
-            for c in credits
+            for c in changes
         ],
         returning=("id", "idempotency_key"),
     )
     by_key = {key: int(pk) for pk, key in entry_rows}
-    entry_ids = [by_key[c.idempotency_key] for c in credits]
-    lot_rows = []
-    for c, entry_id in zip(credits, entry_ids, strict=True):
-        left = c.points - min(c.points, lots.debt_of(balances[c.member_id] - c.points))
-        if left > 0:
-            piece = lots.fresh_piece(left, c.earned_at or now)
-            lot_rows.append(
-                {
-                    "member_id": c.member_id,
-                    "entry_id": entry_id,
-                    "origin_lot_id": None,
-                    "points": left,
-                    "remaining": left,
-                    "earned_at": piece.earned_at,
-                    "expires_at": piece.expires_at,
-                    "created_at": now,
-                }
+    entry_ids = [by_key[c.idempotency_key] for c in changes]
+    lot_rows: list[dict] = []
+    for c, entry_id in zip(changes, entry_ids, strict=True):
+        old_balance = moved[c.member_id] - c.points
+        if c.points > 0:
+            pieces = c.restore_lots or [lots.fresh_piece(c.points, c.earned_at or now)]
+            lot_rows.extend(
+                lots.credit_rows(
+                    entry_id, c.member_id, pieces, debt=lots.debt_of(old_balance), now=now
+                )
             )
+        elif c.points < 0:
+            wanted = min(-c.points, max(0, old_balance))
+            taken = lots.consume(entry_id, c.member_id, wanted, lot_id=c.from_lot)
+            if taken != wanted:
+                raise RuntimeError(f"member {c.member_id}: lots do not make up the balance")
     insert_rows(PointsLot.__table__, lot_rows)
     POINTS_CHANGED.fire(
         [
-            PointsChanged(c.member_id, c.points, balances[c.member_id], c.kind, c.idempotency_key)
-            for c in credits
+            PointsChanged(c.member_id, c.points, moved[c.member_id], c.kind, c.idempotency_key)
+            for c in changes
         ]
     )
     return [
-        Credited(int(entry_id), balances[c.member_id])
-        for c, entry_id in zip(credits, entry_ids, strict=True)
+        Appended(entry_id, moved[c.member_id], created=True)
+        for c, entry_id in zip(changes, entry_ids, strict=True)
     ]
-
-
-def lock_accounts(member_ids: set[int]) -> dict[int, PointsAccount]:
-    """Lock several accounts in member-id order (one statement); all must exist."""
-    ordered = sorted(member_ids)
-    accounts = {
-        a.member_id: a
-        for a in db.session.scalars(
-            select(PointsAccount)
-            .where(PointsAccount.member_id.in_(ordered))
-            .order_by(PointsAccount.member_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
-    if len(accounts) != len(ordered):
-        raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
-    return accounts
-
-
-def _check_same_change(existing: PointsEntry, member_id: int, points: int, kind: str) -> None:
-    if existing.member_id != member_id or existing.points != points or existing.kind != kind:
-        raise Conflict(
-            "this idempotency key was used for a different change",
-            code="IDEMPOTENCY_KEY_REUSED",
-        )
-
-
-def _append(
-    account: PointsAccount,
-    points: int,
-    *,
-    kind: str,
-    idempotency_key: str,
-    ref_type: str | None = None,
-    ref_id: str | None = None,
-    store_id: int | None = None,
-    actor: str | None = None,
-    reason: str | None = None,
-    allow_negative: bool = False,
-    earned_at: datetime | None = None,
-    restore_lots: Sequence[LotPiece] | None = None,
-    from_lot: int | None = None,
-) -> PointsEntry:
-    """The entry, the cached balance and the lots of one change, on a locked account."""
-    member_id = account.member_id
-    old_balance = account.balance
-    new_balance = old_balance + points
-    if points < 0 and new_balance < 0 and not allow_negative:
-        raise InsufficientPoints(
-            "not enough points", details={"balance": account.balance, "requested": -points}
-        )
-    if restore_lots is not None and sum(p.points for p in restore_lots) != points:
-        raise ValueError("restored lots must add up to the points credited")
-    now = utcnow()
-    entry = PointsEntry(
-        member_id=member_id,
-        points=points,
-        balance_after=new_balance,
-        kind=kind,
-        idempotency_key=idempotency_key,
-        ref_type=ref_type,
-        ref_id=ref_id,
-        store_id=store_id,
-        actor=actor,
-        reason=reason,
-        created_at=now,
-    )
-    account.balance = new_balance
-    account.updated_at = now
-    db.session.add(entry)
-    if points > 0:
-        pieces = restore_lots or [lots.fresh_piece(points, earned_at or now)]
-        lots.credit(entry, member_id, pieces, debt=lots.debt_of(old_balance))
-    elif points < 0:
-        wanted = min(-points, max(0, old_balance))
-        taken = lots.consume(entry, member_id, wanted, lot_id=from_lot)
-        if taken != wanted:
-            raise RuntimeError(f"member {member_id}: lots do not make up the balance")
-    return entry
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from app.common.phone import mask_phone
 from app.db import transaction
 from app.errors import NotFound, ValidationFailed
 from app.members.codes import resolve_member_code
-from app.members.services import resolve_member
+from app.members.services import MemberRef, resolve_member
 from app.points.services import balance_of
 from app.pos import coupon_port
 from app.pos.context import TillContext
@@ -47,7 +47,10 @@ def identify_member(
         if True:
             registered = False
             if member_code is not None:
-                member = resolve_member(resolve_member_code(member_code))
+                found_by_code = resolve_member(resolve_member_code(member_code))
+                member = MemberRef(
+                    found_by_code.id, found_by_code.phone, balance_of(found_by_code.id)
+                )
             else:
                 assert phone is not None
                 found, registered = member_for_phone(
@@ -63,7 +66,7 @@ def identify_member(
             answer: dict[str, Any] = {
                 "member_id": member.id,
                 "phone_masked": mask_phone(member.phone),
-                "points_balance": balance_of(member.id),
+                "points_balance": member.balance,
                 "tier": tier_view(member.id),
                 "registered": registered,
             }

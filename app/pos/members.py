@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from app.common.phone import normalize_phone
-from app.members.models import Member
 from app.members.payers import Payer, enrol
-from app.members.services import find_by_phone, get_member
+from app.members.services import MemberRef, find_ref_by_identity
+from app.points.services import balance_of
 
 
-def member_for_phone(phone: str, *, store_id: int, register: bool) -> tuple[Member | None, bool]:
+def member_for_phone(phone: str, *, store_id: int, register: bool) -> tuple[MemberRef | None, bool]:
     """``(member, created)``; with ``register`` an unknown phone is enrolled (``enrol``)."""
-    member = find_by_phone(phone)
+    normalized = normalize_phone(phone)
+    member = find_ref_by_identity("phone", normalized)
     if member is not None or not register:
         return member, False
-    identity = ("phone", "", normalize_phone(phone))
-    [member_id] = enrol([Payer((identity,), "pos", store_id)])
-    return get_member(member_id), True
+    [member_id] = enrol([Payer((("phone", "", normalized),), "pos", store_id)])
+    return MemberRef(member_id, normalized, balance_of(member_id)), True

@@ -120,28 +120,53 @@ def _floor0(expr: Any) -> Any:
 
 
 @functools.cache
+def _tier_rows_insert(dialect: str) -> Insert:
+    """A zero row for each member that has none yet (the upsert below then only adds)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(MemberTier.__table__)
+        .values(
+            member_id=bindparam("m"),
+            payer_fen_12m=0,
+            purchases_12m=0,
+            growth=0,
+            window_month=bindparam("w"),
+            reach_no=0,
+            updated_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["member_id"])
+    )
+
+
+@functools.cache
 def _tier_upsert(dialect: str) -> Insert:
-    """Add deltas to a member's totals (a new row starts from them), never below zero, and
-    answer the rows as they now are (locked until the transaction ends)."""
+    """Add deltas to members' existing totals, never below zero, and answer the rows as they
+    now are (locked until the transaction ends).
+
+    The deltas travel as the inserted values, and the update reads them from ``excluded``:
+    every per-row parameter sits in ``VALUES``, so a batch is one multi-row statement (a
+    parameter in the ``SET`` clause would make it one statement per member). The rows exist
+    (``_tier_rows_insert``), so the insert branch never keeps a raw delta.
+    """
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     t = MemberTier.__table__
-    f, c, g = (bindparam(name, type_=BigInteger) for name in ("f", "c", "g"))
     stmt = insert(t).values(
         member_id=bindparam("m"),
-        payer_fen_12m=_floor0(f),
-        purchases_12m=_floor0(c),
-        growth=_floor0(g),
+        payer_fen_12m=bindparam("f", type_=BigInteger),
+        purchases_12m=bindparam("c", type_=BigInteger),
+        growth=bindparam("g", type_=BigInteger),
         window_month=bindparam("w"),
         reach_no=0,
         updated_at=bindparam("now"),
     )
+    ex = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["member_id"],
         set_={
-            "payer_fen_12m": _floor0(t.c.payer_fen_12m + f),
-            "purchases_12m": _floor0(t.c.purchases_12m + c),
-            "growth": _floor0(t.c.growth + g),
-            "updated_at": stmt.excluded.updated_at,
+            "payer_fen_12m": _floor0(t.c.payer_fen_12m + ex.payer_fen_12m),
+            "purchases_12m": _floor0(t.c.purchases_12m + ex.purchases_12m),
+            "growth": _floor0(t.c.growth + ex.growth),
+            "updated_at": ex.updated_at,
         },
     ).returning(*(getattr(t.c, c.key) for c in _ROW_COLUMNS))
 
@@ -196,13 +221,12 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
             _month_upsert(dialect),
             [{"m": m, "mo": mo, "f": f, "c": c} for (m, mo), (f, c) in sorted(months.items())],
         )
-    rows = db.session.execute(
-        _tier_upsert(dialect),
-        [
-            {"m": m, "f": t[0], "c": t[1], "g": t[2], "w": start, "now": now}
-            for m, t in sorted(totals.items())
-        ],
-    ).all()
+    deltas = [
+        {"m": m, "f": t[0], "c": t[1], "g": t[2], "w": start, "now": now}
+        for m, t in sorted(totals.items())
+    ]
+    db.session.execute(_tier_rows_insert(dialect), deltas)
+    rows = db.session.execute(_tier_upsert(dialect), deltas).all()
     ladder = load_ladder()
     if ladder is not None:
         apply_upgrades(rows, ladder, now, reason="upgrade")
