@@ -3,7 +3,8 @@
 Called by ``append_entries`` under the member's account lock, so no lot row needs a lock of its own.
 A credit first repays the member's debt (a negative balance left by a clawback), soonest-
 expiring pieces first; what is left becomes lots. A debit takes the soonest-expiring lots first
-(never-expiring last) and records each lot it took from.
+(never-expiring last) and records each lot it took from; ``consume`` does that for a whole
+batch of debits in three statements.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
+from app.db import insert_rows, update_rows
 from app.extensions import db
 from app.points.expiry import ExpiryPolicy, parse_policy
 from app.points.models import PointsAccount, PointsLot, PointsLotConsumption
@@ -80,26 +82,69 @@ def credit_rows(
     return rows
 
 
-def open_lots(member_id: int, *, lot_id: int | None = None) -> list[PointsLot]:
-    """A member's lots with points left, soonest-expiring first (never-expiring last)."""
-    stmt = select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.remaining > 0)
-    if lot_id is not None:
-        stmt = stmt.where(PointsLot.id == lot_id)
-    stmt = stmt.order_by(PointsLot.expires_at.asc().nulls_last(), PointsLot.id)
-    return list(db.session.scalars(stmt.execution_options(populate_existing=True)))
+@dataclass(frozen=True)
+class Debit:
+    """Points a debit entry takes from its member's lots: up to ``amount``, soonest-expiring
+    first, or from lot ``lot_id`` only (the expiry)."""
+
+    entry_id: int
+    member_id: int
+    amount: int
+    lot_id: int | None = None
 
 
-def consume(entry_id: int, member_id: int, amount: int, *, lot_id: int | None = None) -> int:
-    """Take up to ``amount`` from the member's lots (or from lot ``lot_id`` only)."""
-    taken = 0
-    for lot in open_lots(member_id, lot_id=lot_id):
-        if taken >= amount:
-            break
-        take = min(lot.remaining, amount - taken)
-        lot.remaining -= take
-        db.session.add(PointsLotConsumption(entry_id=entry_id, lot_id=lot.id, points=take))
-        taken += take
-    return taken
+def consume(debits: Sequence[Debit]) -> list[int]:
+    """Take each debit's points from its member's lots (soonest-expiring first, never-expiring
+    last, or its ``lot_id`` only) and record what it took; the points taken, per debit.
+
+    Set-based: one ``SELECT`` of the open lots of every debit, one ``UPDATE`` of the lots taken
+    from (``update_rows``) and one multi-row ``INSERT`` of the consumptions, whatever the
+    number of debits. Debits of one member are taken in list order.
+    """
+    wanted = [d for d in debits if d.amount > 0]
+    if not wanted:
+        return [0] * len(debits)
+    whole = sorted({d.member_id for d in wanted if d.lot_id is None})
+    single = sorted({d.lot_id for d in wanted if d.lot_id is not None})
+    rows = db.session.execute(
+        select(PointsLot.id, PointsLot.member_id, PointsLot.remaining)
+        .where(
+            PointsLot.remaining > 0,
+            or_(PointsLot.member_id.in_(whole), PointsLot.id.in_(single)),
+        )
+        .order_by(PointsLot.member_id, PointsLot.expires_at.asc().nulls_last(), PointsLot.id)
+    ).all()
+    remaining = {int(i): int(r) for i, _, r in rows}
+    by_member: dict[int, list[int]] = {}
+    for lot_id, member_id, _ in rows:
+        by_member.setdefault(int(member_id), []).append(int(lot_id))
+    owner = {int(i): int(m) for i, m, _ in rows}
+    taken_per_debit: list[int] = []
+    consumed: list[dict] = []
+    for debit in debits:
+        if debit.lot_id is None:
+            candidates = by_member.get(debit.member_id, [])
+        else:
+            candidates = [debit.lot_id] if owner.get(debit.lot_id) == debit.member_id else []
+        taken = 0
+        for lot_id in candidates:
+            if taken >= debit.amount:
+                break
+            take = min(remaining[lot_id], debit.amount - taken)
+            if take <= 0:
+                continue
+            remaining[lot_id] -= take
+            consumed.append({"entry_id": debit.entry_id, "lot_id": lot_id, "points": take})
+            taken += take
+        taken_per_debit.append(taken)
+    touched = sorted({c["lot_id"] for c in consumed})
+    update_rows(PointsLot.__table__, "id", [{"id": i, "remaining": remaining[i]} for i in touched])
+    insert_rows(PointsLotConsumption.__table__, consumed)
+    for lot_id in touched:  # a copy loaded earlier in this transaction is now stale
+        loaded = db.session.identity_map.get(db.session.identity_key(PointsLot, lot_id))
+        if loaded is not None:
+            db.session.expire(loaded)
+    return taken_per_debit
 
 
 def pieces_consumed_by(entry_id: int) -> list[LotPiece]:

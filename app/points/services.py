@@ -111,8 +111,9 @@ def append_entries(changes: Sequence[Change], *, new_keys: bool = False) -> list
 
     Set-based: per wave (each member at most once, in list order, so a member changed twice
     is changed as two calls would) the balances move in one ``UPDATE … RETURNING`` (``unnest``
-    arrays on PostgreSQL), the entries are one multi-row ``INSERT … RETURNING`` and the fresh
-    lots one more. Fires ``POINTS_CHANGED``. Results in list order.
+    arrays on PostgreSQL; an executemany and one read on SQLite), the entries are one
+    multi-row ``INSERT … RETURNING``, the fresh lots one more, and the debits take their lots
+    in three (``lots.consume``). Fires ``POINTS_CHANGED``. Results in list order.
     """
     for change in changes:
         if change.kind not in ENTRY_KINDS:
@@ -264,13 +265,12 @@ _MOVE_PG = text(
 
 @functools.cache
 def _move_stmt() -> Update:
-    """A member's balance moved, answering the new one (table-level: no ORM bookkeeping)."""
+    """Members' balances moved (table-level: no ORM bookkeeping; SQLite's executemany)."""
     accounts = PointsAccount.__table__
     return (
         update(accounts)
         .where(accounts.c.member_id == bindparam("b_member_id"))
         .values(balance=accounts.c.balance + bindparam("b_points"), updated_at=bindparam("b_now"))
-        .returning(accounts.c.balance)
     )
 
 
@@ -342,14 +342,20 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
             },
         ).all()
         moved = {int(m): int(b) for m, b in rows}
-    else:
-        move = _move_stmt()
-        for c in changes:
-            value = db.session.execute(
-                move, {"b_member_id": c.member_id, "b_points": c.points, "b_now": now}
-            ).scalar_one_or_none()
-            if value is not None:
-                moved[c.member_id] = int(value)
+    else:  # SQLite serialises writers: one executemany, then the balances it left
+        db.session.execute(
+            _move_stmt(),
+            [{"b_member_id": c.member_id, "b_points": c.points, "b_now": now} for c in changes],
+            execution_options={"synchronize_session": False},
+        )
+        moved = {
+            int(m): int(b)
+            for m, b in db.session.execute(
+                select(PointsAccount.member_id, PointsAccount.balance).where(
+                    PointsAccount.member_id.in_([c.member_id for c in changes])
+                )
+            )
+        }
     if len(moved) != len({c.member_id for c in changes}):
         raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
     balances.update(moved)
@@ -380,6 +386,7 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
     by_key = {key: int(pk) for pk, key in entry_rows}
     entry_ids = [by_key[c.idempotency_key] for c in changes]
     lot_rows: list[dict] = []
+    debits: list[lots.Debit] = []
     for c, entry_id in zip(changes, entry_ids, strict=True):
         old_balance = moved[c.member_id] - c.points
         if c.points > 0:
@@ -391,9 +398,11 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
             )
         elif c.points < 0:
             wanted = min(-c.points, max(0, old_balance))
-            taken = lots.consume(entry_id, c.member_id, wanted, lot_id=c.from_lot)
-            if taken != wanted:
-                raise RuntimeError(f"member {c.member_id}: lots do not make up the balance")
+            debits.append(lots.Debit(entry_id, c.member_id, wanted, c.from_lot))
+    if debits:
+        for debit, taken in zip(debits, lots.consume(debits), strict=True):
+            if taken != debit.amount:
+                raise RuntimeError(f"member {debit.member_id}: lots do not make up the balance")
     insert_rows(PointsLot.__table__, lot_rows)
     POINTS_CHANGED.fire(
         [
