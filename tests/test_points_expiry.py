@@ -4,17 +4,19 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from app.common.clock import frozen
 from app.config import Config, ConfigError
 from app.db import unit_of_work
 from app.extensions import db
+from app.jobs.models import JobChunk
 from app.members.models import Member
 from app.points.expiry import parse_policy
 from app.points.jobs import expire_points, members_with_points_expiring
-from app.points.models import PointsEntry
-from app.points.services import balance_of, post_entry
+from app.points.lots import lot_differences
+from app.points.models import PointsEntry, PointsLot, PointsLotConsumption
+from app.points.services import audit_differences, balance_of, post_entry
 from tests.conftest import requires_postgres
 from tests.test_points_core import new_member
 from tests.test_points_lots import assert_consistent, earn, open_lots
@@ -149,3 +151,141 @@ def test_concurrent_expiry_runs_expire_each_lot_once(app):
     assert len(expired) == 12
     for m in members:
         assert_consistent(m)
+
+
+def _history(member_id: int, i: int) -> None:
+    """Lots due at two year ends, one partly spent, one not due yet (``i`` varies amounts)."""
+    with frozen(datetime(2026, 2, 1, tzinfo=UTC)):
+        with unit_of_work():
+            post_entry(
+                member_id,
+                5 + i,
+                kind="earn",
+                idempotency_key=f"old:{member_id}",
+                earned_at=datetime(2025, 5, 1, tzinfo=UTC),  # expires at the end of 2026
+            )
+        earn(member_id, 10 + i, f"a:{member_id}")
+    with frozen(datetime(2026, 6, 1, tzinfo=UTC)):
+        earn(member_id, 20, f"b:{member_id}")
+        with unit_of_work():  # takes the lot of 2025 and part of the next one
+            post_entry(member_id, -(7 + i % 3), kind="redeem", idempotency_key=f"r:{member_id}")
+        earn(member_id, 3 + i, f"c:{member_id}")
+    with frozen(datetime(2027, 3, 1, tzinfo=UTC)):
+        earn(member_id, 9, f"d:{member_id}")  # due at the end of 2028 only
+
+
+def _ledger_of(member_id: int) -> dict:
+    """A member's ledger, lots, consumptions and balance, with ids replaced by positions."""
+    lots = db.session.scalars(
+        select(PointsLot).where(PointsLot.member_id == member_id).order_by(PointsLot.id)
+    ).all()
+    lot_pos = {lot.id: n for n, lot in enumerate(lots)}
+    entries = db.session.scalars(
+        select(PointsEntry).where(PointsEntry.member_id == member_id).order_by(PointsEntry.id)
+    ).all()
+    entry_pos = {e.id: n for n, e in enumerate(entries)}
+
+    def ref(e: PointsEntry) -> str | None:
+        return f"lot#{lot_pos[int(e.ref_id)]}" if e.ref_type == "lot" else None
+
+    consumptions = db.session.execute(
+        select(
+            PointsLotConsumption.entry_id, PointsLotConsumption.lot_id, PointsLotConsumption.points
+        ).where(PointsLotConsumption.lot_id.in_(list(lot_pos)))
+    ).all()
+    return {
+        "entries": [
+            (e.kind, e.points, e.balance_after, ref(e), e.reason, e.created_at) for e in entries
+        ],
+        "expire_keys_name_their_lot": all(
+            e.idempotency_key == f"expire:lot:{e.ref_id}" for e in entries if e.kind == "expire"
+        ),
+        "lots": [(lot.points, lot.remaining, lot.expires_at) for lot in lots],
+        "consumptions": sorted((entry_pos[e], lot_pos[lot], p) for e, lot, p in consumptions),
+        "balance": balance_of(member_id),
+    }
+
+
+def _expire_lot_by_lot(member_id: int, now: datetime) -> tuple[int, int]:
+    """The reference: a member's due lots expired one ``post_entry`` at a time, soonest first."""
+    due = db.session.scalars(
+        select(PointsLot)
+        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0)
+        .where(PointsLot.expires_at <= now)
+        .order_by(PointsLot.expires_at, PointsLot.id)
+    ).all()
+    points = 0
+    for lot in due:
+        amount = lot.remaining
+        post_entry(
+            member_id,
+            -amount,
+            kind="expire",
+            idempotency_key=f"expire:lot:{lot.id}",
+            ref_type="lot",
+            ref_id=str(lot.id),
+            from_lot=lot.id,
+            reason=f"points expired at {lot.expires_at.isoformat()}",
+        )
+        points += amount
+    return len(due), points
+
+
+def test_a_chunk_of_many_members_expires_exactly_as_one_lot_at_a_time_would():
+    alone = [new_member(f"1370000{i:04d}") for i in range(8)]
+    chunked = [new_member(f"1360000{i:04d}") for i in range(8)]
+    for i, (a, c) in enumerate(zip(alone, chunked, strict=True)):
+        _history(a, i)
+        _history(c, i)
+    with frozen(END_2027):
+        reference = [0, 0]
+        for a in alone:
+            with unit_of_work():
+                lots, points = _expire_lot_by_lot(a, END_2027)
+            reference = [reference[0] + lots, reference[1] + points]
+        # the chunked members' due lots: three or four each (two year ends), in one chunk
+        run = expire_points(batch_size=100)
+    assert (run.members, run.lots, run.points) == (8, *reference)
+    assert run.lots >= 3 * 8  # several lots per member
+    chunks = db.session.scalars(select(JobChunk.size)).all()
+    assert chunks == [8]  # the alone members had nothing left: one chunk of 8
+    for a, c in zip(alone, chunked, strict=True):
+        assert _ledger_of(c) == _ledger_of(a)
+        assert _ledger_of(c)["expire_keys_name_their_lot"]
+        assert open_lots(c) == [(9, END_2028)]
+        assert_consistent(c, audit_all=False)
+    assert audit_differences() == [] and lot_differences() == []
+    with frozen(END_2027):  # a second run finds nothing to expire
+        assert expire_points().lots == 0
+
+
+def _statements_of_an_expiry(
+    members: int, lots_each: int, prefix: str, earned: datetime, now: datetime
+) -> int:
+    ids = [new_member(f"{prefix}{i:04d}") for i in range(members)]
+    with frozen(earned):
+        for m in ids:
+            for k in range(lots_each):
+                earn(m, 1 + k, f"s{k}:{m}")
+    db.session.remove()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        run = expire_points(now=now, batch_size=1000)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert run.lots == members * lots_each
+    return len(statements)
+
+
+def test_an_expiry_chunk_sends_as_many_statements_for_120_lots_as_for_15():
+    few = _statements_of_an_expiry(5, 3, "1350000", datetime(2026, 6, 1, tzinfo=UTC), END_2027)
+    many = _statements_of_an_expiry(40, 3, "1340000", datetime(2027, 6, 1, tzinfo=UTC), END_2028)
+    assert many == few
+    # per chunk: the job's own bookkeeping, the locks, one read of the due lots, then per wave
+    # (a member's n-th lot) six set-based statements at most: fewer than one per lot
+    assert many < 120

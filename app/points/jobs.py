@@ -3,8 +3,10 @@
 ``expire_points`` is safe to run twice or concurrently and to stop half-way: every lot expires
 through one ``expire`` entry keyed ``expire:lot:<id>``; members are taken in chunks (the
 chunked-job framework, ``app.jobs.chunked``), each chunk one short transaction that locks its
-accounts with ``SKIP LOCKED`` first and waits only for the few a payment holds; a run killed
-half-way carries on from its last chunk when started again with the same run key.
+accounts with ``SKIP LOCKED`` first and waits only for the few a payment holds, then expires
+all their due lots in one ``append_entries`` (set-based: its statements do not grow with the
+number of lots); a run killed half-way carries on from its last chunk when started again with
+the same run key.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from app.extensions import db
 from app.jobs.chunked import ChunkedJob, Step, register, run_chunked
 from app.members.models import Member
 from app.points.models import PointsAccount, PointsLot
-from app.points.services import lock_account, post_entry
+from app.points.services import Change, append_entries, lock_account
 
 
 @dataclass
@@ -42,31 +44,29 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     return (PointsLot.remaining > 0, PointsLot.expires_at <= now)
 
 
-def _expire_member(member_id: int, now: datetime) -> tuple[int, int]:
-    """Expire a locked member's due lots. ``(lots, points)``."""
-    due = db.session.scalars(
-        select(PointsLot)
-        .where(PointsLot.member_id == member_id, *_due(now))
-        .order_by(PointsLot.expires_at, PointsLot.id)
-        .execution_options(populate_existing=True)
+def _expiry_changes(member_ids: list[int], now: datetime) -> list[Change]:
+    """One ``expire`` change per due lot of the (locked) members, in one query; a member's
+    lots soonest first, as they are expired."""
+    if not member_ids:
+        return []
+    due = db.session.execute(
+        select(PointsLot.id, PointsLot.member_id, PointsLot.remaining, PointsLot.expires_at)
+        .where(PointsLot.member_id.in_(member_ids), *_due(now))
+        .order_by(PointsLot.member_id, PointsLot.expires_at, PointsLot.id)
     ).all()
-    count = points = 0
-    for lot in due:
-        amount = lot.remaining
-        result = post_entry(
-            member_id,
-            -amount,
-            kind="expire",
-            idempotency_key=f"expire:lot:{lot.id}",
+    return [
+        Change(
+            int(member_id),
+            -int(remaining),
+            "expire",
+            f"expire:lot:{lot_id}",
             ref_type="lot",
-            ref_id=str(lot.id),
-            from_lot=lot.id,
-            reason=f"points expired at {lot.expires_at.isoformat() if lot.expires_at else '-'}",
+            ref_id=str(lot_id),
+            from_lot=int(lot_id),
+            reason=f"points expired at {expires_at.isoformat() if expires_at else '-'}",
         )
-        if result.created:
-            count += 1
-            points += amount
-    return count, points
+        for lot_id, member_id, remaining, expires_at in due
+    ]
 
 
 def _due_members(now: datetime, after: int, limit: int) -> list[int]:
@@ -85,7 +85,8 @@ def _due_members(now: datetime, after: int, limit: int) -> list[int]:
 def _expire_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
     """Expire the due lots of members ``lo..hi``, in the chunk's transaction. Accounts are
     locked with ``SKIP LOCKED`` first; the few a payment holds are then waited for, in id
-    order, so the chunk never stalls on the first busy member."""
+    order, so the chunk never stalls on the first busy member. Then one query finds every due
+    lot of the chunk and one ``append_entries`` expires them all (set-based, wave by wave)."""
     member_ids = _due_members(now, lo - 1, hi - lo + 1)
     member_ids = [m for m in member_ids if m <= hi]
     locked = list(
@@ -97,12 +98,17 @@ def _expire_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
         )
     )
     deferred = sorted(set(member_ids) - set(locked))
-    run = ExpiryRun(deferred=len(deferred))
-    for member_id in locked:
-        run.add(*_expire_member(member_id, now))
     for member_id in deferred:
         lock_account(member_id)
-        run.add(*_expire_member(member_id, now))
+    changes = _expiry_changes([*locked, *deferred], now)
+    run = ExpiryRun(deferred=len(deferred))
+    expired: dict[int, tuple[int, int]] = {}  # member → (lots, points) expired now
+    for change, appended in zip(changes, append_entries(changes), strict=True):
+        if appended.created:
+            lots, points = expired.get(change.member_id, (0, 0))
+            expired[change.member_id] = (lots + 1, points - change.points)
+    for lots, points in expired.values():
+        run.add(lots, points)
     return run.as_dict()
 
 
