@@ -48,7 +48,7 @@ def ensure_members(
                 INSERT INTO members (phone, source, status, marketing_opt_out, created_at, birthday)
                 SELECT %(prefix)s || lpad(g::text, 8, '0'), %(source)s, 'active', false, now(),
                        date '1970-01-01' + (g * 7 %% 15000)
-                FROM generate_series(%(start)s, %(stop)s) AS g
+                FROM generate_series(%(start)s::int, %(stop)s::int) AS g
                 ON CONFLICT (phone) DO NOTHING
                 """,
                 {"prefix": PREFIX, "source": SOURCE, "start": start, "stop": stop},
