@@ -97,6 +97,11 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
         JobSpec("ops.partitions", "app.ops.jobs:upkeep", queue="maintenance", timeout=1800),
         JobSpec(
+            "members.purge_token_revocations",
+            "app.members.jobs:purge_token_revocations",
+            queue="maintenance",
+        ),
+        JobSpec(
             "platforms.wechatpay_certificates",
             "app.platforms.wechatpay_certs:refresh_certificates_job",
             timeout=60,
@@ -116,13 +121,14 @@ PERIODIC: dict[str, Schedule] = {
     "coupons.remind_expiring": Schedule(daily_at=time(10, 0)),
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
     "ops.partitions": Schedule(daily_at=time(3, 45)),  # months ahead, journal/outbox retention
+    "members.purge_token_revocations": Schedule(daily_at=time(3, 50)),
     # downloads only when due: every 12 h, or when the newest certificate nears expiry
     "platforms.wechatpay_certificates": Schedule(every=timedelta(hours=1)),
     "intel.nightly": Schedule(daily_at=time(2, 0)),  # stages, 12-month windows, RFM
     "intel.campaigns": Schedule(every=timedelta(minutes=1)),
     "intel.journeys": Schedule(every=timedelta(minutes=5)),
     "reports.rollup": Schedule(every=timedelta(minutes=1)),  # today's KPIs within a minute
-    "tiers.review": Schedule(daily_at=time(2, 0)),
+    "tiers.review": Schedule(daily_at=time(1, 30)),  # before intel.nightly, not beside it
 }
 
 
