@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv migrate seed worker applier scheduler clean reliability reliability-nodes bench
+.PHONY: run test lint venv migrate seed worker applier scheduler clean reliability reliability-nodes bench bench-scale
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,13 @@ bench: venv
 	@command -v wrk >/dev/null || echo "wrk not found: sudo apt-get install wrk (using the slower Python load generator meanwhile)"
 	@command -v pgbench >/dev/null || { echo "pgbench not found: sudo apt-get install postgresql-contrib (or postgresql-client)"; exit 1; }
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# Issue 19's figures at 10 M members and 100 M purchases (resumable load into huiyuan_scale; it
+# says how much disk it needs and refuses when short). Smaller: BENCH_SCALE_ARGS="--members
+# 100000 --purchases 1000000 --db huiyuan_scale_small". See bench/README.md.
+bench-scale: venv
+	@command -v pgbench >/dev/null || { echo "pgbench not found: sudo apt-get install postgresql-contrib (or postgresql-client)"; exit 1; }
+	$(BIN)/python bench/scale_bench.py $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

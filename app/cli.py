@@ -242,6 +242,7 @@ def register_cli(app: Flask) -> None:
     from app.coupons.cli import coupons_cli
     from app.engine.cli import engine_cli
     from app.jobs.cli import jobs_cli
+    from app.ops.cli import partitions_cli
     from app.tiers.cli import tiers_cli
 
     for group in (
@@ -253,6 +254,7 @@ def register_cli(app: Flask) -> None:
         coupons_cli,
         engine_cli,
         tiers_cli,
+        partitions_cli,
     ):
         app.cli.add_command(group)
     app.cli.add_command(audit_command)

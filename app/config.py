@@ -67,6 +67,11 @@ class Config:
     # JSON: {"points_earned": {"template_id": "…", "page": "pages/points/index",
     #        "data": {"number1": "{points}", "thing2": "{name}"}}, …}; kinds left out are skipped
     WECHAT_SUBSCRIBE_TEMPLATES: str | None = None
+    # history on PostgreSQL: monthly partitions made this many months ahead; journal events
+    # and outbox messages in a final state deleted after these many days (0: kept)
+    PARTITION_MONTHS_AHEAD: int = 3
+    JOURNAL_RETENTION_DAYS: int = 90
+    OUTBOX_RETENTION_DAYS: int = 30
     OUTBOX_LEASE_SECONDS: int = 60  # a message claimed by a dispatcher that died is retried after
     TIMEZONE: str = "Asia/Shanghai"
     # Where the money engine applies journalled payment notifications: "inline" (in the request

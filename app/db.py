@@ -15,6 +15,7 @@ from sqlalchemy import DateTime, Row, Table, TextClause, text, types
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from app.common.partitions import conflict_clause
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -272,7 +273,7 @@ def _unnest_insert(
         f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608
     )
     if conflict:
-        sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        sql += " " + conflict_clause(table.name, conflict, "postgresql")
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
     return text(sql)

@@ -93,6 +93,10 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # the partitions on PostgreSQL are the partitions migration's (app/common/partitions.py)
+        from app.common.partitions import schema_filter
+
+        conf_args.setdefault("include_object", schema_filter(connection.dialect.name))
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

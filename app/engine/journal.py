@@ -26,7 +26,9 @@ from app.payments.services import MoneyEventIn, PaymentEvent
 def _insert_stmt(dialect: str) -> Insert:
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     table = MoneyEvent.__table__
-    return insert_(table).on_conflict_do_nothing(index_elements=["event_key"]).returning(table.c.id)
+    # on PostgreSQL the journal is partitioned: its keys table's trigger arbitrates the key
+    target = None if dialect == "postgresql" else ["event_key"]
+    return insert_(table).on_conflict_do_nothing(index_elements=target).returning(table.c.id)
 
 
 def journal(events: Sequence[MoneyEventIn], conn: Connection | None = None) -> list[int]:

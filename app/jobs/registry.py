@@ -95,6 +95,7 @@ JOBS: dict[str, JobSpec] = {
             "tiers.reevaluate", "app.tiers.jobs:reevaluate_tiers", timeout=3600, exclusive=False
         ),
         JobSpec("jobs.prune_runs", "app.jobs.scheduler:prune_job_runs", queue="maintenance"),
+        JobSpec("ops.partitions", "app.ops.jobs:upkeep", queue="maintenance", timeout=1800),
         JobSpec(
             "platforms.wechatpay_certificates",
             "app.platforms.wechatpay_certs:refresh_certificates_job",
@@ -114,6 +115,7 @@ PERIODIC: dict[str, Schedule] = {
     "points.remind_expiring": Schedule(daily_at=time(10, 0)),
     "coupons.remind_expiring": Schedule(daily_at=time(10, 0)),
     "jobs.prune_runs": Schedule(daily_at=time(3, 30)),
+    "ops.partitions": Schedule(daily_at=time(3, 45)),  # months ahead, journal/outbox retention
     # downloads only when due: every 12 h, or when the newest certificate nears expiry
     "platforms.wechatpay_certificates": Schedule(every=timedelta(hours=1)),
     "intel.nightly": Schedule(daily_at=time(2, 0)),  # stages, 12-month windows, RFM

@@ -515,6 +515,7 @@ def _write_sales(
             "sku": line["sku"],
             "qty": line["qty"],
             "amount_fen": line["amount_fen"],
+            "created_at": now,
         }
         for pk, e in zip(pks, sales, strict=True)
         for i, line in enumerate(e.data["lines"], start=1)

@@ -46,6 +46,8 @@ class PosSaleLine(db.Model):
     sku: Mapped[str] = mapped_column(String(64), index=True)
     qty: Mapped[Decimal] = mapped_column(Numeric(12, 3))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+    # the month it is filed under (its sale's ``created_at``): partitioned by it on PostgreSQL
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PosReturn(db.Model):

@@ -31,6 +31,7 @@ class Ladder:
     review_max_steps: int
     version: int
     tiers: tuple[TierRow, ...]  # by rank, lowest first (threshold 0)
+    updated_at: datetime | None = None  # with version: which ladder this is (see views_ladder)
 
     @property
     def lowest(self) -> TierRow:
@@ -80,6 +81,7 @@ def load_ladder() -> Ladder | None:
             TierSettings.keep_months,
             TierSettings.review_max_steps,
             TierSettings.version,
+            TierSettings.updated_at,
             Tier.code,
             Tier.name,
             Tier.rank,
@@ -99,9 +101,28 @@ def load_ladder() -> Ladder | None:
             keep_months=first.keep_months,
             review_max_steps=first.review_max_steps,
             version=first.version,
-            tiers=tuple(TierRow(*r[4:]) for r in rows),
+            updated_at=first.updated_at,
+            tiers=tuple(TierRow(*r[5:]) for r in rows),
         )
     info[_CACHE] = (db.session().get_transaction(), ladder)
+    return ladder
+
+
+# Ladders by (version, updated_at), for member views: a view reads that key in the same
+# statement as the member's tier row and loads the ladder only when HQ has replaced it. The
+# money path keeps reading the ladder in its own transaction (load_ladder).
+_VIEW_LADDERS: dict[tuple[int, datetime | None], Ladder] = {}
+
+
+def views_ladder(key: tuple[int, datetime | None]) -> Ladder | None:
+    """The ladder whose ``(version, updated_at)`` is ``key``: this process's copy, or read once."""
+    cached = _VIEW_LADDERS.get(key)
+    if cached is not None:
+        return cached
+    ladder = load_ladder()
+    if ladder is not None and (ladder.version, ladder.updated_at) == key:
+        _VIEW_LADDERS.clear()  # only the ladder in force is worth keeping
+        _VIEW_LADDERS[key] = ladder
     return ladder
 
 

@@ -36,9 +36,10 @@ from app.tiers.ladder import (
     forget_ladder,
     load_ladder,
     month_of,
+    views_ladder,
     window_start,
 )
-from app.tiers.models import MemberTier, MemberTierMonth, TierChange
+from app.tiers.models import MemberTier, MemberTierMonth, TierChange, TierSettings
 
 _ROW_COLUMNS = (
     MemberTier.member_id,
@@ -530,15 +531,17 @@ def tier_view(member_id: int) -> dict[str, Any] | None:
 
 
 def tier_views(member_ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
-    ladder = load_ladder()
+    """One statement: the members' tier rows beside which ladder is in force (none: no rows)."""
+    found = db.session.execute(
+        select(TierSettings.version, TierSettings.updated_at, *_ROW_COLUMNS)
+        .select_from(TierSettings)
+        .outerjoin(MemberTier, MemberTier.member_id.in_(list(member_ids)))
+        .where(TierSettings.id == 1)
+    ).all()
+    ladder = views_ladder((found[0].version, found[0].updated_at)) if found else None
     if ladder is None:
         return {m: None for m in member_ids}
-    rows = {
-        r.member_id: r
-        for r in db.session.execute(
-            select(*_ROW_COLUMNS).where(MemberTier.member_id.in_(list(member_ids)))
-        ).all()
-    }
+    rows = {r.member_id: r for r in found if r.member_id is not None}
     now = utcnow()
     return {m: _view(rows.get(m), ladder, now) for m in member_ids}
 

@@ -1,0 +1,286 @@
+"""Monthly partitions of the append-only history on PostgreSQL (SQLite stays unpartitioned).
+
+Which tables are partitioned, on which timestamp, and how their unique keys stay enforced
+(``docs/scaling.md``, "Time-partitioned history"). PostgreSQL's unique indexes on a partitioned
+table must contain the partition key, which would let a duplicate event written in another
+month through; so each unique key lives in a small unpartitioned table ``<table>_keys``,
+filled by a ``BEFORE INSERT`` trigger on the partitioned table:
+
+- ``raise``: a duplicate key fails the insert with the unique violation the table used to raise
+  (same constraint name), for rows written by plain inserts;
+- ``skip``: a duplicate key drops the row, as ``INSERT … ON CONFLICT DO NOTHING`` did (the
+  statement must then name no conflict target: see ``conflict_clause``).
+
+This module holds the list and the maintenance done on it: partitions made ahead of time,
+retention of the journal and outbox, detaching old months for archiving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Connection, text
+
+
+@dataclass(frozen=True)
+class UniqueKey:
+    columns: tuple[str, ...]
+    constraint: str  # the name the unique violation carries (the table's former constraint)
+    on_duplicate: str  # "raise" | "skip"
+
+
+@dataclass(frozen=True)
+class Partitioned:
+    table: str
+    column: str  # the timestamp partitioned by month
+    keys: tuple[UniqueKey, ...] = ()
+    # retention: rows older than the setting's days (and in a final state) are deleted
+    retention_setting: str | None = None
+    final_states: tuple[str, ...] = ()
+    state_column: str | None = None
+
+
+PARTITIONED: dict[str, Partitioned] = {
+    p.table: p
+    for p in (
+        Partitioned(
+            "points_entries",
+            "created_at",
+            (UniqueKey(("idempotency_key",), "uq_points_entries_idempotency_key", "raise"),),
+        ),
+        Partitioned(
+            "purchases",
+            "created_at",
+            (UniqueKey(("source", "external_id"), "uq_purchases_source_external_id", "skip"),),
+        ),
+        Partitioned(
+            "pos_sales",
+            "created_at",
+            (UniqueKey(("store_id", "sale_id"), "uq_pos_sales_store_id_sale_id", "raise"),),
+        ),
+        Partitioned("pos_sale_lines", "created_at"),
+        Partitioned(
+            "money_events",
+            "received_at",
+            (UniqueKey(("event_key",), "uq_money_events_event_key", "skip"),),
+            retention_setting="JOURNAL_RETENTION_DAYS",
+            final_states=("applied", "rejected"),
+            state_column="state",
+        ),
+        Partitioned(
+            "outbox_messages",
+            "created_at",
+            (
+                UniqueKey(
+                    ("channel", "dedupe_key"), "uq_outbox_messages_channel_dedupe_key", "skip"
+                ),
+            ),
+            retention_setting="OUTBOX_RETENTION_DAYS",
+            final_states=("sent", "failed", "skipped"),
+            state_column="status",
+        ),
+        Partitioned("clerk_access_log", "created_at"),
+    )
+}
+
+DEFAULT_MONTHS_AHEAD = 3
+
+
+def keys_table(table: str) -> str:
+    return f"{table}_keys"
+
+
+def month_partition(table: str, month: date) -> str:
+    return f"{table}_p{month:%Y%m}"
+
+
+def is_partition_name(name: str) -> bool:
+    """A table that exists only because of partitioning (a month, the default, the keys)."""
+    for table in PARTITIONED:
+        rest = name.removeprefix(table + "_")
+        if rest != name and (
+            rest in ("default", "keys") or (rest[:1] == "p" and rest[1:].isdigit())
+        ):
+            return True
+    return False
+
+
+def schema_filter(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for comparing the models with a migrated database: on
+    PostgreSQL the monthly partitions, the keys tables and what partitioning changes (unique
+    keys moved to the keys tables, foreign keys into partitioned tables, the key lookup
+    indexes) belong to the partitions migration, not to the models."""
+
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
+        if dialect != "postgresql":
+            return True
+        if type_ == "table":
+            return not (reflected and name is not None and is_partition_name(name))
+        table = getattr(getattr(obj, "table", None), "name", None)
+        if type_ == "unique_constraint" and table in PARTITIONED:
+            return False
+        if type_ == "index" and table in PARTITIONED and name == f"ix_{table}_key":
+            return False
+        if type_ == "foreign_key_constraint":
+            return obj.referred_table.name not in PARTITIONED
+        return True
+
+    return include_object
+
+
+def conflict_clause(table: str, columns: tuple[str, ...], dialect: str) -> str:
+    """``ON CONFLICT … DO NOTHING`` for a key of ``table``: without a target on PostgreSQL for
+    a partitioned table, whose key is arbitrated by its keys table's trigger."""
+    if dialect == "postgresql" and table in PARTITIONED:
+        return "ON CONFLICT DO NOTHING"
+    return f"ON CONFLICT ({', '.join(columns)}) DO NOTHING"
+
+
+def is_partitioned(conn: Connection, table: str) -> bool:
+    if conn.dialect.name != "postgresql":
+        return False
+    return bool(
+        conn.execute(
+            text("SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(:t)"),
+            {"t": table},
+        ).first()
+    )
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def ensure_month(conn: Connection, table: str, month: date) -> bool:
+    """Create ``table``'s partition for ``month`` unless it exists (True when created).
+
+    Rows already in the default partition for that month are moved into it, keys untouched.
+    """
+    name = month_partition(table, month)
+    if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
+        return False
+    spec = PARTITIONED[table]
+    lo, hi = month.isoformat(), _next_month(month).isoformat()
+    bounds = f"FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00')"
+    default = f"{table}_default"
+    # creating a partition locks the table: give up (and leave it to the next run, months
+    # ahead) rather than queue every insert behind a lock waiting on a long transaction
+    conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+    conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    stray = conn.execute(
+        text(
+            f"SELECT 1 FROM {default} WHERE {spec.column} >= :lo AND {spec.column} < :hi LIMIT 1"  # noqa: S608
+        ),
+        {"lo": lo, "hi": hi},
+    ).first()
+    if stray is None:
+        conn.execute(text(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds}"))
+        return True
+    # the default holds rows of that month: move them into a new table, then attach it
+    conn.execute(text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)"))
+    conn.execute(
+        text(
+            f"WITH moved AS (DELETE FROM ONLY {default} WHERE {spec.column} >= :lo "  # noqa: S608
+            f"AND {spec.column} < :hi RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+        ),
+        {"lo": lo, "hi": hi},
+    )
+    conn.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds}"))
+    return True
+
+
+def ensure_partitions(
+    conn: Connection, now: datetime, months_ahead: int = DEFAULT_MONTHS_AHEAD
+) -> list[str]:
+    """This month's and the next ``months_ahead`` months' partitions of every partitioned
+    table (idempotent); the names of those created."""
+    created = []
+    for table in PARTITIONED:
+        if not is_partitioned(conn, table):
+            continue
+        month = _month_start(now.astimezone(UTC).date())
+        for _ in range(months_ahead + 1):
+            if ensure_month(conn, table, month):
+                created.append(month_partition(table, month))
+            month = _next_month(month)
+    return created
+
+
+def prune(
+    conn_factory: Callable[[], object],
+    table: str,
+    days: int,
+    now: datetime,
+    batch: int = 5000,
+) -> int:
+    """Delete ``table``'s rows in a final state older than ``days`` (journal, outbox), in
+    batches each its own transaction, with their keys; the number deleted.
+
+    ``conn_factory`` returns a context manager yielding a connection in a transaction
+    (``engine.begin``).
+    """
+    spec = PARTITIONED[table]
+    cutoff = now - timedelta(days=days)
+    states = ", ".join(f"'{s}'" for s in spec.final_states)
+    key_cols = spec.keys[0].columns if spec.keys else ()
+    total = 0
+    while True:
+        with conn_factory() as conn:  # type: ignore[attr-defined]
+            partitioned = is_partitioned(conn, table)
+            returning = ", ".join(key_cols) if key_cols else "id"
+            rows = conn.execute(
+                text(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+                    f"WHERE {spec.column} < :cutoff AND {spec.state_column} IN ({states}) "
+                    f"LIMIT {int(batch)}) RETURNING {returning}"
+                ),
+                {"cutoff": cutoff},
+            ).all()
+            if rows and partitioned and key_cols:
+                where = " AND ".join(f"k.{c} = d.{c}" for c in key_cols)
+                arrays = ", ".join(f"CAST(:c{i} AS text[])" for i in range(len(key_cols)))
+                names = ", ".join(key_cols)
+                conn.execute(
+                    text(
+                        f"DELETE FROM {keys_table(table)} k USING unnest({arrays}) "  # noqa: S608
+                        f"AS d({names}) WHERE {where}"
+                    ),
+                    {f"c{i}": [str(r[i]) for r in rows] for i in range(len(key_cols))},
+                )
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
+def detach_before(conn: Connection, table: str, before: date, schema: str = "archive") -> list[str]:
+    """Detach ``table``'s monthly partitions that end on or before ``before`` and move them to
+    ``schema`` (to dump and drop there); their keys stay, so the events they hold are still
+    refused if delivered again. The names of those detached."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(:t) ORDER BY c.relname"
+        ),
+        {"t": table},
+    ).scalars()
+    detached = []
+    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    for name in rows:
+        suffix = name.removeprefix(f"{table}_p")
+        if suffix == name or not suffix.isdigit():
+            continue
+        month = date(int(suffix[:4]), int(suffix[4:]), 1)
+        if _next_month(month) > before:
+            continue
+        conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
+        conn.execute(text(f'ALTER TABLE {name} SET SCHEMA "{schema}"'))
+        detached.append(f"{schema}.{name}")
+    return detached
