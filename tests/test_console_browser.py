@@ -328,6 +328,9 @@ def test_the_readme_dashboard_shows_a_simulated_brand(browser, make_app, tmp_pat
             assert page.locator("#no-data").count() == 0
             assert page.locator("svg.chart").count() >= 4
             assert page.locator("svg.chart rect").count() > 10  # new members on most days
+            # active members are a daily count: the card is the range's last day, and says so
+            last_day = page.locator("input[name=to]").input_value()[5:]
+            assert last_day in page.locator("#active-members-card").inner_text()
             docs = Path(__file__).parent.parent / "docs" / "console-dashboard.png"
             if not docs.exists():  # committed once, for the README
                 docs.parent.mkdir(exist_ok=True)

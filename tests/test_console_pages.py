@@ -187,7 +187,8 @@ def test_the_dashboard_charts_draw_the_kpi_days_shape(app):
     assert "11-02" in svg and "<script" not in svg
     assert totals(days) == {
         "new_members": 6,
-        "active_members": 30,
+        "active_members": 30,  # the last day's (a daily count does not add up over days)
+        "active_members_day": "11-03",
         "points_issued": 600,
         "points_spent": 60,
     }

@@ -3,6 +3,8 @@ activity sent through the real entrypoints, the same for the same seed."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import func, select
 
@@ -84,3 +86,40 @@ def test_simulate_needs_the_sandbox(app):
     seed_demo_brand()
     result = app.test_cli_runner().invoke(args=["demo", "simulate", "--days", "1"])
     assert result.exit_code != 0 and "sandbox" in result.output
+
+
+def test_the_simulated_brand_spends_points_and_coupons_and_its_kpis_hold_together(sandbox_app):
+    """The dashboard's figures over a simulated fortnight: every till spend goes through (a
+    refused one is counted by its error code), points are spent every day, coupons lapse and
+    count as ended, and no day has more member sales than sales."""
+    from datetime import timedelta
+
+    from app.common.clock import SHANGHAI, utcnow
+    from app.points.models import PointsHold
+    from app.reports.services import kpis
+
+    with sandbox_app.app_context():
+        runner = sandbox_app.test_cli_runner()
+        assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+        result = runner.invoke(args=["demo", "simulate", "--days", "14", "--seed", "3"])
+        assert result.exit_code == 0, result.output
+        assert "pos_points_hold_201" in result.output and "pos_hold_201" in result.output
+        assert "_409" not in result.output and "_403" not in result.output
+        held = dict(
+            db.session.execute(
+                select(PointsHold.state, func.count()).group_by(PointsHold.state)
+            ).all()
+        )
+        assert held.get("captured", 0) > 0 and "held" not in held
+        today = utcnow().astimezone(SHANGHAI).date()
+        days = kpis(today - timedelta(days=14), today - timedelta(days=1))["days"]
+        assert len(days) == 14 and all(d["purchases"] > 0 for d in days)
+        for d in days:
+            assert 0 <= d["returning_sales_share"] <= d["member_sales_share"] <= 1, d
+            assert d["points_spent"] > 0, d
+        ended = [d for d in days if d["coupon_redemption_offline"] is not None]
+        assert any(d["coupon_redemption_offline"] < 1 for d in ended)  # some coupons expired
+        mondays = [d for d in days if date.fromisoformat(d["date"]).weekday() == 0]
+        assert all(d["coupon_redemption_offline"] for d in mondays)  # till redemptions each week
+        db.session.remove()
+        _truncate_all(db)

@@ -5,8 +5,9 @@ Day 2026-11-23 (Shanghai), stores A and B:
 - joined today: m3 at a till in A, m7 paying (WeChat Pay) in B, m8 in the mini-program, m9
   imported (not new) → 3 new members: payment 1, pos 1, miniprogram 1, gift 0.
 - sales today: m1 (first bought 2026-10-01) 100 yuan in A and 50 in B; m3 (new) 40 in A; a
-  non-member 10 in A; m2 (first bought 2026-10-15) gets 20 yuan back on a 2026-11-01 purchase.
-  → sales 180, member sales 170, returning (m1 150 − m2 refund 20) 130 yuan;
+  non-member 10 in A; m2 (first bought 2026-10-15) gets 20 yuan back on a 2026-11-01 purchase,
+  which comes off 2026-11-01 (the sale's day), not today.
+  → sales 200, member sales 190, returning (m1) 150 yuan;
   active members m1, m3 → 2, of which returning m1 → repurchase rate 0.5.
 - coupons: one redeemed at A's till, one redeemed online, two expired → 0.25 and 0.25.
 - points: earned 100 + 50 + 40, clawback 20 → issued 170; 30 held at A's till → spent 30;
@@ -102,16 +103,16 @@ def test_every_kpi_of_the_day_for_the_brand(brand):
         "new_members_by_channel": {"payment": 1, "pos": 1, "miniprogram": 1, "gift": 0},
         "active_members": 2,
         "repurchase_rate": 0.5,
-        "returning_sales_share": round(13000 / 18000, 4),
-        "member_sales_share": round(17000 / 18000, 4),
+        "returning_sales_share": 0.75,
+        "member_sales_share": 0.95,
         "coupon_redemption_online": 0.25,
         "coupon_redemption_offline": 0.25,
         "points_issued": 170,
         "points_spent": 30,
         "points_expired": 5,
-        "sales_fen": 18000,
-        "member_sales_fen": 17000,
-        "returning_sales_fen": 13000,
+        "sales_fen": 20000,
+        "member_sales_fen": 19000,
+        "returning_sales_fen": 15000,
         "purchases": 4,
     }
 
@@ -128,17 +129,64 @@ def test_store_figures_and_the_store_and_clerk_tables(brand):
     assert (a["points_issued"], a["points_spent"], a["points_expired"]) == (140, 30, 0)
     b = kpis(DAY, DAY, [brand["B"]])["days"][0]
     assert b["new_members_by_channel"]["payment"] == 1
-    assert (b["active_members"], b["sales_fen"], b["returning_sales_share"]) == (1, 3000, 1.0)
-    assert b["points_issued"] == 30  # 50 earned, 20 taken back
+    assert (b["active_members"], b["sales_fen"], b["returning_sales_share"]) == (1, 5000, 1.0)
+    assert b["points_issued"] == 30  # 50 earned, 20 taken back (points count on their own day)
     report = kpis(date(2026, 11, 22), DAY)
     assert [d["date"] for d in report["days"]] == ["2026-11-22", "2026-11-23"]
     assert report["days"][0]["new_members"] == 0 and report["days"][0]["repurchase_rate"] is None
     stores = {s["code"]: s for s in report["stores"]}
     assert (stores["A"]["member_days"], stores["A"]["sales_fen"]) == (2, 15000)
-    assert (stores["B"]["member_days"], stores["B"]["sales_fen"]) == (1, 3000)
+    assert (stores["B"]["member_days"], stores["B"]["sales_fen"]) == (1, 5000)
     assert report["clerks"] == [
         {"clerk_id": brand["clerk"], "name": "小王", "store_id": brand["A"], "new_members": 1}
     ]
+
+
+def test_the_refund_of_an_earlier_purchase_comes_off_that_purchases_day(brand):
+    (nov1,) = kpis(date(2026, 11, 1), date(2026, 11, 1))["days"]
+    # m2 paid 60 yuan that day (first bought 2026-10-15: returning), 20 came back on 11-23
+    assert (nov1["sales_fen"], nov1["member_sales_fen"], nov1["returning_sales_fen"]) == (
+        4000,
+        4000,
+        4000,
+    )
+    assert (nov1["purchases"], nov1["member_sales_share"]) == (1, 1.0)
+
+
+def test_member_share_of_sales_stays_at_most_one_when_a_non_member_sale_is_refunded_later():
+    """Day 1: a non-member pays 100 yuan, m (first purchase) 50. Day 2: m pays 60; the till
+    refunds 80 of the non-member's sale and 10 of m's day-1 sale. Booked on the refund's day,
+    day 2 had sales 60 − 80 − 10 = −30 yuan against member sales 50: a share of −1.67 (with a
+    smaller refund, above 1, as the demo dashboard showed).
+    Off the sale's day: day 1 sales 150 − 80 − 10 = 60, member 50 − 10 = 40, none returning;
+    day 2 sales 60, all of it member and returning."""
+    a = store("S1")
+    m = member(at(2026, 11, 1), store_id=a)
+    stranger = buy(None, a, 10000, at(2026, 11, 21, 10))
+    first = buy(m, a, 5000, at(2026, 11, 21, 11))
+    with frozen(at(2026, 11, 21, 23)):
+        rollup()  # day 1 is in the figures before its refunds arrive
+    buy(m, a, 6000, at(2026, 11, 22, 10))
+    refund(stranger, 8000, at(2026, 11, 22, 11))
+    refund(first, 1000, at(2026, 11, 22, 12))
+    with frozen(at(2026, 11, 22, 23)):
+        rollup()
+    day1, day2 = kpis(date(2026, 11, 21), date(2026, 11, 22))["days"]
+    assert (day1["sales_fen"], day1["member_sales_fen"], day1["returning_sales_fen"]) == (
+        6000,
+        4000,
+        0,
+    )
+    assert (day1["member_sales_share"], day1["returning_sales_share"]) == (0.6667, 0.0)
+    assert (day2["sales_fen"], day2["member_sales_fen"], day2["returning_sales_fen"]) == (
+        6000,
+        6000,
+        6000,
+    )
+    assert (day2["member_sales_share"], day2["returning_sales_share"]) == (1.0, 1.0)
+    assert (day1["purchases"], day2["purchases"]) == (2, 1)
+    (row,) = kpis(date(2026, 11, 21), date(2026, 11, 22), [a])["stores"]
+    assert (row["sales_fen"], row["member_sales_fen"]) == (12000, 10000)
 
 
 def test_the_rollup_counts_each_row_once_however_often_it_runs(brand):
@@ -151,11 +199,11 @@ def test_the_rollup_counts_each_row_once_however_often_it_runs(brand):
 
 def test_a_sale_is_in_the_figures_after_the_next_rollup(brand):
     buy(None, brand["A"], 700, at(2026, 11, 23, 21))
-    assert kpis(DAY, DAY)["days"][0]["sales_fen"] == 18000
+    assert kpis(DAY, DAY)["days"][0]["sales_fen"] == 20000
     with frozen(at(2026, 11, 23, 21)):
         rollup()
     day = kpis(DAY, DAY)["days"][0]
-    assert (day["sales_fen"], day["purchases"]) == (18700, 5)
+    assert (day["sales_fen"], day["purchases"]) == (20700, 5)
 
 
 def test_the_kpi_endpoint(client, admin_headers, brand):

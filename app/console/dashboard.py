@@ -85,10 +85,13 @@ def totals(days: list[dict[str, Any]]) -> dict[str, Any]:
     def total(name: str) -> int:
         return int(sum(d.get(name) or 0 for d in days))
 
+    # active members are a daily count (the same member on two days counts twice), so the card
+    # shows the range's last day, labelled with that day, as the chart's last point
     last = days[-1] if days else {}
     return {
         "new_members": total("new_members"),
         "active_members": last.get("active_members"),
+        "active_members_day": str(last.get("date", ""))[5:],
         "points_issued": total("points_issued"),
         "points_spent": total("points_spent"),
     }

@@ -71,6 +71,10 @@ class World:
 
 # The KPI rollup feeds the dashboard; the nightly job moves lifecycle stages and scores RFM.
 CATCH_UP_JOBS = ("reports.rollup", "intel.nightly")
+# What the worker's schedule runs through a day and which changes what shoppers can spend:
+# without it lapsed coupons stayed ``available`` for ever (no expiries in the KPIs, and the
+# tills kept picking coupons that could no longer be redeemed) and stale holds stayed held.
+DAILY_JOBS = ("coupons.expire", "coupons.return_gifts", "pos.expire_redemptions")
 
 
 def simulate(days: int = 90, seed: int = 1) -> dict[str, int]:
@@ -139,6 +143,12 @@ def _day(world: World, client: Any, keys: dict, store_codes: list[str], day: dat
     if day.weekday() in (2, 5):  # a clerk's shift: log in on the tablet, tag a few members
         _at(day + timedelta(hours=12))
         _clerk_shift(world, client, store_codes[day.toordinal() % len(store_codes)])
+    _at(day + timedelta(hours=12, minutes=30))
+    _till_points(world, store_codes)
+    _at(day + timedelta(hours=14, minutes=50))  # 23:50: the day's housekeeping
+    for job in DAILY_JOBS:
+        execute(job)
+        db.session.remove()
 
 
 def _amount(rng: random.Random) -> tuple[int, list[dict[str, Any]]]:
@@ -368,9 +378,14 @@ def _till_redemptions(world: World, client: Any, store_codes: list[str]) -> None
     """Some members spend a coupon at a till: hold, then the sale captures it."""
     from app.coupons.models import Coupon
 
+    now = utcnow()
     coupons = db.session.execute(
         select(Coupon.code, Coupon.owner_id)
-        .where(Coupon.state == "available")
+        .where(
+            Coupon.state == "available",
+            Coupon.valid_from <= now,
+            Coupon.expires_at > now + timedelta(hours=1),
+        )
         .order_by(Coupon.id)
         .limit(60)
     ).all()
@@ -392,7 +407,7 @@ def _till_redemptions(world: World, client: Any, store_codes: list[str]) -> None
             coupons=[code],
             total_fen=total,
         )
-        world.counts[f"pos_hold_{held.status}"] += 1
+        _count_answer(world, "pos_hold", held)
         if held.status != 201:
             continue
         event = {
@@ -408,3 +423,61 @@ def _till_redemptions(world: World, client: Any, store_codes: list[str]) -> None
         response = till.send_events([event])
         for result in (response.json or {}).get("results", []):
             world.counts[f"pos_redeem_{result['status']}"] += 1
+
+
+def _count_answer(world: World, kind: str, response: Any) -> None:
+    """Count a till answer by status, a refusal also by its error code (so a spend that
+    fails shows in the simulation's report instead of vanishing from the figures)."""
+    error = (response.json or {}).get("error") if response.status >= 400 else None
+    code = (error or {}).get("code")
+    world.counts[f"{kind}_{response.status}" + (f"_{code}" if code else "")] += 1
+
+
+def _till_points(world: World, store_codes: list[str]) -> None:
+    """A member with points to spare shows the member code and pays part of a sale with
+    points (100 points = 1 yuan): hold at the till, then the sale captures the hold."""
+    from app.points.models import PointsAccount
+
+    rich = db.session.execute(
+        select(PointsAccount.member_id, PointsAccount.balance)
+        .where(PointsAccount.balance >= 200)
+        .order_by(PointsAccount.member_id)
+    ).all()
+    db.session.rollback()
+    rng = world.rng
+    for owner, balance in rng.sample(list(rich), min(2, len(rich))):
+        store = rng.choice(store_codes)
+        till = world.tills[store]
+        total, lines = _amount(rng)
+        points = min(balance // 100 * 100, total // 2, 500)
+        if points <= 0:
+            continue
+        member_code, _ = issue_member_code(owner)
+        shown = till.identify(member_code=member_code)
+        _count_answer(world, "pos_identify_code", shown)
+        if shown.status != 200:
+            continue
+        sale_id = world.next_id(f"{store}-S")
+        held = till.hold(
+            sale_id=sale_id,
+            presence_token=shown.json["presence_token"],
+            points=points,
+            total_fen=total,
+        )
+        _count_answer(world, "pos_points_hold", held)
+        if held.status != 201:
+            continue
+        event = {
+            "type": "sale",
+            "sale_id": sale_id,
+            "occurred_at": utcnow().astimezone(SHANGHAI).isoformat(),
+            "total_fen": total,
+            "paid_fen": total - held.json["discount_fen"],
+            "lines": lines,
+            "member": {"member_id": owner},
+            "redemption_id": held.json["id"],
+        }
+        response = till.send_events([event])
+        for result in (response.json or {}).get("results", []):
+            world.counts[f"pos_points_sale_{result['status']}"] += 1
+        world.sales.append((store, sale_id, event["paid_fen"]))

@@ -146,6 +146,19 @@ def _returning(first: datetime | None, day: date) -> bool:
     return first is not None and first < day_start(day)
 
 
+def _sales(
+    fen: int, member_id: int | None, first: dict[int, datetime | None], day: date
+) -> dict[str, int]:
+    """The sales counters a sale (or, negative, a refund of it) moves on the sale's ``day``:
+    the one rule both use, so a day's member and returning sales never exceed its sales."""
+    values = {"sales_fen": fen}
+    if member_id is not None:
+        values["member_sales_fen"] = fen
+        if _returning(first.get(member_id), day):
+            values["returning_sales_fen"] = fen
+    return values
+
+
 def _purchases(now: datetime) -> int:
     from app.points.models import Purchase
 
@@ -168,15 +181,11 @@ def _purchases(now: datetime) -> int:
     visits: dict[tuple[int, int, date], bool] = {}
     for row in rows:
         day = local_day(row.occurred_at)
-        values = {"purchases": 1, "sales_fen": row.paid_fen}
+        values = _sales(row.paid_fen, row.member_id, first, day)
         if row.member_id is not None:
-            returning = _returning(first.get(row.member_id), day)
-            values["member_sales_fen"] = row.paid_fen
-            if returning:
-                values["returning_sales_fen"] = row.paid_fen
             for store in {BRAND, row.store_id or BRAND}:
-                visits[(row.member_id, store, day)] = returning
-        _add(counters, day, row.store_id, **values)
+                visits[(row.member_id, store, day)] = "returning_sales_fen" in values
+        _add(counters, day, row.store_id, purchases=1, **values)
     if visits:
         members = sorted({m for m, _, _ in visits})
         days = [d for _, _, d in visits]
@@ -235,13 +244,12 @@ def _refunds(now: datetime) -> int:
     first = _first_purchases(p.member_id for p in purchases.values() if p.member_id is not None)
     counters = _counters()
     for row in rows:
+        # a refund comes off the sale it returns, on that sale's day and on the same sides
+        # (member, returning) the sale was counted: booked on the refund's own day, a refund
+        # of another day's non-member sale took total sales below member sales (shares > 1)
         p = purchases[row.purchase_id]
-        values = {"sales_fen": -row.refund_fen}
-        if p.member_id is not None:
-            values["member_sales_fen"] = -row.refund_fen
-            if _returning(first.get(p.member_id), local_day(p.occurred_at)):
-                values["returning_sales_fen"] = -row.refund_fen
-        _add(counters, local_day(row.occurred_at), p.store_id, **values)
+        day = local_day(p.occurred_at)
+        _add(counters, day, p.store_id, **_sales(-row.refund_fen, p.member_id, first, day))
     _flush(counters)
     return len(rows)
 

@@ -6,11 +6,15 @@ Figures, per Asia/Shanghai day (``None`` where the denominator is zero):
   store they joined at; ``new_members_by_channel``: by how they joined — ``payment`` (paying
   with WeChat Pay or Alipay), ``pos`` (at a till), ``miniprogram`` (logging in to the
   mini-program), ``gift`` (claiming a gifted coupon).
-- ``active_members``: distinct members with a purchase that day.
+- ``active_members``: distinct members with a purchase that day. A daily count: the same
+  member active on several days counts on each, so days are not added up into a range figure.
 - ``repurchase_rate``: of those, the share whose first purchase was on an earlier day.
-- ``returning_sales_share``: sales (payer money, refunds deducted on the day they happen) by
-  members whose first purchase was on an earlier day, over all sales, members or not.
-- ``member_sales_share``: sales by members over all sales.
+- ``sales_fen``: sales that day (payer money), net of their refunds: a refund comes off the day
+  of the sale it returns, whenever it happens, so a day's figures can still fall when a sale of
+  that day is returned later.
+- ``returning_sales_share``: net sales by members whose first purchase was on an earlier day,
+  over all net sales of the day, members or not.
+- ``member_sales_share``: net sales by members over all net sales of the day (at most 1).
 - ``coupon_redemption_online`` / ``coupon_redemption_offline``: coupons redeemed that day online
   (mini-program) / at a till, over the coupons that ended that day (redeemed or expired; an
   expired coupon counts at its owner's home store).
