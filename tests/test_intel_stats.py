@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.common.clock import frozen
 from app.db import unit_of_work
@@ -249,3 +249,109 @@ def _figures(s: MemberStats) -> tuple:
         s.last_store_id,
         s.home_store_id,
     )
+
+
+def _months_of(member_id: int) -> list[tuple]:
+    return sorted(
+        db.session.execute(
+            select(
+                MemberStoreMonth.store_id,
+                MemberStoreMonth.month,
+                MemberStoreMonth.visits,
+                MemberStoreMonth.payer_fen,
+            ).where(MemberStoreMonth.member_id == member_id)
+        ).all()
+    )
+
+
+def test_rebuild_in_chunks_gives_hand_computed_stats_from_the_purchases_alone(brand):
+    """Stats and monthly rows wiped, then rebuilt set-based in chunks of two members: the same
+    figures the listeners kept, and for a member who bought at Shanghai month edges (a sale at
+    04:00 on 1 October is October's, though UTC still says 30 September; a refund counts on its
+    own month) the hand-computed ones."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete
+
+    from app.intel.jobs import rebuild_stats
+    from app.jobs.models import JobChunk
+
+    edge = member(at(2025, 6, 1), store_id=brand["A"])
+    first = buy(edge, brand["A"], 10000, datetime(2026, 9, 30, 20, tzinfo=UTC))  # 10-01 04:00
+    buy(edge, brand["B"], 4000, datetime(2026, 10, 31, 15, 59, 59, tzinfo=UTC))  # 10-31 23:59
+    refund(first, 3000, at(2026, 11, 2))
+    with frozen(TODAY):
+        nightly()
+    names = ("m1", "m2", "m3", "m4", "m5", "m6")
+    kept = {k: _figures(stats(brand[k])) for k in names}
+    kept_stages = {k: stats(brand[k]).lifecycle for k in names}
+    kept_months = {k: _months_of(brand[k]) for k in names}
+    with unit_of_work():
+        db.session.execute(delete(MemberStoreMonth))
+        db.session.execute(delete(MemberStats))
+
+    with frozen(TODAY):
+        assert rebuild_stats(chunk=2, run_key="rebuild-1")["members"] == 7
+    chunks = db.session.scalars(select(JobChunk.size).where(JobChunk.status == "done")).all()
+    assert sorted(chunks) == [1, 2, 2, 2]  # 7 members, chunks of 2
+
+    assert {k: _figures(stats(brand[k])) for k in names} == kept
+    assert {k: stats(brand[k]).lifecycle for k in names} == kept_stages
+    assert {k: _months_of(brand[k]) for k in names} == kept_months
+    s = stats(edge)
+    assert (s.purchase_count, s.payer_fen_total) == (2, 11000)  # 100 + 40 − 30 yuan
+    assert (s.first_purchase_at, s.last_purchase_at, s.last_store_id) == (
+        datetime(2026, 9, 30, 20, tzinfo=UTC),
+        datetime(2026, 10, 31, 15, 59, 59, tzinfo=UTC),
+        brand["B"],
+    )
+    # A: one visit, 100 − 30 yuan; B: one visit, 40 yuan: ties on visits, A has more money
+    assert (s.purchases_12m, s.payer_fen_12m, s.home_store_id) == (2, 11000, brand["A"])
+    assert s.lifecycle == "active"  # 23 days since the last purchase
+    oct_, nov = services.month_of(at(2026, 10, 1)), services.month_of(at(2026, 11, 1))
+    assert _months_of(edge) == sorted(
+        [(brand["A"], oct_, 1, 10000), (brand["B"], oct_, 1, 4000), (brand["A"], nov, 0, -3000)]
+    )
+
+
+def test_rebuild_writes_no_row_whose_stats_are_right_and_resumes_after_a_kill(brand):
+    """A rebuild of right stats writes no row (no stage event either); a run killed
+    after its first chunk and started again with its run key carries on and repairs the drift
+    in the chunks after it."""
+    import pytest as _pytest
+
+    from app.intel.jobs import REBUILD, rebuild_stats
+    from app.jobs.chunked import ChunkedJob, Step, run_chunked
+
+    with frozen(TODAY):
+        nightly()
+    names = ("m1", "m2", "m3", "m4", "m5", "m6")
+    kept = {k: _figures(stats(brand[k])) for k in names}
+    events = db.session.scalar(select(func.count()).select_from(LifecycleEvent))
+    with frozen(TODAY):
+        assert rebuild_stats(chunk=2) == {"members": 6, "row_writes": 0, "stage_moves": 0}
+    assert db.session.scalar(select(func.count()).select_from(LifecycleEvent)) == events
+    assert {k: _figures(stats(brand[k])) for k in names} == kept
+
+    with unit_of_work():  # drift in the last member's row
+        db.session.get(MemberStats, brand["m6"]).purchase_count = 5
+    calls = [0]
+    step = REBUILD.steps[0]
+
+    class Killed(Exception):
+        pass
+
+    def run(now, lo, hi):
+        calls[0] += 1
+        if calls[0] > 1:
+            raise Killed
+        return step.run(now, lo, hi)
+
+    killed = ChunkedJob(REBUILD.name, (Step(step.name, run, keys=step.keys),), 2, REBUILD.counters)
+    with frozen(TODAY), _pytest.raises(Killed):
+        run_chunked(killed, now=TODAY, run_key="r2", chunk_size=2)
+    assert stats(brand["m6"]).purchase_count == 5  # its chunk was not done
+    with frozen(TODAY):
+        # the whole run's counts: the first chunk's (before the kill) and the others'
+        assert rebuild_stats(run_key="r2") == {"members": 6, "row_writes": 1, "stage_moves": 0}
+    assert {k: _figures(stats(brand[k])) for k in names} == kept

@@ -143,9 +143,7 @@ def issue_batch(template_id: int, member_ids: list[int], *, admin_name: str) -> 
                 results.append(IssueResult(requested, None, "COUPON_LIMIT_REACHED"))
                 continue
             counts[member.id] = counts.get(member.id, 0) + 1
-            coupon = issue_one(
-                template, member.id, source="admin", actor=actor, limit_checked=True
-            )
+            coupon = issue_one(template, member.id, source="admin", actor=actor, limit_checked=True)
             results.append(IssueResult(requested, coupon, None))
         return results
 

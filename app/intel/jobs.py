@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     case,
     cast,
+    delete,
     exists,
     func,
     insert,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.types import NullType
@@ -47,7 +49,15 @@ from app.intel.models import (
     MemberStats,
     MemberStoreMonth,
 )
-from app.intel.services import NO_STORE, day_start, get_settings, local_day, window_start
+from app.intel.services import (
+    NO_STORE,
+    day_start,
+    get_settings,
+    local_day,
+    month_of_sql,
+    window_start,
+)
+from app.jobs.chunked import ChunkedJob, Step, register, run_chunked
 
 CHUNK = 100_000
 
@@ -75,61 +85,86 @@ def _ranges(chunk: int) -> list[tuple[int, int]]:
 def refresh_windows(now: datetime, chunk: int = CHUNK) -> int:
     """Recompute 12-month figures and home stores of rows computed for an earlier window.
 
-    Per chunk of member ids, set-based: the chunk's monthly rows in the window are summed per
-    member and store, ranked per member (most visits, then most money, then the lowest store
-    id: the rule ``services.refresh_window`` applies to one member), and one ``UPDATE … FROM``
-    writes the members who have such rows; a second writes zeros for those who have none."""
+    Per chunk of member ids, set-based (``_window_range``), each chunk its own transaction;
+    a chunk whose rows are all on this month's window is skipped after one look."""
     start = window_start(now)
-    b, m = MemberStoreMonth, MemberStats
+    m = MemberStats
     stale = (m.window_month < start) | m.window_month.is_(None)
     changed = 0
     for lo, hi in _ranges(chunk):
         in_chunk = (m.member_id >= lo) & (m.member_id < hi)
         if not db.session.scalar(select(exists().where(in_chunk, stale))):
             continue  # most nights: every row is already on this month's window
-        per_store = (
-            select(
-                b.member_id,
-                b.store_id,
-                func.sum(b.visits).label("visits"),
-                func.sum(b.payer_fen).label("fen"),
-            )
-            .where(b.member_id >= lo, b.member_id < hi, b.month >= start)
-            .group_by(b.member_id, b.store_id)
-            .subquery()
-        )
-        p = per_store.c
-        eligible = (p.store_id != NO_STORE) & (p.visits > 0)
-        ranked = select(
-            p.member_id,
-            func.sum(p.visits).over(partition_by=p.member_id).label("visits"),
-            func.sum(p.fen).over(partition_by=p.member_id).label("fen"),
-            case((eligible, p.store_id), else_=None).label("home"),
-            func.row_number()
-            .over(
-                partition_by=p.member_id,
-                order_by=(case((eligible, 0), else_=1), p.visits.desc(), p.fen.desc(), p.store_id),
-            )
-            .label("rank"),
-        ).subquery()
         with unit_of_work():
-            changed += db.session.execute(
-                update(m)
-                .where(in_chunk, stale, m.member_id == ranked.c.member_id, ranked.c.rank == 1)
-                .values(
-                    purchases_12m=ranked.c.visits,
-                    payer_fen_12m=ranked.c.fen,
-                    home_store_id=ranked.c.home,
-                    window_month=start,
-                ),
-                execution_options={"synchronize_session": False},
-            ).rowcount
-            changed += db.session.execute(
-                update(m)
-                .where(in_chunk, stale)
-                .values(purchases_12m=0, payer_fen_12m=0, home_store_id=None, window_month=start),
-                execution_options={"synchronize_session": False},
-            ).rowcount
+            changed += _window_range(start, in_chunk & stale)
+    return changed
+
+
+def _window_range(start: date, rows: Any) -> int:
+    """12-month figures and home stores of the stats ``rows`` (a condition on
+    ``member_stats`` within one member-id range) from their monthly rows: the month rows in the
+    window are summed per member and store, ranked per member (most visits, then most money,
+    then the lowest store id: the rule ``services.refresh_window`` applies to one member), and
+    one ``UPDATE … FROM`` writes the members who have such rows; a second writes zeros for those
+    who have none. Rows already holding these figures are not written again."""
+    b, m = MemberStoreMonth, MemberStats
+    lo_hi = select(func.min(m.member_id), func.max(m.member_id)).where(rows)
+    lo, hi = db.session.execute(lo_hi).one()
+    if lo is None:
+        return 0
+    per_store = (
+        select(
+            b.member_id,
+            b.store_id,
+            func.sum(b.visits).label("visits"),
+            func.sum(b.payer_fen).label("fen"),
+        )
+        .where(b.member_id >= lo, b.member_id <= hi, b.month >= start)
+        .group_by(b.member_id, b.store_id)
+        .subquery()
+    )
+    p = per_store.c
+    eligible = (p.store_id != NO_STORE) & (p.visits > 0)
+    ranked = select(
+        p.member_id,
+        func.sum(p.visits).over(partition_by=p.member_id).label("visits"),
+        func.sum(p.fen).over(partition_by=p.member_id).label("fen"),
+        case((eligible, p.store_id), else_=None).label("home"),
+        func.row_number()
+        .over(
+            partition_by=p.member_id,
+            order_by=(case((eligible, 0), else_=1), p.visits.desc(), p.fen.desc(), p.store_id),
+        )
+        .label("rank"),
+    ).subquery()
+    r = ranked.c
+    differs = (
+        m.window_month.is_distinct_from(start)
+        | (m.purchases_12m != r.visits)
+        | (m.payer_fen_12m != r.fen)
+        | m.home_store_id.is_distinct_from(r.home)
+    )
+    changed = db.session.execute(
+        update(m)
+        .where(rows, m.member_id == r.member_id, r.rank == 1, differs)
+        .values(
+            purchases_12m=r.visits, payer_fen_12m=r.fen, home_store_id=r.home, window_month=start
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    has_months = select(b.member_id).where(b.member_id == m.member_id, b.month >= start).exists()
+    zero = (
+        m.window_month.is_distinct_from(start)
+        | (m.purchases_12m != 0)
+        | (m.payer_fen_12m != 0)
+        | m.home_store_id.is_not(None)
+    )
+    changed += db.session.execute(
+        update(m)
+        .where(rows, ~has_months, zero)
+        .values(purchases_12m=0, payer_fen_12m=0, home_store_id=None, window_month=start),
+        execution_options={"synchronize_session": False},
+    ).rowcount
     return changed
 
 
@@ -207,6 +242,32 @@ def _enroll_moves(after_id: int) -> None:
     )
 
 
+def _move_stages(
+    now: datetime, rows: Any, stage: Any, write: Any, values: dict[str, Any]
+) -> tuple[int, int]:
+    """Within the stats ``rows`` (one member-id range): the stage moves (``lifecycle`` differs
+    from ``stage``) recorded as events, one ``UPDATE`` of ``values`` on the rows where
+    ``write`` holds, and the journey enrollments of the moves. Returns (moves, rows written)."""
+    m = MemberStats
+    before = db.session.scalar(select(func.coalesce(func.max(LifecycleEvent.id), 0)))
+    added = db.session.execute(
+        insert(LifecycleEvent).from_select(
+            ["member_id", "from_stage", "to_stage", "at"],
+            select(m.member_id, m.lifecycle, stage, literal(now, LifecycleEvent.at.type)).where(
+                rows, m.lifecycle != stage
+            ),
+        ),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    written = db.session.execute(
+        update(m).where(rows, write).values(**values),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    if added > 0:
+        _enroll_moves(before)
+    return max(added, 0), written
+
+
 def stage_and_score(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
     """Lifecycle stages moved by time, and RFM scores, in one pass over the member ids.
 
@@ -250,98 +311,96 @@ def stage_and_score(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
         | m.m_score.is_distinct_from(mm)
     )
     since = case((moves, literal(now, m.lifecycle_since.type)), else_=m.lifecycle_since)
+    values = {
+        "lifecycle": stage,
+        "lifecycle_since": since,
+        "r_score": r,
+        "f_score": f,
+        "m_score": mm,
+        "rfm_label": label,
+    }
     moved = written = 0
     for lo, hi in _ranges(chunk):
         in_chunk = (m.member_id >= lo) & (m.member_id < hi)
         with unit_of_work():
-            before = db.session.scalar(select(func.coalesce(func.max(LifecycleEvent.id), 0)))
-            added = db.session.execute(
-                insert(LifecycleEvent).from_select(
-                    ["member_id", "from_stage", "to_stage", "at"],
-                    select(
-                        m.member_id, m.lifecycle, stage, literal(now, LifecycleEvent.at.type)
-                    ).where(in_chunk, moves),
-                ),
-                execution_options={"preserve_rowcount": True},
-            ).rowcount
-            written += db.session.execute(
-                update(m)
-                .where(in_chunk, moves | rescored)
-                .values(
-                    lifecycle=stage,
-                    lifecycle_since=since,
-                    r_score=r,
-                    f_score=f,
-                    m_score=mm,
-                    rfm_label=label,
-                ),
-                execution_options={"synchronize_session": False},
-            ).rowcount
-            if added > 0:
-                moved += added
-                _enroll_moves(before)
+            added, changed = _move_stages(now, in_chunk, stage, moves | rescored, values)
+        moved += added
+        written += changed
     return {"stage_moves": moved, "rfm_members": n, "rows_written": written}
 
 
 def ensure_rows(now: datetime) -> int:
     """A stats row for every live member lacking one (imported members who have not bought
-    yet): one ``INSERT … SELECT`` of the missing ones."""
+    yet): one ``INSERT … SELECT`` of the missing ones per join source."""
+    added = 0
+    for source in _missing_sources():
+        with unit_of_work():
+            added += _insert_missing(now, source)
+    return added
+
+
+def _lacking(lo: int | None = None, hi: int | None = None) -> Any:
+    from app.members.models import Member
+
+    cond = (Member.status == "active") & ~select(MemberStats.member_id).where(
+        MemberStats.member_id == Member.id
+    ).exists()
+    if lo is not None and hi is not None:
+        cond = cond & (Member.id >= lo) & (Member.id <= hi)
+    return cond
+
+
+def _missing_sources(lo: int | None = None, hi: int | None = None) -> list[str]:
+    from app.members.models import Member
+
+    return list(db.session.scalars(select(Member.source).where(_lacking(lo, hi)).distinct()))
+
+
+def _insert_missing(
+    now: datetime, source: str, lo: int | None = None, hi: int | None = None
+) -> int:
+    """Insert the missing stats rows of the members of one join ``source`` (within the ids
+    ``lo..hi`` when given), in the caller's transaction."""
     from app.members.models import Member
     from app.members.services import join_channel
 
-    sources = db.session.scalars(
-        select(Member.source)
-        .where(
-            Member.status == "active",
-            ~select(MemberStats.member_id).where(MemberStats.member_id == Member.id).exists(),
-        )
-        .distinct()
-    ).all()
-    added = 0
-    for source in sources:
-        missing = select(
-            Member.id,
-            Member.created_at,
-            literal(join_channel(source)),
-            Member.join_store_id,
-            literal(window_start(now)),
-            Member.created_at,
-            literal(now, MemberStats.updated_at.type),
-            literal(0),
-            literal(0),
-            literal(0),
-            literal(0),
-            literal("new"),
-        ).where(
-            Member.status == "active",
-            Member.source == source,
-            ~select(MemberStats.member_id).where(MemberStats.member_id == Member.id).exists(),
-        )
-        with unit_of_work():
-            added += max(
-                db.session.execute(
-                    insert(MemberStats).from_select(
-                        [
-                            "member_id",
-                            "joined_at",
-                            "join_channel",
-                            "join_store_id",
-                            "window_month",
-                            "lifecycle_since",
-                            "updated_at",
-                            "purchase_count",
-                            "payer_fen_total",
-                            "purchases_12m",
-                            "payer_fen_12m",
-                            "lifecycle",
-                        ],
-                        missing,
-                    ),
-                    execution_options={"preserve_rowcount": True},
-                ).rowcount,
-                0,
-            )
-    return added
+    missing = select(
+        Member.id,
+        Member.created_at,
+        literal(join_channel(source)),
+        Member.join_store_id,
+        literal(window_start(now)),
+        Member.created_at,
+        literal(now, MemberStats.updated_at.type),
+        literal(0),
+        literal(0),
+        literal(0),
+        literal(0),
+        literal("new"),
+    ).where(_lacking(lo, hi), Member.source == source)
+    return max(
+        db.session.execute(
+            insert(MemberStats).from_select(
+                [
+                    "member_id",
+                    "joined_at",
+                    "join_channel",
+                    "join_store_id",
+                    "window_month",
+                    "lifecycle_since",
+                    "updated_at",
+                    "purchase_count",
+                    "payer_fen_total",
+                    "purchases_12m",
+                    "payer_fen_12m",
+                    "lifecycle",
+                ],
+                missing,
+            ),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount,
+        0,
+    )
 
 
 def refresh_planner_statistics() -> None:
@@ -397,82 +456,173 @@ def segment_export(export_id: int) -> dict[str, int]:
     return write_export(export_id)
 
 
-def rebuild_stats(chunk: int = 1000, now: datetime | None = None) -> dict[str, int]:
-    """The ``intel.rebuild_stats`` job: every member's stats recomputed from the purchases.
+def rebuild_stats(
+    chunk: int | None = None, now: datetime | None = None, run_key: str | None = None
+) -> dict[str, int]:
+    """The ``intel.rebuild_stats`` job: every live member's stats recomputed from the purchases.
 
     For a brand whose purchases predate the stats (run once after upgrading), or to check
-    them. Chunk by chunk of member ids, each chunk one transaction that locks the members'
-    stats rows first, so a purchase applied meanwhile either lands before (and is read) or
-    waits and adds itself on top. Refunds count on their own month, as the listener does.
-    """
-    from collections import defaultdict
+    them. A chunked run (``app.jobs.chunked``: restartable, shareable by several runners) over
+    the live members' ids, ``chunk`` members a chunk (default 5,000), each chunk one
+    transaction of a few set-based statements (``rebuild_range``): memory does not grow with
+    the members or the purchases."""
+    return run_chunked(REBUILD, now=now or utcnow(), run_key=run_key, chunk_size=chunk)
 
-    from sqlalchemy import delete
 
-    from app.common.upsert import upsert_add
-    from app.intel.services import _ensure_rows, _lock_rows, month_of, refresh_window, restage
+def _live_member_keys(now: datetime, after: int, limit: int) -> list[int]:
     from app.members.models import Member
-    from app.points.models import Purchase, PurchaseRefund
 
-    now = now or utcnow()
-    rebuilt, after = 0, 0
-    while True:
-        ids = db.session.scalars(
+    return list(
+        db.session.scalars(
             select(Member.id)
             .where(Member.id > after, Member.status == "active")
             .order_by(Member.id)
-            .limit(chunk)
-        ).all()
-        if not ids:
-            break
-        after = ids[-1]
-        with unit_of_work():
-            _ensure_rows(ids)
-            rows = _lock_rows(ids)
-            buckets: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-            for row in rows.values():
-                row.purchase_count, row.payer_fen_total = 0, 0
-                row.first_purchase_at = row.last_purchase_at = row.last_store_id = None
-            purchases = db.session.execute(
-                select(
-                    Purchase.member_id, Purchase.store_id, Purchase.paid_fen, Purchase.occurred_at
-                )
-                .where(Purchase.member_id.in_(ids))
-                .order_by(Purchase.occurred_at, Purchase.id)
-            ).all()
-            for member_id, store_id, fen, at in purchases:
-                row = rows[member_id]
-                bucket = buckets[(member_id, store_id or 0, month_of(at))]
-                bucket[0] += 1
-                bucket[1] += fen
-                row.purchase_count += 1
-                row.payer_fen_total += fen
-                row.first_purchase_at = row.first_purchase_at or at
-                row.last_purchase_at, row.last_store_id = at, store_id
-            refunds = db.session.execute(
-                select(
-                    Purchase.member_id,
-                    Purchase.store_id,
-                    PurchaseRefund.refund_fen,
-                    PurchaseRefund.occurred_at,
-                )
-                .join(Purchase, Purchase.id == PurchaseRefund.purchase_id)
-                .where(Purchase.member_id.in_(ids))
-            ).all()
-            for member_id, store_id, fen, at in refunds:
-                buckets[(member_id, store_id or 0, month_of(at))][1] -= fen
-                rows[member_id].payer_fen_total -= fen
-            db.session.execute(delete(MemberStoreMonth).where(MemberStoreMonth.member_id.in_(ids)))
-            upsert_add(
-                MemberStoreMonth.__table__,
-                [
-                    {"member_id": m, "store_id": s, "month": mo, "visits": v, "payer_fen": f}
-                    for (m, s, mo), (v, f) in buckets.items()
-                ],
-                ["member_id", "store_id", "month"],
-                ["visits", "payer_fen"],
-            )
-            refresh_window(rows.values(), window_start(now))
-            restage(rows.values(), now)
-        rebuilt += len(ids)
-    return {"members": rebuilt}
+            .limit(limit)
+        )
+    )
+
+
+def rebuild_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
+    """Rebuild the stats of the live members with ids ``lo..hi``, in the caller's transaction.
+
+    The members' stats rows are locked first (in member-id order, the listeners' lock order),
+    so a purchase applied meanwhile either lands before (and is read) or waits and adds itself
+    on top. Then, set-based: the members' monthly rows again from their purchases (a sale
+    counts on its month, a refund on its own month, as the listener does: one ``INSERT …
+    SELECT … GROUP BY``), their totals from those monthly rows and first and last purchase
+    (and the last one's store) from the purchases (one ``UPDATE … FROM``, writing only the rows
+    that differ), their 12-month window (``_window_range``) and their stage
+    (``_move_stages``, with the nightly's rule, ``stage_expression``)."""
+    from app.members.models import Member
+    from app.points.models import Purchase, PurchaseRefund
+
+    m, b, p = MemberStats, MemberStoreMonth, Purchase
+    for source in _missing_sources(lo, hi):
+        _insert_missing(now, source, lo, hi)
+    live = select(Member.id).where(Member.id >= lo, Member.id <= hi, Member.status == "active")
+    mine = (m.member_id >= lo) & (m.member_id <= hi) & m.member_id.in_(live)
+    locked = db.session.scalars(
+        select(m.member_id).where(mine).order_by(m.member_id).with_for_update()
+    ).all()
+    if not locked:
+        return {"members": 0, "row_writes": 0, "stage_moves": 0}
+
+    bought = (p.member_id >= lo) & (p.member_id <= hi) & p.member_id.in_(live)
+    db.session.execute(
+        delete(b).where(b.member_id >= lo, b.member_id <= hi, b.member_id.in_(live)),
+        execution_options={"synchronize_session": False},
+    )
+    sales = select(
+        p.member_id.label("member_id"),
+        func.coalesce(p.store_id, NO_STORE).label("store_id"),
+        month_of_sql(p.occurred_at).label("month"),
+        literal(1).label("visits"),
+        p.paid_fen.label("fen"),
+    ).where(bought)
+    returns = (
+        select(
+            p.member_id,
+            func.coalesce(p.store_id, NO_STORE),
+            month_of_sql(PurchaseRefund.occurred_at),
+            literal(0),
+            -PurchaseRefund.refund_fen,
+        )
+        .join(p, p.id == PurchaseRefund.purchase_id)
+        .where(bought)
+    )
+    both = union_all(sales, returns).subquery()
+    db.session.execute(
+        insert(b).from_select(
+            ["member_id", "store_id", "month", "visits", "payer_fen"],
+            select(
+                both.c.member_id,
+                both.c.store_id,
+                both.c.month,
+                func.sum(both.c.visits),
+                func.sum(both.c.fen),
+            ).group_by(both.c.member_id, both.c.store_id, both.c.month),
+        )
+    )
+
+    totals = (
+        select(
+            b.member_id,
+            func.sum(b.visits).label("n"),
+            func.sum(b.payer_fen).label("fen"),
+        )
+        .where(b.member_id >= lo, b.member_id <= hi)
+        .group_by(b.member_id)
+        .subquery()
+    )
+    latest = (
+        select(
+            p.member_id,
+            p.occurred_at.label("at"),
+            p.store_id,
+            func.min(p.occurred_at).over(partition_by=p.member_id).label("first"),
+            func.row_number()
+            .over(partition_by=p.member_id, order_by=(p.occurred_at.desc(), p.id.desc()))
+            .label("rank"),
+        )
+        .where(bought)
+        .subquery()
+    )
+    t, last = totals.c, latest.c
+    differs = (
+        (m.purchase_count != t.n)
+        | (m.payer_fen_total != t.fen)
+        | m.first_purchase_at.is_distinct_from(last.first)
+        | m.last_purchase_at.is_distinct_from(last.at)
+        | m.last_store_id.is_distinct_from(last.store_id)
+    )
+    writes = db.session.execute(
+        update(m)
+        .where(mine, m.member_id == t.member_id, m.member_id == last.member_id, last.rank == 1)
+        .where(differs)
+        .values(
+            purchase_count=t.n,
+            payer_fen_total=t.fen,
+            first_purchase_at=last.first,
+            last_purchase_at=last.at,
+            last_store_id=last.store_id,
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    # no monthly row: no purchase (each purchase counts a visit in its month's row)
+    never = ~select(b.member_id).where(b.member_id == m.member_id).exists()
+    writes += db.session.execute(
+        update(m)
+        .where(mine, never)
+        .where(
+            (m.purchase_count != 0)
+            | (m.payer_fen_total != 0)
+            | m.first_purchase_at.is_not(None)
+            | m.last_purchase_at.is_not(None)
+            | m.last_store_id.is_not(None)
+        )
+        .values(
+            purchase_count=0,
+            payer_fen_total=0,
+            first_purchase_at=None,
+            last_purchase_at=None,
+            last_store_id=None,
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    writes += _window_range(window_start(now), mine)
+    stage = stage_expression(now)
+    moves = m.lifecycle != stage
+    moved, staged = _move_stages(
+        now, mine, stage, moves, {"lifecycle": stage, "lifecycle_since": now}
+    )
+    return {"members": len(locked), "row_writes": writes + staged, "stage_moves": moved}
+
+
+REBUILD = register(
+    ChunkedJob(
+        "intel.rebuild_stats",
+        (Step("members", rebuild_range, keys=_live_member_keys),),
+        chunk_size=5000,
+        counters=("members", "row_writes", "stage_moves"),
+    )
+)

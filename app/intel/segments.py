@@ -419,12 +419,16 @@ def get_segment(segment_id: int) -> Segment:
 def preview(segment: Segment, limit: int = PREVIEW_LIMIT) -> list[dict[str, Any]]:
     """A few members of the segment, phones masked."""
     ids = members_query(segment.rule).order_by(Member.id).limit(limit)
-    rows = reads().execute(
-        select(Member, MemberStats)
-        .outerjoin(MemberStats, MemberStats.member_id == Member.id)
-        .where(Member.id.in_(ids.scalar_subquery()))
-        .order_by(Member.id)
-    ).all()
+    rows = (
+        reads()
+        .execute(
+            select(Member, MemberStats)
+            .outerjoin(MemberStats, MemberStats.member_id == Member.id)
+            .where(Member.id.in_(ids.scalar_subquery()))
+            .order_by(Member.id)
+        )
+        .all()
+    )
     return [_member_row(m, s, reveal=False) for m, s in rows]
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Date, cast, delete, func, select
 
 from app.common.clock import SHANGHAI, utcnow
 from app.common.hooks import MemberJoined, PurchaseApplied
@@ -39,6 +40,14 @@ def local_day(at: datetime) -> date:
 
 def month_of(at: datetime) -> date:
     return local_day(at).replace(day=1)
+
+
+def month_of_sql(column: Any) -> Any:
+    """``month_of`` as SQL, for set-based passes: the first day of the Shanghai month of a
+    UTC timestamp column (Shanghai keeps UTC+8 all year; SQLite stores naive UTC text)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc("month", func.timezone("Asia/Shanghai", column)), Date)
+    return func.date(column, "+8 hours", "start of month")
 
 
 def add_months(month: date, n: int) -> date:

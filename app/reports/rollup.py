@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select
 
 from app.common.clock import utcnow
 from app.common.upsert import upsert_add
-from app.db import unit_of_work
+from app.db import insert_rows, unit_of_work
 from app.extensions import db
 from app.intel.models import MemberStats
 from app.intel.services import day_start, local_day
@@ -187,27 +187,14 @@ def _purchases(now: datetime) -> int:
                 visits[(row.member_id, store, day)] = "returning_sales_fen" in values
         _add(counters, day, row.store_id, purchases=1, **values)
     if visits:
-        members = sorted({m for m, _, _ in visits})
-        days = [d for _, _, d in visits]
-        seen = set()
-        for i in range(0, len(members), 5000):
-            seen.update(
-                db.session.execute(
-                    select(
-                        MemberVisitDay.member_id, MemberVisitDay.store_id, MemberVisitDay.day
-                    ).where(
-                        MemberVisitDay.member_id.in_(members[i : i + 5000]),
-                        MemberVisitDay.day >= min(days),
-                        MemberVisitDay.day <= max(days),
-                    )
-                ).all()
-            )
-        fresh = [key for key in visits if tuple(key) not in seen]
-        if fresh:
-            db.session.execute(
-                insert(MemberVisitDay.__table__),
-                [{"member_id": m, "store_id": s, "day": d} for m, s, d in fresh],
-            )
+        # the visits new to ``member_visit_days``: claimed by the insert itself (a key already
+        # there is skipped), so nothing of the table is read back and memory stays the chunk's
+        fresh = insert_rows(
+            MemberVisitDay.__table__,
+            [{"member_id": m, "store_id": s, "day": d} for m, s, d in visits],
+            returning=("member_id", "store_id", "day"),
+            conflict=("member_id", "store_id", "day"),
+        )
         for member_id, store, day in fresh:
             row = counters[(day, store)]
             row["active_members"] += 1

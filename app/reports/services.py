@@ -115,9 +115,11 @@ def _stores(start: date, end: date, stores: list[int]) -> list[dict[str, Any]]:
     where = [KpiDaily.day >= start, KpiDaily.day <= end, KpiDaily.store_id != BRAND]
     if stores:
         where.append(KpiDaily.store_id.in_(stores))
-    rows = reads().execute(
-        select(KpiDaily.store_id, *_sums()).where(*where).group_by(KpiDaily.store_id)
-    ).all()
+    rows = (
+        reads()
+        .execute(select(KpiDaily.store_id, *_sums()).where(*where).group_by(KpiDaily.store_id))
+        .all()
+    )
     names = {
         s.id: s
         for s in reads().scalars(select(Store).where(Store.id.in_([r.store_id for r in rows])))
@@ -145,11 +147,17 @@ def _clerks(start: date, end: date, stores: list[int]) -> list[dict[str, Any]]:
     where = [KpiClerkDaily.day >= start, KpiClerkDaily.day <= end]
     if stores:
         where.append(KpiClerkDaily.store_id.in_(stores))
-    rows = reads().execute(
-        select(KpiClerkDaily.clerk_id, KpiClerkDaily.store_id, func.sum(KpiClerkDaily.new_members))
-        .where(*where)
-        .group_by(KpiClerkDaily.clerk_id, KpiClerkDaily.store_id)
-    ).all()
+    rows = (
+        reads()
+        .execute(
+            select(
+                KpiClerkDaily.clerk_id, KpiClerkDaily.store_id, func.sum(KpiClerkDaily.new_members)
+            )
+            .where(*where)
+            .group_by(KpiClerkDaily.clerk_id, KpiClerkDaily.store_id)
+        )
+        .all()
+    )
     names = {
         c.id: c.name
         for c in reads().scalars(select(Clerk).where(Clerk.id.in_([r[0] for r in rows])))
