@@ -1,7 +1,8 @@
 """Peak memory and time of the long jobs that walk every member or purchase, one process.
 
     .venv/bin/python bench/jobs_memory.py --db-url postgresql+psycopg://postgres@127.0.0.1/DB
-        [--jobs rebuild_stats,nightly,rollup] [--chunk 5000] [--redis-url URL]
+        [--jobs rebuild_stats,nightly,rollup] [--chunk 5000] [--rollup-chunks 1000]
+        [--redis-url URL]
 
 Runs, in this one process and in turn (as a worker running the long jobs does), on a database
 loaded by ``bench/scale_bench.py --load-only`` (members, 13 months of purchases with their
@@ -51,6 +52,9 @@ def main() -> int:
     parser.add_argument("--db-url", required=True, help="SQLAlchemy URL (postgresql+psycopg)")
     parser.add_argument("--jobs", default="rebuild_stats,nightly,rollup")
     parser.add_argument("--chunk", type=int, default=5000, help="members per rebuild chunk")
+    parser.add_argument(
+        "--rollup-chunks", type=int, default=1000, help="rollup chunks per source at most"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
     args = parser.parse_args()
 
@@ -71,7 +75,7 @@ def main() -> int:
     with app.app_context():
         from app.extensions import db
         from app.intel.jobs import nightly, rebuild_stats
-        from app.reports.jobs import rollup
+        from app.reports.rollup import rollup
 
         now = datetime.now(UTC)
         counts = db.session.execute(
@@ -90,7 +94,7 @@ def main() -> int:
         runs = {
             "rebuild_stats": lambda: rebuild_stats(chunk=args.chunk, now=now),
             "nightly": lambda: nightly(now=now),
-            "rollup": lambda: rollup(now=now),
+            "rollup": lambda: rollup(now=now, max_chunks=args.rollup_chunks),
         }
         for name in args.jobs.split(","):
             db.session.remove()

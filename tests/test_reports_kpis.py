@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
 from app.clerks.attribution import attribute_member, clerk_qr_payload
 from app.common.clock import frozen
@@ -30,6 +31,7 @@ from app.extensions import db
 from app.points.holds import hold_points
 from app.points.services import post_entry
 from app.reports.jobs import rollup
+from app.reports.models import MemberVisitDay
 from app.reports.services import kpis
 from app.stores.services import create_clerk
 from tests.intel_support import at, buy, member, refund, store
@@ -258,3 +260,26 @@ def test_a_member_who_joins_to_claim_a_gift_counts_under_gift():
     day = kpis(DAY, DAY)["days"][0]
     assert day["new_members_by_channel"] == {"payment": 0, "pos": 0, "miniprogram": 1, "gift": 1}
     assert day["new_members"] == 2 and late
+
+
+def test_visits_seen_in_an_earlier_run_or_chunk_are_not_counted_again(brand, monkeypatch):
+    """The rollup learns which member-store-days are new from the insert itself: m1 and m3
+    buying again at A on the day (each sale its own chunk) add sales, not active members."""
+    from app.reports import rollup as module
+
+    monkeypatch.setattr(module, "CHUNK", 1)
+    before = kpis(DAY, DAY, [brand["A"]])["days"][0]
+    (m1, m3) = db.session.execute(
+        select(MemberVisitDay.member_id)
+        .where(MemberVisitDay.store_id == brand["A"], MemberVisitDay.day == DAY)
+        .order_by(MemberVisitDay.member_id)
+    ).scalars()
+    buy(m1, brand["A"], 300, at(2026, 11, 23, 21))
+    buy(m3, brand["A"], 200, at(2026, 11, 23, 21))
+    buy(m3, brand["A"], 100, at(2026, 11, 23, 22))
+    with frozen(at(2026, 11, 23, 23)):
+        assert module.rollup()["purchases"] == 3
+    a = kpis(DAY, DAY, [brand["A"]])["days"][0]
+    assert (a["active_members"], a["repurchase_rate"]) == (2, before["repurchase_rate"])
+    assert a["sales_fen"] == before["sales_fen"] + 600
+    assert kpis(DAY, DAY)["days"][0]["active_members"] == 2

@@ -88,7 +88,9 @@ JOBS: dict[str, JobSpec] = {
         JobSpec(
             "intel.segment_export", "app.intel.jobs:segment_export", timeout=1800, exclusive=False
         ),
-        JobSpec("intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200),
+        JobSpec(  # a chunked run: several workers share it (app.jobs.chunked)
+            "intel.rebuild_stats", "app.intel.jobs:rebuild_stats", timeout=7200, exclusive=False
+        ),
         JobSpec("reports.rollup", "app.reports.jobs:rollup", timeout=600),
         JobSpec("tiers.review", "app.tiers.jobs:review_tiers", timeout=3600, exclusive=False),
         JobSpec(
