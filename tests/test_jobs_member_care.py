@@ -131,6 +131,29 @@ def test_points_expiring_reminders_are_written_once_per_member_and_expiry():
     assert reminder.payload["points"] == 100
 
 
+def test_points_expiring_reminders_walk_the_members_a_page_at_a_time():
+    """Five members with points expiring, pages of two: every member reminded once, in three
+    pages, the same as in one page."""
+    buyers = [member(f"1380000001{i}") for i in range(5)]
+    with frozen(datetime(2025, 3, 1, tzinfo=UTC)), unit_of_work():
+        for i, buyer in enumerate(buyers):
+            record_purchase(
+                source="pos",
+                external_id=f"S2:{i}",
+                member_id=buyer,
+                store_id=None,
+                paid_fen=1000 * (i + 1),
+                occurred_at=datetime(2025, 3, 1, tzinfo=UTC),
+            )
+    with frozen(datetime(2026, 12, 10, tzinfo=UTC)):
+        assert remind_points_expiring(page=2)["members"] == 5
+        assert remind_points_expiring()["members"] == 5  # again: nothing new is written
+    reminders = messages("points_expiring")
+    assert sorted((m.member_id, m.payload["points"]) for m in reminders) == [
+        (buyer, 10 * (i + 1)) for i, buyer in enumerate(buyers)
+    ]
+
+
 def test_coupon_events_tell_the_owner(client):
     owner = member("13800000001")
     template = create_template(

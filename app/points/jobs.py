@@ -145,9 +145,16 @@ class ExpiringPoints:
 
 
 def members_with_points_expiring(
-    within_days: int = 30, *, now: datetime | None = None, exclude_opted_out: bool = False
+    within_days: int = 30,
+    *,
+    now: datetime | None = None,
+    exclude_opted_out: bool = False,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[ExpiringPoints]:
-    """Members whose points expire in the next ``within_days`` days, for a reminder.
+    """Members whose points expire in the next ``within_days`` days, for a reminder, in member
+    id order: those with ids above ``after``, at most ``limit`` of them (a page: before a year
+    end nearly every member is listed, so callers walking them all take pages).
 
     The reminder is a service message (the outbox's ``points_expiring`` is not marketing), so
     everyone is listed; ``exclude_opted_out`` leaves out members who opted out of marketing.
@@ -166,9 +173,11 @@ def members_with_points_expiring(
             PointsLot.expires_at > now,
             PointsLot.expires_at <= until,
             Member.status == "active",
+            PointsLot.member_id > after,
         )
         .group_by(PointsLot.member_id)
         .order_by(PointsLot.member_id)
+        .limit(limit)
     )
     if exclude_opted_out:
         stmt = stmt.where(Member.marketing_opt_out.is_(False))
