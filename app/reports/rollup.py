@@ -42,11 +42,13 @@ ISSUED = {"earn", "clawback", "adjust"}
 SPENT = {"hold", "release", "return_of_redeemed", "redeem", "exchange"}
 EXPIRED = {"expire"}
 
-Counters = dict[tuple[date, int], dict[str, int]]
+Counters = dict[tuple[date, int], list[int]]  # (day, store) → values in ``COUNTERS`` order
+SLOT = {name: i for i, name in enumerate(COUNTERS)}
+FLUSH_ROWS = 1000  # counter rows per upsert statement
 
 
 def _counters() -> Counters:
-    return defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+    return defaultdict(lambda: [0] * len(COUNTERS))
 
 
 def _add(counters: Counters, day: date, store_id: int | None, **values: int) -> None:
@@ -54,16 +56,23 @@ def _add(counters: Counters, day: date, store_id: int | None, **values: int) -> 
     for target in {BRAND, store_id or BRAND}:
         row = counters[(day, target)]
         for name, value in values.items():
-            row[name] += value
+            row[SLOT[name]] += value
 
 
 def _flush(counters: Counters) -> None:
-    upsert_add(
-        KpiDaily.__table__,
-        [{"day": d, "store_id": s, **values} for (d, s), values in counters.items()],
-        ["day", "store_id"],
-        COUNTERS,
-    )
+    """Add the counters to ``kpi_daily``, ``FLUSH_ROWS`` rows a statement (the parameters of
+    one statement, not of the whole chunk, are built at a time)."""
+    keys = list(counters)
+    for start in range(0, len(keys), FLUSH_ROWS):
+        upsert_add(
+            KpiDaily.__table__,
+            [
+                {"day": d, "store_id": s, **dict(zip(COUNTERS, counters[(d, s)], strict=True))}
+                for d, s in keys[start : start + FLUSH_ROWS]
+            ],
+            ["day", "store_id"],
+            COUNTERS,
+        )
 
 
 def _cursor(name: str) -> RollupCursor:
@@ -199,9 +208,9 @@ def _purchases(now: datetime) -> int:
         )
         for member_id, store, day in fresh:
             row = counters[(day, store)]
-            row["active_members"] += 1
+            row[SLOT["active_members"]] += 1
             if visits[(member_id, store, day)]:
-                row["returning_members"] += 1
+                row[SLOT["returning_members"]] += 1
     _flush(counters)
     return len(rows)
 
