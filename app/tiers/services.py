@@ -24,6 +24,7 @@ from app.common.hooks import (
     PurchaseApplied,
     TierChanged,
 )
+from app.db import insert_rows, update_rows
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase
@@ -260,17 +261,6 @@ class _Decision:
     new_effective: str
 
 
-_UPDATE_ROW = (
-    update(MemberTier.__table__)
-    .where(MemberTier.__table__.c.member_id == bindparam("b_member_id"))
-    .values(
-        tier_code=bindparam("b_tier_code"),
-        reached_at=bindparam("b_reached_at"),
-        keep_until=bindparam("b_keep_until"),
-        reach_no=bindparam("b_reach_no"),
-        updated_at=bindparam("b_now"),
-    )
-)
 _CLEAR_OVERRIDE = (
     update(MemberTier.__table__)
     .where(MemberTier.__table__.c.member_id == bindparam("b_member_id"))
@@ -331,21 +321,25 @@ def write_decisions(
     note: str | None = None,
     expires_at: datetime | None = None,
 ) -> int:
-    """Write decided rows (executemany), their history, and fire ``TIER_CHANGED`` for those
-    whose effective tier changed."""
+    """Write decided rows, their history, and fire ``TIER_CHANGED`` for those whose effective
+    tier changed. Each is one statement whatever the number of rows (``update_rows`` and
+    ``insert_rows``: ``unnest`` arrays on PostgreSQL), where an executemany sent one
+    ``UPDATE`` and one ``INSERT`` per member (145,000 round trips in a review of 1 M members
+    changing 72,500)."""
     if not decisions:
         return 0
     ordered = sorted(decisions, key=lambda d: d.member_id)
-    db.session.execute(
-        _UPDATE_ROW,
+    update_rows(
+        MemberTier.__table__,
+        "member_id",
         [
             {
-                "b_member_id": d.member_id,
-                "b_tier_code": d.tier_code,
-                "b_reached_at": d.reached_at,
-                "b_keep_until": d.keep_until,
-                "b_reach_no": d.reach_no,
-                "b_now": now,
+                "member_id": d.member_id,
+                "tier_code": d.tier_code,
+                "reached_at": d.reached_at,
+                "keep_until": d.keep_until,
+                "reach_no": d.reach_no,
+                "updated_at": now,
             }
             for d in ordered
         ],
@@ -356,8 +350,8 @@ def write_decisions(
     changed = [d for d in ordered if d.new_effective != d.old_effective]
     if not changed:
         return 0
-    db.session.execute(
-        TierChange.__table__.insert(),
+    insert_rows(
+        TierChange.__table__,
         [
             {
                 "member_id": d.member_id,
