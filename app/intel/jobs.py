@@ -100,12 +100,18 @@ def refresh_windows(now: datetime, chunk: int = CHUNK) -> int:
     return changed
 
 
-def _window_figures(start: date, lo: int, hi: int) -> Any:
-    """Per member with monthly rows in the window (ids ``lo..hi``): 12-month visits
-    (``visits``), payer money (``fen``) and home store (``home``). The month rows are summed per
-    member and store and ranked per member: most visits, then most money, then the lowest
-    store id (the rule ``services.refresh_window`` applies to one member)."""
-    b = MemberStoreMonth
+def _window_range(start: date, rows: Any) -> int:
+    """12-month figures and home stores of the stats ``rows`` (a condition on
+    ``member_stats`` within one member-id range) from their monthly rows: the month rows in the
+    window are summed per member and store, ranked per member (most visits, then most money,
+    then the lowest store id: the rule ``services.refresh_window`` applies to one member), and
+    one ``UPDATE … FROM`` writes the members who have such rows; a second writes zeros for those
+    who have none. Rows already holding these figures are not written again."""
+    b, m = MemberStoreMonth, MemberStats
+    lo_hi = select(func.min(m.member_id), func.max(m.member_id)).where(rows)
+    lo, hi = db.session.execute(lo_hi).one()
+    if lo is None:
+        return 0
     per_store = (
         select(
             b.member_id,
@@ -132,20 +138,6 @@ def _window_figures(start: date, lo: int, hi: int) -> Any:
         .label("rank"),
     ).subquery()
     r = ranked.c
-    return select(r.member_id, r.visits, r.fen, r.home).where(r.rank == 1).subquery()
-
-
-def _window_range(start: date, rows: Any) -> int:
-    """12-month figures and home stores of the stats ``rows`` (a condition on
-    ``member_stats`` within one member-id range) from their monthly rows (``_window_figures``):
-    one ``UPDATE … FROM`` writes the members who have such rows, a second writes zeros for
-    those who have none. Rows already holding these figures are not written again."""
-    b, m = MemberStoreMonth, MemberStats
-    lo_hi = select(func.min(m.member_id), func.max(m.member_id)).where(rows)
-    lo, hi = db.session.execute(lo_hi).one()
-    if lo is None:
-        return 0
-    r = _window_figures(start, lo, hi).c
     differs = (
         m.window_month.is_distinct_from(start)
         | (m.purchases_12m != r.visits)
@@ -154,7 +146,7 @@ def _window_range(start: date, rows: Any) -> int:
     )
     changed = db.session.execute(
         update(m)
-        .where(rows, m.member_id == r.member_id, differs)
+        .where(rows, m.member_id == r.member_id, r.rank == 1, differs)
         .values(
             purchases_12m=r.visits, payer_fen_12m=r.fen, home_store_id=r.home, window_month=start
         ),
@@ -497,10 +489,10 @@ def rebuild_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
     so a purchase applied meanwhile either lands before (and is read) or waits and adds itself
     on top. Then, set-based: the members' monthly rows again from their purchases (a sale
     counts on its month, a refund on its own month, as the listener does: one ``INSERT …
-    SELECT … GROUP BY``); then one ``UPDATE … FROM`` writing, only on rows that differ, their
-    totals (from those monthly rows), first and last purchase and the last one's store (from
-    the purchases) and 12-month window (``_window_figures``, the nightly's rule); then their
-    stage (``_move_stages``, with the nightly's rule, ``stage_expression``)."""
+    SELECT … GROUP BY``), their totals from those monthly rows and first and last purchase
+    (and the last one's store) from the purchases (one ``UPDATE … FROM``, writing only the rows
+    that differ), their 12-month window (``_window_range``) and their stage
+    (``_move_stages``, with the nightly's rule, ``stage_expression``)."""
     from app.members.models import Member
     from app.points.models import Purchase, PurchaseRefund
 
@@ -575,54 +567,24 @@ def rebuild_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
         .where(bought)
         .subquery()
     )
-    start = window_start(now)
-    window = _window_figures(start, lo, hi)
-    t, last, w = totals.c, latest.c, window.c
-    facts = (
-        select(
-            t.member_id,
-            t.n,
-            t.fen,
-            last.first,
-            last.at,
-            last.store_id,
-            func.coalesce(w.visits, 0).label("visits_12m"),
-            func.coalesce(w.fen, 0).label("fen_12m"),
-            w.home,
-        )
-        .select_from(
-            totals.join(latest, (last.member_id == t.member_id) & (last.rank == 1)).outerjoin(
-                window, w.member_id == t.member_id
-            )
-        )
-        .subquery()
-    )
-    f = facts.c
-    # totals, first and last purchase and the 12-month window in one write of each row
+    t, last = totals.c, latest.c
     differs = (
-        (m.purchase_count != f.n)
-        | (m.payer_fen_total != f.fen)
-        | m.first_purchase_at.is_distinct_from(f.first)
-        | m.last_purchase_at.is_distinct_from(f.at)
-        | m.last_store_id.is_distinct_from(f.store_id)
-        | (m.purchases_12m != f.visits_12m)
-        | (m.payer_fen_12m != f.fen_12m)
-        | m.home_store_id.is_distinct_from(f.home)
-        | m.window_month.is_distinct_from(start)
+        (m.purchase_count != t.n)
+        | (m.payer_fen_total != t.fen)
+        | m.first_purchase_at.is_distinct_from(last.first)
+        | m.last_purchase_at.is_distinct_from(last.at)
+        | m.last_store_id.is_distinct_from(last.store_id)
     )
     writes = db.session.execute(
         update(m)
-        .where(mine, m.member_id == f.member_id, differs)
+        .where(mine, m.member_id == t.member_id, m.member_id == last.member_id, last.rank == 1)
+        .where(differs)
         .values(
-            purchase_count=f.n,
-            payer_fen_total=f.fen,
-            first_purchase_at=f.first,
-            last_purchase_at=f.at,
-            last_store_id=f.store_id,
-            purchases_12m=f.visits_12m,
-            payer_fen_12m=f.fen_12m,
-            home_store_id=f.home,
-            window_month=start,
+            purchase_count=t.n,
+            payer_fen_total=t.fen,
+            first_purchase_at=last.first,
+            last_purchase_at=last.at,
+            last_store_id=last.store_id,
         ),
         execution_options={"synchronize_session": False},
     ).rowcount
@@ -637,10 +599,6 @@ def rebuild_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
             | m.first_purchase_at.is_not(None)
             | m.last_purchase_at.is_not(None)
             | m.last_store_id.is_not(None)
-            | (m.purchases_12m != 0)
-            | (m.payer_fen_12m != 0)
-            | m.home_store_id.is_not(None)
-            | m.window_month.is_distinct_from(start)
         )
         .values(
             purchase_count=0,
@@ -648,13 +606,10 @@ def rebuild_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
             first_purchase_at=None,
             last_purchase_at=None,
             last_store_id=None,
-            purchases_12m=0,
-            payer_fen_12m=0,
-            home_store_id=None,
-            window_month=start,
         ),
         execution_options={"synchronize_session": False},
     ).rowcount
+    writes += _window_range(window_start(now), mine)
     stage = stage_expression(now)
     moves = m.lifecycle != stage
     moved, staged = _move_stages(
