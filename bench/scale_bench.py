@@ -5,14 +5,14 @@
 
 Loopback only (PostgreSQL at ``--pg-url``, Redis db 12). Steps:
 
-1. says how much disk the load needs (from bytes per member and per purchase measured on this
-   schema, partitioned history included) and refuses to start when the file system would
-   pass 85 % full;
+1. says how much disk the load needs (bytes per member and per purchase measured with this
+   loader, WAL and index-build sort files) and refuses to start when it is not free or the file
+   system would pass 85 % full;
 2. loads, set-based and resumable, into ``--db`` (migrated): the members with their phone
    identities and points accounts (``members_load.py``, chunks of a million), then the
-   purchases over 13 months with their ledger entries and points lots, in chunks of
-   ``--chunk`` purchases, each one ``INSERT … SELECT generate_series`` transaction recorded in
-   ``scale_bench_chunks``: a run that stopped goes on after the last chunk committed;
+   purchases over 13 months with their keys, ledger entries and points lots, by two writers in
+   chunks of ``--chunk`` purchases (``load_purchases``), each chunk a transaction recorded in
+   ``scale_bench_parts``: a run that stopped goes on after the last chunk committed;
 3. measures, each figure with the load average beside it:
    notify, POS ingest, identify by phone and worker memory by running ``run_all.py`` on the
    same database (``--skip-intel``; its tier review covers every member), identify by member
