@@ -4,8 +4,8 @@ The loader (``bench/scale_bench.py``) skips the key triggers and the foreign-key
 own sessions and writes the keys rows itself; these tests load a small history into a database
 of their own and prove that the result passes ``flask audit``'s checks, that the keys tables
 hold every key (a duplicate through the app is answered as a replay, a plain duplicate insert
-is refused), that the indexes built after the load are the migration's, and that a second run
-finds everything loaded.
+is refused), that the indexes built after the load are the migration's, and that a run that
+stopped part way is finished by the next one, which a further run finds with nothing to do.
 """
 
 from __future__ import annotations
@@ -63,6 +63,13 @@ def loaded() -> Iterator[dict]:
         )
     members_load.ensure_members(dsn, MEMBERS, chunk=200, bulk=True)
     scale_bench.make_past_partitions(server, name)
+    # a run that stopped after one writer's first chunk: the next run goes on from there
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        plan = scale_bench._setup(conn, MEMBERS, PURCHASES)
+        scale_bench._defer_indexes(conn)
+    scale_bench._write_chunks(dsn, "purchases", {**plan, "purchases": CHUNK}, CHUNK, set())
+    with psycopg.connect(dsn) as conn:
+        assert scale_bench._purchases_loaded(conn) == 0  # the other writer has not run
     first = scale_bench.load_purchases(dsn, MEMBERS, PURCHASES, CHUNK)
     again = scale_bench.load_purchases(dsn, MEMBERS, PURCHASES, CHUNK)
     yield {
