@@ -161,16 +161,56 @@ _PG_ARRAY_TYPES = (
 )
 
 
+def per_transaction(key: str, load: Callable[[], T]) -> T:
+    """``load()`` once per transaction of the session, then its value again: for settings a
+    batch reads in every wave (a ladder, thresholds, journeys). ``forget(key)`` after
+    changing what it read, in the same transaction."""
+    info = db.session.info
+    current = db.session().get_transaction()
+    cached = info.get(key)
+    if cached is not None and current is not None and cached[0] is current:
+        return cached[1]
+    value = load()
+    info[key] = (db.session().get_transaction(), value)
+    return value
+
+
+def forget(key: str) -> None:
+    db.session.info.pop(key, None)
+
+
+def execute_core(stmt: Any, params: Any = None) -> Any:
+    """Run a Core statement on the session's connection, in its transaction.
+
+    The session's own ``execute`` adds an ORM layer (about 40 µs a statement) that a
+    statement naming tables, not entities, does not need; pending ORM changes are flushed
+    first, as the session would.
+    """
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection().execute(stmt, params)
+
+
 def insert_rows(
     table: Table,
     rows: Sequence[dict[str, Any]],
     *,
     returning: Sequence[str] = (),
     conflict: Sequence[str] = (),
+    add: Sequence[str] = (),
+    replace: Sequence[str] = (),
+    add_floor0: Sequence[str] = (),
 ) -> list[Row]:
     """Insert many rows in one statement (``conflict``: ``ON CONFLICT (…) DO NOTHING``),
     answering the ``returning`` columns of the rows inserted (map them by a key column: with a
     conflict some rows are not inserted).
+
+    With ``add`` or ``replace`` (and ``conflict`` naming the key), a row whose key exists
+    updates it instead: ``add`` columns are added to the existing values (counters),
+    ``add_floor0`` likewise but never below zero, ``replace`` columns overwrite them. One
+    statement may not update a row twice, so the caller gives each key once
+    (``app.common.upsert`` folds repeats).
 
     On PostgreSQL the rows travel as one array per column (``INSERT … SELECT * FROM
     unnest(…)``): the statement text is the same for any number of rows, so the driver's
@@ -180,11 +220,28 @@ def insert_rows(
     if not rows:
         return []
     columns = tuple(rows[0])
+    updating = bool(add or replace or add_floor0)
+    if updating and not conflict:
+        raise ValueError("add / replace need the conflict key")
     if db.session.get_bind().dialect.name != "postgresql":
         if conflict:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+            stmt = sqlite_insert(table)
+            if updating:
+                from sqlalchemy import case
+
+                summed = {c: table.c[c] + stmt.excluded[c] for c in (*add, *add_floor0)}
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(conflict),
+                    set_={
+                        **{c: summed[c] for c in add},
+                        **{c: case((summed[c] < 0, 0), else_=summed[c]) for c in add_floor0},
+                        **{c: stmt.excluded[c] for c in replace},
+                    },
+                )
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
         else:
             from sqlalchemy import insert
 
@@ -193,8 +250,18 @@ def insert_rows(
             return list(db.session.execute(stmt.returning(*[table.c[c] for c in returning]), rows))
         db.session.execute(stmt, list(rows))
         return []
-    stmt = _unnest_insert(table, columns, tuple(returning), tuple(conflict))
-    result = db.session.execute(stmt, _array_params(table, columns, rows))
+    params, scalar = _array_params(table, columns, rows)
+    stmt = _unnest_insert(
+        table,
+        columns,
+        tuple(returning),
+        tuple(conflict),
+        tuple(add),
+        tuple(replace),
+        scalar,
+        tuple(add_floor0),
+    )
+    result = execute_core(stmt, params)
     return list(result) if returning else []
 
 
@@ -223,56 +290,85 @@ def update_rows(table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
         )
         return
     names = (key, *columns)
-    db.session.execute(_unnest_update(table, names), _array_params(table, names, rows))
+    params, scalar = _array_params(table, names, rows)
+    execute_core(_unnest_update(table, names, scalar), params)
 
 
 def _array_params(
     table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> dict[str, list]:
-    params = {}
+) -> tuple[dict[str, Any], tuple[bool, ...]]:
+    """The statement's parameters, and which columns are one value for every row.
+
+    Such a column travels as a single parameter rather than an array of equal elements (the
+    driver dumps arrays element by element); the first column always stays an array, as the
+    row count. Returns ``(params, scalar)``, ``scalar[i]`` true for a single-value column.
+    """
+    params: dict[str, Any] = {}
+    scalar = []
     for i, name in enumerate(columns):
         values = [row[name] for row in rows]
+        first = values[0]
+        one = i > 0 and all(v == first and type(v) is type(first) for v in values)
         column_type = table.c[name].type
         if isinstance(column_type, types.JSON):
             values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
         elif isinstance(column_type, UTCDateTime):
             values = [None if v is None else v.astimezone(UTC) for v in values]
-        params[f"c{i}"] = values
-    return params
+        params[f"c{i}"] = values[0] if one else values
+        scalar.append(one)
+    return params, tuple(scalar)
 
 
-def _array_casts(table: Table, columns: Sequence[str]) -> list[str]:
-    casts = []
+def _pg_array_type(column_type: Any) -> str:
+    if isinstance(column_type, UTCDateTime):
+        return "timestamptz[]"
+    return next(a for t, a in _PG_ARRAY_TYPES if isinstance(column_type, t))
+
+
+def _unnest_source(table: Table, columns: Sequence[str], scalar: tuple[bool, ...]) -> list[str]:
+    """Each column's expression (``v.<name>`` or a cast parameter) and, last, the ``unnest``
+    row source they read from."""
+    exprs, arrays, names = [], [], []
     for i, name in enumerate(columns):
-        column_type = table.c[name].type
-        if isinstance(column_type, UTCDateTime):
-            array = "timestamptz[]"
+        array_type = _pg_array_type(table.c[name].type)
+        if scalar[i]:
+            exprs.append(f"CAST(:c{i} AS {array_type[:-2]})")
         else:
-            array = next(a for t, a in _PG_ARRAY_TYPES if isinstance(column_type, t))
-        casts.append(f"CAST(:c{i} AS {array})")
-    return casts
+            exprs.append(f"v.{name}")
+            arrays.append(f"CAST(:c{i} AS {array_type})")
+            names.append(name)
+    return [*exprs, f"unnest({', '.join(arrays)}) AS v({', '.join(names)})"]
 
 
 @functools.cache
-def _unnest_update(table: Table, columns: tuple[str, ...]) -> TextClause:
-    key, rest = columns[0], columns[1:]
-    sql = (
-        f"UPDATE {table.name} AS t SET {', '.join(f'{c} = v.{c}' for c in rest)}"  # noqa: S608
-        f" FROM unnest({', '.join(_array_casts(table, columns))}) AS v({', '.join(columns)})"
-        f" WHERE t.{key} = v.{key}"
-    )
+def _unnest_update(table: Table, columns: tuple[str, ...], scalar: tuple[bool, ...]) -> TextClause:
+    key = columns[0]
+    *exprs, source = _unnest_source(table, columns, scalar)
+    sets = ", ".join(f"{c} = {e}" for c, e in zip(columns[1:], exprs[1:], strict=True))
+    sql = f"UPDATE {table.name} AS t SET {sets} FROM {source} WHERE t.{key} = v.{key}"  # noqa: S608
     return text(sql)
 
 
 @functools.cache
 def _unnest_insert(
-    table: Table, columns: tuple[str, ...], returning: tuple[str, ...], conflict: tuple[str, ...]
+    table: Table,
+    columns: tuple[str, ...],
+    returning: tuple[str, ...],
+    conflict: tuple[str, ...],
+    add: tuple[str, ...] = (),
+    replace: tuple[str, ...] = (),
+    scalar: tuple[bool, ...] = (),
+    add_floor0: tuple[str, ...] = (),
 ) -> TextClause:
-    casts = _array_casts(table, columns)
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608
-    )
-    if conflict:
+    *exprs, source = _unnest_source(table, columns, scalar or (False,) * len(columns))
+    names = ", ".join(columns)
+    sql = f"INSERT INTO {table.name} AS t ({names}) SELECT {', '.join(exprs)} FROM {source}"  # noqa: S608
+    if add or replace or add_floor0:
+        sets = [f"{c} = t.{c} + excluded.{c}" for c in add]
+        sets += [f"{c} = GREATEST(t.{c} + excluded.{c}, 0)" for c in add_floor0]
+        sets += [f"{c} = excluded.{c}" for c in replace]
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(sets)}"
+    elif conflict:
         sql += " " + conflict_clause(table.name, conflict, "postgresql")
     if returning:
         sql += f" RETURNING {', '.join(returning)}"

@@ -17,11 +17,28 @@ retention of the journal and outbox, detaching old months for archiving.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    cast,
+    func,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,56 @@ DEFAULT_MONTHS_AHEAD = 3
 
 def keys_table(table: str) -> str:
     return f"{table}_keys"
+
+
+@functools.cache
+def _keys_of(table: Table) -> Table:
+    """``table``'s keys table as a Core table (not part of the models' metadata)."""
+    spec = PARTITIONED[table.name]
+    columns = [Column(name, table.c[name].type) for name in spec.keys[0].columns]
+    columns += [Column("id", BigInteger), Column(spec.column, table.c[spec.column].type)]
+    return Table(keys_table(table.name), MetaData(), *columns)
+
+
+def rows_by_key(
+    table: Table,
+    columns: Sequence[Any],
+    fixed: Mapping[str, Any],
+    name: str,
+    values: Sequence[Any],
+    dialect: str,
+) -> Select:
+    """``SELECT columns FROM table`` for the rows whose unique key is ``fixed`` plus each of
+    ``values`` for the key column ``name``: one index probe per value, whatever the planner's
+    statistics say.
+
+    An ``IN`` list on a key column lets a planner without fresh statistics (a new partition,
+    autovacuum not run yet) scan every row of the ``fixed`` part instead. On PostgreSQL the
+    partitioned table is reached through its keys table, one ``LIMIT 1`` lateral probe of the
+    unique index per value and then the row by primary key in its month; elsewhere it is the
+    plain ``IN``.
+    """
+    if dialect != "postgresql" or table.name not in PARTITIONED:
+        conds: list[ColumnElement] = [table.c[k] == v for k, v in fixed.items()]
+        return select(*columns).where(*conds, table.c[name].in_(list(values)))
+    keys = _keys_of(table)
+    month = PARTITIONED[table.name].column
+    wanted = (
+        func.unnest(cast(list(values), ARRAY(table.c[name].type)))
+        .table_valued("v")
+        .render_derived(name="w", with_types=False)
+    )
+    probe = (
+        select(keys.c.id, keys.c[month])
+        .where(*[keys.c[k] == v for k, v in fixed.items()], keys.c[name] == wanted.c.v)
+        .limit(1)
+        .lateral("k")
+    )
+    return select(*columns).select_from(
+        wanted.join(probe, true()).join(
+            table, and_(table.c.id == probe.c.id, table.c[month] == probe.c[month])
+        )
+    )
 
 
 def month_partition(table: str, month: date) -> str:

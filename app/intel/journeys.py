@@ -21,7 +21,7 @@ from sqlalchemy import exists, select
 
 from app.common.clock import utcnow
 from app.common.upsert import insert_ignore
-from app.db import unit_of_work
+from app.db import forget, per_transaction, unit_of_work
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.intel.actions import act, validate_action
@@ -122,6 +122,7 @@ def create_journey(
             active=active,
         )
         db.session.add(journey)
+        forget(JOURNEYS_KEY)
     return journey
 
 
@@ -147,16 +148,35 @@ def set_active(journey_id: int, active: bool) -> Journey:
     with unit_of_work():
         journey = get_journey(journey_id)
         journey.active = active
+        forget(JOURNEYS_KEY)
     return journey
+
+
+def _active_journeys(trigger: str) -> list[int]:
+    """Active journeys with this trigger, read once per transaction (every wave of a batch
+    may enrol)."""
+
+    def load() -> dict[str, list[int]]:
+        by_trigger: dict[str, list[int]] = {}
+        for journey_id, on in db.session.execute(
+            select(Journey.id, Journey.trigger).where(Journey.active.is_(True)).order_by(Journey.id)
+        ):
+            by_trigger.setdefault(on, []).append(journey_id)
+        return by_trigger
+
+    return per_transaction(JOURNEYS_KEY, load).get(trigger, [])
+
+
+JOURNEYS_KEY = "huiyuan.intel.journeys"
 
 
 def enroll(trigger: str, entries: Sequence[tuple[int, str, datetime]]) -> None:
     """Members enter every active journey with this trigger, once per triggering event."""
     if not entries:
         return
-    journey_ids = db.session.scalars(
-        select(Journey.id).where(Journey.trigger == trigger, Journey.active.is_(True))
-    ).all()
+    journey_ids = _active_journeys(trigger)
+    if not journey_ids:
+        return
     rows = [
         {"journey_id": j, "member_id": m, "trigger_key": key, "started_at": at}
         for j in journey_ids

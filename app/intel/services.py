@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import delete, func, select
 
 from app.common.clock import SHANGHAI, utcnow
 from app.common.hooks import MemberJoined, PurchaseApplied
 from app.common.upsert import insert_ignore, upsert_add
-from app.db import update_rows
+from app.db import execute_core, forget, per_transaction, update_rows
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.intel.models import IntelSettings, LifecycleEvent, MemberStats, MemberStoreMonth
@@ -58,8 +59,16 @@ def day_start(day: date) -> datetime:
 
 # --- settings --------------------------------------------------------------------------------
 def get_settings() -> IntelSettings:
-    found = db.session.get(IntelSettings, 1)
-    return found if found is not None else IntelSettings(id=1, **DEFAULTS)
+    """The thresholds, read once per transaction (every wave of a batch restages)."""
+
+    def load() -> IntelSettings:
+        found = db.session.get(IntelSettings, 1)
+        return found if found is not None else IntelSettings(id=1, **DEFAULTS)
+
+    return per_transaction(_SETTINGS_KEY, load)
+
+
+_SETTINGS_KEY = "huiyuan.intel.settings"
 
 
 def update_settings(values: dict[str, int]) -> IntelSettings:
@@ -79,6 +88,7 @@ def update_settings(values: dict[str, int]) -> IntelSettings:
     for name, value in merged.items():
         setattr(row, name, value)
     row.updated_at = utcnow()
+    forget(_SETTINGS_KEY)
     db.session.commit()
     return row
 
@@ -108,7 +118,7 @@ def stage_for(
     return "lost"
 
 
-def restage(rows: Iterable[MemberStats], now: datetime) -> list[LifecycleEvent]:
+def restage(rows: Iterable[MemberStats | SimpleNamespace], now: datetime) -> list[LifecycleEvent]:
     """Put each row in its stage now; a change is recorded as an event and starts journeys."""
     settings = get_settings()
     today = local_day(now)
@@ -195,7 +205,28 @@ def _lock_rows(member_ids: Sequence[int]) -> dict[int, MemberStats]:
     return {row.member_id: row for row in rows}
 
 
-def refresh_window(rows: Iterable[MemberStats], start: date) -> None:
+def _locked_stats(member_ids: Sequence[int]) -> dict[int, SimpleNamespace]:
+    """The members' stats rows, locked in id order, as plain objects (Core, no ORM identity
+    map: they are changed in Python and written back by one ``update_rows``). Rows missing
+    (members who joined before stats were kept) are made first."""
+    table = MemberStats.__table__
+    stmt = (
+        select(table)
+        .where(table.c.member_id.in_(list(member_ids)))
+        .order_by(table.c.member_id)
+        .with_for_update()
+    )
+    rows = {r.member_id: SimpleNamespace(**r._mapping) for r in execute_core(stmt)}
+    if len(rows) < len(member_ids):
+        _ensure_rows([m for m in member_ids if m not in rows])
+        rows.update(
+            (r.member_id, SimpleNamespace(**r._mapping))
+            for r in execute_core(stmt.where(table.c.member_id.not_in(list(rows))))
+        )
+    return rows
+
+
+def refresh_window(rows: Iterable[MemberStats | SimpleNamespace], start: date) -> None:
     """12-month visits, payer money and home store from the members' monthly rows."""
     by_id = {row.member_id: row for row in rows}
     if not by_id:
@@ -265,11 +296,7 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
             by_member[item.member_id].append(item)
     if not by_member:
         return
-    member_ids = sorted(by_member)
-    _ensure_rows(member_ids)
-    rows = _lock_rows(member_ids)
-    for row in rows.values():  # worked on detached, written back by one statement below
-        db.session.expunge(row)
+    rows = _locked_stats(sorted(by_member))
     buckets: dict[tuple[int, int, date], list[int]] = defaultdict(lambda: [0, 0])
     first_buyers = []
     for member_id, events in by_member.items():

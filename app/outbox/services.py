@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.common.clock import utcnow
 from app.common.hooks import PurchaseApplied
+from app.common.partitions import rows_by_key
 from app.db import insert_rows
 from app.extensions import db
 from app.members.models import Member
@@ -55,8 +56,13 @@ def enqueue_messages(
     if not new_keys:
         written = set(
             db.session.scalars(
-                select(OutboxMessage.dedupe_key).where(
-                    OutboxMessage.channel == channel, OutboxMessage.dedupe_key.in_(keys)
+                rows_by_key(
+                    OutboxMessage.__table__,
+                    (OutboxMessage.dedupe_key,),
+                    {"channel": channel},
+                    "dedupe_key",
+                    sorted(set(keys)),
+                    db.session.get_bind().dialect.name,
                 )
             )
         )

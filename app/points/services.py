@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.common.clock import utcnow
 from app.common.hooks import POINTS_CHANGED, PointsChanged
+from app.common.partitions import rows_by_key
 from app.db import insert_rows
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -164,14 +165,21 @@ def _existing_entries(changes: Sequence[Change]) -> dict[int, Appended]:
     rows = {
         r.idempotency_key: r
         for r in db.session.execute(
-            select(
-                PointsEntry.id,
-                PointsEntry.member_id,
-                PointsEntry.points,
-                PointsEntry.kind,
-                PointsEntry.balance_after,
-                PointsEntry.idempotency_key,
-            ).where(PointsEntry.idempotency_key.in_(sorted({c.idempotency_key for c in changes})))
+            rows_by_key(
+                PointsEntry.__table__,
+                (
+                    PointsEntry.id,
+                    PointsEntry.member_id,
+                    PointsEntry.points,
+                    PointsEntry.kind,
+                    PointsEntry.balance_after,
+                    PointsEntry.idempotency_key,
+                ),
+                {},
+                "idempotency_key",
+                sorted({c.idempotency_key for c in changes}),
+                db.session.get_bind().dialect.name,
+            )
         )
     }
     found: dict[int, Appended] = {}

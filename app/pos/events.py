@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.exc import DataError
 
 from app.common.clock import utcnow
+from app.common.partitions import rows_by_key
 from app.db import insert_rows, transaction
 from app.errors import DomainError, NotFound, bad_text_path
 from app.extensions import db
@@ -217,9 +218,13 @@ def _apply(ctx: TillContext, events: list[_Event]) -> dict[int, dict[str, Any]]:
     known_sales = {
         s.sale_id: s
         for s in db.session.execute(
-            select(PosSale.id, PosSale.sale_id, PosSale.content_hash, PosSale.member_id).where(
-                PosSale.store_id == ctx.store_id,
-                PosSale.sale_id.in_(sorted({e.data["sale_id"] for e in events})),
+            rows_by_key(
+                PosSale.__table__,
+                (PosSale.id, PosSale.sale_id, PosSale.content_hash, PosSale.member_id),
+                {"store_id": ctx.store_id},
+                "sale_id",
+                sorted({e.data["sale_id"] for e in events}),
+                db.session.get_bind().dialect.name,
             )
         )
     }

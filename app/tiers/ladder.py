@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from app.common.clock import SHANGHAI
+from app.db import forget, per_transaction
 from app.extensions import db
 from app.tiers.models import MemberTier, Tier, TierSettings
 
@@ -70,11 +71,10 @@ def basis_value(row: MemberTier | object, basis: str) -> int:
 def load_ladder() -> Ladder | None:
     """The ladder in force, or None when HQ has not set one: one query, then kept for the rest
     of the transaction (the multiplier provider and the purchases listener share it)."""
-    info = db.session.info
-    transaction = db.session().get_transaction()
-    cached = info.get(_CACHE)
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        return cached[1]
+    return per_transaction(_CACHE, _read_ladder)
+
+
+def _read_ladder() -> Ladder | None:
     rows = db.session.execute(
         select(
             TierSettings.basis,
@@ -104,7 +104,6 @@ def load_ladder() -> Ladder | None:
             updated_at=first.updated_at,
             tiers=tuple(TierRow(*r[5:]) for r in rows),
         )
-    info[_CACHE] = (db.session().get_transaction(), ladder)
     return ladder
 
 
@@ -128,7 +127,7 @@ def views_ladder(key: tuple[int, datetime | None]) -> Ladder | None:
 
 def forget_ladder() -> None:
     """After changing the ladder in this transaction."""
-    db.session.info.pop(_CACHE, None)
+    forget(_CACHE)
 
 
 _CACHE = "huiyuan.tiers.ladder"

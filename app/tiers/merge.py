@@ -9,7 +9,7 @@ from app.common.hooks import TIER_CHANGED, TierChanged
 from app.extensions import db
 from app.tiers.ladder import load_ladder
 from app.tiers.models import MemberTier, MemberTierMonth, TierChange
-from app.tiers.services import _month_upsert, effective_code, override_active
+from app.tiers.services import add_months_basis, effective_code, override_active
 
 
 def on_member_merge(absorbed_id: int, survivor_id: int) -> None:
@@ -32,13 +32,7 @@ def on_member_merge(absorbed_id: int, survivor_id: int) -> None:
         )
     ).all()
     if buckets:
-        db.session.execute(
-            _month_upsert(db.session.get_bind().dialect.name),
-            [
-                {"m": survivor_id, "mo": b.month, "f": b.payer_fen, "c": b.purchases}
-                for b in buckets
-            ],
-        )
+        add_months_basis([(survivor_id, b.month, b.payer_fen, b.purchases) for b in buckets])
         db.session.execute(delete(MemberTierMonth).where(MemberTierMonth.member_id == absorbed_id))
     db.session.execute(
         update(TierChange).where(TierChange.member_id == absorbed_id).values(member_id=survivor_id)

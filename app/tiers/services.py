@@ -7,13 +7,12 @@ member serialise there, so each upgrade (and its coupon and message) happens onc
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Insert, bindparam, case, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -24,6 +23,8 @@ from app.common.hooks import (
     PurchaseApplied,
     TierChanged,
 )
+from app.common.upsert import insert_ignore, upsert_add
+from app.db import insert_rows
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase
@@ -97,79 +98,15 @@ def tier_multipliers(contexts: Sequence[EarnContext]) -> list[int]:
 # --- the basis, kept incrementally --------------------------------------------------------
 
 
-@functools.cache
-def _month_upsert(dialect: str) -> Insert:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    t = MemberTierMonth.__table__
-    stmt = insert(t).values(
-        member_id=bindparam("m"),
-        month=bindparam("mo"),
-        payer_fen=bindparam("f"),
-        purchases=bindparam("c"),
+def add_months_basis(buckets: Sequence[tuple[int, int, int, int]]) -> None:
+    """Add ``(member_id, month, payer_fen, purchases)`` to the members' month buckets (one
+    statement)."""
+    upsert_add(
+        MemberTierMonth.__table__,
+        [{"member_id": m, "month": mo, "payer_fen": f, "purchases": c} for m, mo, f, c in buckets],
+        ["member_id", "month"],
+        ["payer_fen", "purchases"],
     )
-    return stmt.on_conflict_do_update(
-        index_elements=["member_id", "month"],
-        set_={
-            "payer_fen": t.c.payer_fen + stmt.excluded.payer_fen,
-            "purchases": t.c.purchases + stmt.excluded.purchases,
-        },
-    )
-
-
-def _floor0(expr: Any) -> Any:
-    return case((expr < 0, 0), else_=expr)
-
-
-@functools.cache
-def _tier_rows_insert(dialect: str) -> Insert:
-    """A zero row for each member that has none yet (the upsert below then only adds)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        insert(MemberTier.__table__)
-        .values(
-            member_id=bindparam("m"),
-            payer_fen_12m=0,
-            purchases_12m=0,
-            growth=0,
-            window_month=bindparam("w"),
-            reach_no=0,
-            updated_at=bindparam("now"),
-        )
-        .on_conflict_do_nothing(index_elements=["member_id"])
-    )
-
-
-@functools.cache
-def _tier_upsert(dialect: str) -> Insert:
-    """Add deltas to members' existing totals, never below zero, and answer the rows as they
-    now are (locked until the transaction ends).
-
-    The deltas travel as the inserted values, and the update reads them from ``excluded``:
-    every per-row parameter sits in ``VALUES``, so a batch is one multi-row statement (a
-    parameter in the ``SET`` clause would make it one statement per member). The rows exist
-    (``_tier_rows_insert``), so the insert branch never keeps a raw delta.
-    """
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    t = MemberTier.__table__
-    stmt = insert(t).values(
-        member_id=bindparam("m"),
-        payer_fen_12m=bindparam("f", type_=BigInteger),
-        purchases_12m=bindparam("c", type_=BigInteger),
-        growth=bindparam("g", type_=BigInteger),
-        window_month=bindparam("w"),
-        reach_no=0,
-        updated_at=bindparam("now"),
-    )
-    ex = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=["member_id"],
-        set_={
-            "payer_fen_12m": _floor0(t.c.payer_fen_12m + ex.payer_fen_12m),
-            "purchases_12m": _floor0(t.c.purchases_12m + ex.purchases_12m),
-            "growth": _floor0(t.c.growth + ex.growth),
-            "updated_at": ex.updated_at,
-        },
-    ).returning(*(getattr(t.c, c.key) for c in _ROW_COLUMNS))
 
 
 def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
@@ -216,18 +153,46 @@ def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
         bucket[1] += count
         total[0] += fen
         total[1] += count
-    dialect = db.session.get_bind().dialect.name
-    if months:
-        db.session.execute(
-            _month_upsert(dialect),
-            [{"m": m, "mo": mo, "f": f, "c": c} for (m, mo), (f, c) in sorted(months.items())],
-        )
-    deltas = [
-        {"m": m, "f": t[0], "c": t[1], "g": t[2], "w": start, "now": now}
-        for m, t in sorted(totals.items())
-    ]
-    db.session.execute(_tier_rows_insert(dialect), deltas)
-    rows = db.session.execute(_tier_upsert(dialect), deltas).all()
+    add_months_basis(
+        [(m, mo, f, c) for (m, mo), (f, c) in sorted(months.items())],
+    )
+    # a zero row for each member that has none yet (the upsert below then only adds, never
+    # below zero, and answers the rows as they now are, locked until the transaction ends)
+    insert_ignore(
+        MemberTier.__table__,
+        [
+            {
+                "member_id": m,
+                "payer_fen_12m": 0,
+                "purchases_12m": 0,
+                "growth": 0,
+                "window_month": start,
+                "reach_no": 0,
+                "updated_at": now,
+            }
+            for m in sorted(totals)
+        ],
+        ["member_id"],
+    )
+    rows = insert_rows(
+        MemberTier.__table__,
+        [
+            {
+                "member_id": m,
+                "payer_fen_12m": t[0],
+                "purchases_12m": t[1],
+                "growth": t[2],
+                "window_month": start,
+                "reach_no": 0,
+                "updated_at": now,
+            }
+            for m, t in sorted(totals.items())
+        ],
+        conflict=("member_id",),
+        add_floor0=("payer_fen_12m", "purchases_12m", "growth"),
+        replace=("updated_at",),
+        returning=tuple(c.key for c in _ROW_COLUMNS),
+    )
     ladder = load_ladder()
     if ladder is not None:
         apply_upgrades(rows, ladder, now, reason="upgrade")
