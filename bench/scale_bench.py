@@ -5,14 +5,14 @@
 
 Loopback only (PostgreSQL at ``--pg-url``, Redis db 12). Steps:
 
-1. says how much disk the load needs (from bytes per member and per purchase measured on this
-   schema, partitioned history included) and refuses to start when the file system would
-   pass 85 % full;
+1. says how much disk the load needs (bytes per member and per purchase measured with this
+   loader, WAL and index-build sort files) and refuses to start when it is not free or the file
+   system would pass 85 % full;
 2. loads, set-based and resumable, into ``--db`` (migrated): the members with their phone
    identities and points accounts (``members_load.py``, chunks of a million), then the
-   purchases over 13 months with their ledger entries and points lots, in chunks of
-   ``--chunk`` purchases, each one ``INSERT … SELECT generate_series`` transaction recorded in
-   ``scale_bench_chunks``: a run that stopped goes on after the last chunk committed;
+   purchases over 13 months with their keys, ledger entries and points lots, by two writers in
+   chunks of ``--chunk`` purchases (``load_purchases``), each chunk a transaction recorded in
+   ``scale_bench_parts``: a run that stopped goes on after the last chunk committed;
 3. measures, each figure with the load average beside it:
    notify, POS ingest, identify by phone and worker memory by running ``run_all.py`` on the
    same database (``--skip-intel``; its tier review covers every member), identify by member
@@ -46,11 +46,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 import members_load  # noqa: E402
 from run_all import database_url, ensure_database  # noqa: E402
 
-# on-disk bytes per row with indexes, measured on this schema at 100 k members / 1 M purchases
-# (2026-11-23: 45 MB of member tables, 848 MB of purchases, entries, lots and their keys)
-# (partitioned history, keys tables included); the estimate adds 20 % for WAL and bloat
-BYTES_PER_MEMBER = 450
-BYTES_PER_PURCHASE = 850
+# on-disk bytes per row with indexes, measured with this loader at 1 M members / 10 M purchases
+# (2026-11-24, docs/scaling.md): a member with its phone identity and points account 372; a
+# purchase with its key row, earn entry, entry key row and lot, all their indexes, 830 (9-digit
+# ids; the 10-digit ids of 100 M add a byte to each text key). The estimate adds 5 % (free-space
+# maps, the catalog, the other tables), twice max_wal_size of WAL (checkpoints lag a bulk load)
+# and the sort files of the two index builds running after the load (TEMP_BYTES_PER_PURCHASE)
+BYTES_PER_MEMBER = 380
+BYTES_PER_PURCHASE = 840
+TEMP_BYTES_PER_PURCHASE = 50
 MAX_FULL = 0.85
 MONTHS = 13
 TARGETS = {
@@ -73,25 +77,34 @@ def load_avg() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def needed_bytes(members: int, purchases: int) -> int:
-    return int((members * BYTES_PER_MEMBER + purchases * BYTES_PER_PURCHASE) * 1.2)
+def needed_bytes(members: int, purchases: int, wal_bytes: int = 2 * 1024**3) -> int:
+    """Disk a load of ``members`` and ``purchases`` takes at its peak: the rows and indexes,
+    5 %, ``wal_bytes`` of WAL and the index builds' sort files."""
+    rows = members * BYTES_PER_MEMBER + purchases * BYTES_PER_PURCHASE
+    return int(rows * 1.05) + wal_bytes + purchases * TEMP_BYTES_PER_PURCHASE
 
 
 def check_disk(dsn: str, members: int, purchases: int) -> dict:
     """Refuse (SystemExit) when loading what is missing would fill the disk past 85 %."""
     with psycopg.connect(dsn) as conn:
         data_dir = conn.execute("SHOW data_directory").fetchone()[0]
+        wal = (
+            2
+            * conn.execute(
+                "SELECT setting::bigint * 1024 * 1024 FROM pg_settings WHERE name = 'max_wal_size'"
+            ).fetchone()[0]
+        )
         have_m = members_load.loaded(conn)
         have_p = _purchases_loaded(conn)
     path = data_dir if os.access(data_dir, os.R_OK) else "/"
     usage = shutil.disk_usage(path)
-    need = needed_bytes(max(0, members - have_m), max(0, purchases - have_p))
+    need = needed_bytes(max(0, members - have_m), max(0, purchases - have_p), wal)
     after = (usage.used + need) / usage.total
     info = {
         "needed_gb": round(need / 1e9, 1),
         "free_gb": round(usage.free / 1e9, 1),
         "full_after_load": round(after, 3),
-        "full_scale_gb": round(needed_bytes(10_000_000, 100_000_000) / 1e9, 1),
+        "full_scale_gb": round(needed_bytes(10_000_000, 100_000_000, wal) / 1e9, 1),
     }
     say(
         f"disk: this load needs about {info['needed_gb']} GB, {info['free_gb']} GB free "
@@ -104,9 +117,13 @@ def check_disk(dsn: str, members: int, purchases: int) -> dict:
 
 
 def _purchases_loaded(conn: psycopg.Connection) -> int:
-    if not conn.execute("SELECT to_regclass('scale_bench_chunks')").fetchone()[0]:
+    """Purchases whose rows are all written (by both writers)."""
+    if not conn.execute("SELECT to_regclass('scale_bench_parts')").fetchone()[0]:
         return 0
-    return int(conn.execute("SELECT coalesce(sum(rows), 0) FROM scale_bench_chunks").fetchone()[0])
+    per_writer = conn.execute(
+        "SELECT sum(rows) FROM scale_bench_parts WHERE chunk >= 0 GROUP BY writer"
+    ).fetchall()
+    return int(min(r[0] for r in per_writer)) if len(per_writer) == len(WRITERS) else 0
 
 
 def make_past_partitions(pg_url: str, db_name: str) -> list[str]:
@@ -129,96 +146,310 @@ def make_past_partitions(pg_url: str, db_name: str) -> list[str]:
     return created
 
 
-def load_purchases(dsn: str, members: int, purchases: int, chunk: int) -> float:
-    """Purchases (80 % WeChat, 20 % till) spread over 13 months, each with its earn entry and
-    its lot, chunk by chunk; members are the loaded bench members, skewed like real shoppers
-    (a few buy often). Returns seconds spent (0 when all chunks are there)."""
-    started = time.monotonic()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS scale_bench_chunks (chunk int PRIMARY KEY, rows int, "
-            "seconds real, loaded_at timestamptz DEFAULT now())"
+# the loaded tables, and the indexes taken off during the load and built afterwards: the ones
+# whose keys arrive in random order (a member, a store), which would cost a random page write
+# per row; every other index (primary keys, the keys tables' unique keys, the ledger's key)
+# receives ascending keys from a single writer and stays, so uniqueness is checked as rows go in
+LOADED = ("purchases", "purchases_keys", "points_entries", "points_entries_keys", "points_lots")
+DEFERRED_INDEXES = (
+    "ix_purchases_member_id",
+    "ix_purchases_store_id",
+    "ix_points_entries_member_id",
+    "ix_points_lots_open",
+)
+STORES = 100
+
+
+def _u(stream: int) -> str:
+    """A uniform [0, 1) number drawn from ``g`` (the purchase's number) and ``stream``:
+    deterministic, so a chunk written again, or by the other writer, draws the same values."""
+    return f"((hashint8extended(g, {stream}) & 9007199254740991)::float8 / 9007199254740992.0)"
+
+
+# one purchase ``g`` (1 … N): every column any writer needs, as SQL over generate_series
+_PURCHASE = f"""
+    SELECT g,
+           %(base)s::bigint + g AS pid,
+           CASE WHEN g %% 5 = 0 THEN 'pos' ELSE 'wechat' END AS source,
+           'sc' || (%(base)s::bigint + g) AS external_id,
+           %(m0)s + floor(%(members)s * power({_u(1)}, 2))::int AS member_id,
+           %(s0)s + (g %% {STORES})::int AS store_id,
+           500 + floor({_u(2)} * 20000)::int AS fen,
+           to_timestamp(%(start)s + ((g - 1) + {_u(3)}) * %(step)s) AS at
+    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g
+"""
+_EXPIRES = (
+    "make_timestamptz(extract(year FROM at AT TIME ZONE 'Asia/Shanghai')::int + 2, 1, 1, "
+    "0, 0, 0, 'Asia/Shanghai')"
+)
+# the rows the engine writes for a purchase's earn (app/points/purchases.py, credit_points):
+# the purchase and its key, one earn entry keyed purchase:<id>:earn and its key, one lot
+# expiring at the end of the next local year (POINTS_EXPIRY year_end_next); points = fen // 100
+WRITERS: dict[str, tuple[str, ...]] = {
+    "purchases": (
+        f"""INSERT INTO purchases (id, source, external_id, member_id, store_id, paid_fen,
+                total_fen, discount_fen, multiplier_percent, refunded_fen, points_base,
+                points_earned, occurred_at, created_at)
+            SELECT pid, source, external_id, member_id, store_id, fen, fen, 0, 100, 0,
+                   fen / 100, fen / 100, at, at FROM ({_PURCHASE}) p""",
+        f"""INSERT INTO points_lots (id, member_id, entry_id, points, remaining, earned_at,
+                expires_at, created_at)
+            SELECT pid, member_id, pid, fen / 100, fen / 100, at, {_EXPIRES}, at
+            FROM ({_PURCHASE}) p""",
+    ),
+    "entries": (
+        f"""INSERT INTO points_entries (id, member_id, points, balance_after, kind,
+                idempotency_key, ref_type, ref_id, store_id, created_at)
+            SELECT pid, member_id, fen / 100, 0, 'earn', 'purchase:' || pid || ':earn',
+                   'purchase', source || ':' || external_id, store_id, at
+            FROM ({_PURCHASE}) p""",
+        f"""INSERT INTO points_entries_keys (idempotency_key, id, created_at)
+            SELECT 'purchase:' || pid || ':earn', pid, at FROM ({_PURCHASE}) p""",
+        f"""INSERT INTO purchases_keys (source, external_id, id, created_at)
+            SELECT source, external_id, pid, at FROM ({_PURCHASE}) p""",
+    ),
+}
+WRITER_NUMBER = {"purchases": 0, "entries": 1}
+DONE = -1  # scale_bench_parts.chunk of the finishing steps (indexes, balances, ANALYZE)
+
+
+def _setup(conn: psycopg.Connection, members: int, purchases: int) -> dict:
+    """The load's parameters, fixed at its first run and read back when it resumes."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS scale_bench_plan (members int, purchases bigint, "
+        "base bigint, m0 int, s0 int, start double precision, step double precision)"
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS scale_bench_parts (chunk int, writer int, rows bigint, "
+        "seconds real, cpu_seconds real, loaded_at timestamptz DEFAULT now(), "
+        "PRIMARY KEY (chunk, writer))"
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS scale_bench_indexes (name text PRIMARY KEY, definition text)"
+    )
+    row = conn.execute(
+        "SELECT members, purchases, base, m0, s0, start, step FROM scale_bench_plan"
+    ).fetchone()
+    if row is not None:
+        plan = dict(
+            zip(("members", "purchases", "base", "m0", "s0", "start", "step"), row, strict=True)
         )
-        done = {r[0] for r in conn.execute("SELECT chunk FROM scale_bench_chunks")}
-        m0 = conn.execute(
-            "SELECT id FROM members WHERE phone = %s", (members_load.phone(0),)
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO stores (code, name, city, created_at) SELECT 'SCALE' || g, "
-            "'scale store ' || g, '上海', now() FROM generate_series(1, 100) g "
-            "WHERE NOT EXISTS (SELECT 1 FROM stores WHERE code LIKE 'SCALE%%')"
-        )
-        s0 = conn.execute("SELECT min(id) FROM stores WHERE code LIKE 'SCALE%%'").fetchone()[0]
-    total = -(-purchases // chunk)
-    for n in range(total):
-        if n in done:
-            continue
-        lo, hi = n * chunk + 1, min(purchases, (n + 1) * chunk)
-        began = time.monotonic()
-        with psycopg.connect(dsn) as conn:
-            conn.execute(
-                """
-                WITH g AS (
-                    SELECT g,
-                           %(m0)s + floor(%(members)s * power(random(), 2))::int AS member_id,
-                           %(s0)s + g %% 100 AS store_id,
-                           500 + floor(random() * 20000)::int AS fen,
-                           now() - (g %% (%(months)s * 30)) * interval '1 day'
-                                 - random() * interval '1 day' AS at
-                    FROM generate_series(%(lo)s, %(hi)s) g
-                ), p AS (
-                    INSERT INTO purchases (source, external_id, member_id, store_id, paid_fen,
-                        total_fen, discount_fen, multiplier_percent, refunded_fen, points_base,
-                        points_earned, occurred_at, created_at)
-                    SELECT CASE WHEN g %% 5 = 0 THEN 'pos' ELSE 'wechat' END, 'sc' || g,
-                           member_id, store_id, fen, fen, 0, 100, 0, fen / 100, fen / 100, at, at
-                    FROM g
-                    RETURNING id, member_id, store_id, points_earned, occurred_at
-                ), e AS (
-                    INSERT INTO points_entries (member_id, points, balance_after, kind,
-                        idempotency_key, ref_type, ref_id, store_id, created_at)
-                    SELECT member_id, points_earned, 0, 'earn', 'purchase:' || id, 'purchase',
-                           id::text, store_id, occurred_at
-                    FROM p WHERE points_earned > 0
-                    RETURNING id, member_id, points, created_at
-                )
-                INSERT INTO points_lots (member_id, entry_id, points, remaining, earned_at,
-                    expires_at, created_at)
-                SELECT member_id, id, points, points, created_at,
-                       make_timestamptz(extract(year FROM created_at AT TIME ZONE
-                           'Asia/Shanghai')::int + 2, 1, 1, 0, 0, 0, 'Asia/Shanghai'),
-                       created_at
-                FROM e
-                """,
-                {
-                    "m0": m0,
-                    "s0": s0,
-                    "members": members,
-                    "months": MONTHS,
-                    "lo": lo,
-                    "hi": hi,
-                },
+        if (plan["members"], plan["purchases"]) != (members, purchases):
+            raise SystemExit(
+                f"this database was loaded for {plan['members']:,} members and "
+                f"{plan['purchases']:,} purchases: use those, or another --db"
             )
+        return plan
+    if conn.execute("SELECT to_regclass('scale_bench_chunks')").fetchone()[0]:
+        raise SystemExit("this database was loaded by the earlier loader: drop it first")
+    m0 = conn.execute(
+        "SELECT id FROM members WHERE phone = %s", (members_load.phone(0),)
+    ).fetchone()[0]
+    # the references the switched-off foreign-key triggers would check: the members drawn from
+    # are m0 … m0 + members - 1, all there
+    have = conn.execute(
+        "SELECT count(*) FROM members WHERE id >= %s AND id < %s", (m0, m0 + members)
+    ).fetchone()[0]
+    if have != members:
+        raise SystemExit(f"members {m0} … {m0 + members - 1} are not contiguous ({have:,} found)")
+    conn.execute(
+        "INSERT INTO stores (code, name, city, created_at) SELECT 'SCALE' || g, "
+        "'scale store ' || g, '上海', now() FROM generate_series(1, %s) g "
+        "WHERE NOT EXISTS (SELECT 1 FROM stores WHERE code LIKE 'SCALE%%')",
+        (STORES,),
+    )
+    s0, count = conn.execute(
+        "SELECT min(id), count(*) FROM stores WHERE code LIKE 'SCALE%%'"
+    ).fetchone()
+    if (
+        count != STORES
+        or conn.execute(
+            "SELECT max(id) - min(id) + 1 FROM stores WHERE code LIKE 'SCALE%%'"
+        ).fetchone()[0]
+        != STORES
+    ):
+        raise SystemExit("the SCALE stores are not contiguous")
+    # ids of one width (10^digits …), so the text keys built from them ascend with them
+    top = max(
+        conn.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+        for t in ("purchases", "points_entries", "points_lots")
+    )
+    base = 10 ** len(str(purchases))
+    if top >= base:
+        raise SystemExit(f"ids up to {top} already used: load into an empty history")
+    now = time.time()
+    start = now - MONTHS * 30 * 86400
+    plan = {
+        "members": members,
+        "purchases": purchases,
+        "base": base,
+        "m0": m0,
+        "s0": s0,
+        "start": start,
+        "step": (now - start) / purchases,
+    }
+    conn.execute(
+        "INSERT INTO scale_bench_plan VALUES (%(members)s, %(purchases)s, %(base)s, %(m0)s, "
+        "%(s0)s, %(start)s, %(step)s)",
+        plan,
+    )
+    return plan
+
+
+def _defer_indexes(conn: psycopg.Connection) -> None:
+    """Record, then drop, the indexes built after the load (once)."""
+    recorded = {r[0] for r in conn.execute("SELECT name FROM scale_bench_indexes")}
+    for name in DEFERRED_INDEXES:
+        if name in recorded:  # dropped by an earlier run (or already built again)
+            continue
+        definition = conn.execute("SELECT pg_get_indexdef(to_regclass(%s))", (name,)).fetchone()[0]
+        if definition is None:
+            raise SystemExit(f"index {name} not found: is the database migrated?")
+        with conn.transaction():
             conn.execute(
-                "INSERT INTO scale_bench_chunks (chunk, rows, seconds) VALUES (%s, %s, %s)",
-                (n, hi - lo + 1, time.monotonic() - began),
+                "INSERT INTO scale_bench_indexes VALUES (%s, %s)",
+                (name, definition.replace(" ON ONLY ", " ON ")),
+            )
+            conn.execute(f"DROP INDEX {name}")
+
+
+def _write_chunks(dsn: str, writer: str, plan: dict, chunk: int, done: set) -> None:
+    """One writer's chunks, in order (its keys ascend): each chunk one transaction, recorded."""
+    total = -(-plan["purchases"] // chunk)
+    number = WRITER_NUMBER[writer]
+    with psycopg.connect(dsn) as conn:
+        members_load.bulk_session(conn)
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        for n in range(total):
+            if (n, number) in done:
+                continue
+            lo, hi = n * chunk + 1, min(plan["purchases"], (n + 1) * chunk)
+            began, cpu = time.monotonic(), backend_cpu(backend)
+            for sql in WRITERS[writer]:
+                cur = conn.execute(sql, {**plan, "lo": lo, "hi": hi})
+                if cur.rowcount != hi - lo + 1:  # every purchase has its key, entry and lot
+                    raise RuntimeError(
+                        f"{writer} chunk {n}: {cur.rowcount} rows, not {hi - lo + 1}"
+                    )
+            seconds = time.monotonic() - began
+            used = None if cpu is None else backend_cpu(backend) - cpu
+            conn.execute(
+                "INSERT INTO scale_bench_parts (chunk, writer, rows, seconds, cpu_seconds) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (n, number, hi - lo + 1, seconds, used),
             )
             conn.commit()
-        rate = (hi - lo + 1) / (time.monotonic() - began)
-        say(f"  purchases {hi:,}/{purchases:,} ({rate:,.0f}/s, load {load_avg()})")
-    if time.monotonic() - started > 1:
-        say("balances from the lots, then ANALYZE")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            top = conn.execute("SELECT max(member_id) FROM points_accounts").fetchone()[0] or 0
-            for lo in range(0, top + 1, 1_000_000):
-                conn.execute(
-                    """UPDATE points_accounts a SET balance = l.s FROM (
-                           SELECT member_id, sum(remaining) AS s FROM points_lots
-                           WHERE member_id >= %s AND member_id < %s GROUP BY member_id) l
-                       WHERE a.member_id = l.member_id AND a.balance <> l.s""",
-                    (lo, lo + 1_000_000),
-                )
-            conn.execute("ANALYZE")
+            say(
+                f"  {writer} {hi:,}/{plan['purchases']:,} "
+                f"({(hi - lo + 1) / seconds:,.0f}/s, "
+                f"{'?' if used is None else f'{used:.1f}'} CPU s, load {load_avg()})"
+            )
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds a PostgreSQL backend has used (``/proc``: a local server, readable by this
+    user), or None: on a shared machine it tells what a chunk costs whatever the load."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _parallel(jobs: list, workers: int = 2) -> None:
+    """Run the callables on ``workers`` threads (each opens its own connection); the first
+    error is raised once all have stopped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+
+
+def _build_index(dsn: str, name: str, definition: str) -> None:
+    began = time.monotonic()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        cpu = backend_cpu(backend)
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 0")  # two builds share the cores
+        if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
+            conn.execute(definition)
+        used = None if cpu is None else f"{backend_cpu(backend) - cpu:.1f}"
+    say(f"  index {name}: {time.monotonic() - began:.0f} s, {used} CPU s (load {load_avg()})")
+
+
+def _finish(dsn: str, plan: dict) -> None:
+    """After the last chunk: the deferred indexes (two builds at a time), the sequences, the
+    balances (the sum of each member's lots), ANALYZE; recorded as chunk ``DONE``."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        indexes = conn.execute("SELECT name, definition FROM scale_bench_indexes").fetchall()
+    _parallel([lambda n=n, d=d: _build_index(dsn, n, d) for n, d in indexes])
+    with psycopg.connect(dsn) as conn:
+        members_load.bulk_session(conn)
+        conn.execute("SET work_mem = '512MB'")
+        top = plan["base"] + plan["purchases"]
+        for table in ("purchases", "points_entries", "points_lots"):
+            conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", (table, top))
+        say("balances: each member's points, from the same draws as the rows")
+        began = time.monotonic()
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        cpu = backend_cpu(backend)
+        conn.execute(
+            f"""UPDATE points_accounts a SET balance = s.points FROM (
+                    SELECT member_id, sum(fen / 100) AS points FROM ({_PURCHASE}) p
+                    GROUP BY member_id) s
+                WHERE a.member_id = s.member_id""",
+            {**plan, "lo": 1, "hi": plan["purchases"]},
+        )
+        used = None if cpu is None else backend_cpu(backend) - cpu
+        conn.execute(
+            "INSERT INTO scale_bench_parts (chunk, writer, rows, seconds, cpu_seconds) "
+            "VALUES (%s, 0, 0, %s, %s)",
+            (DONE, time.monotonic() - began, used),
+        )
+        conn.commit()
+        say(f"  balances: {time.monotonic() - began:.0f} s, {used} CPU s (load {load_avg()})")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        say("VACUUM FULL points_accounts (the balance update left a dead row per member), ANALYZE")
+        began = time.monotonic()
+        conn.execute("VACUUM (FULL, ANALYZE) points_accounts")
+        conn.execute("ANALYZE")
+        say(f"  VACUUM FULL and ANALYZE: {time.monotonic() - began:.0f} s (load {load_avg()})")
+
+
+def load_purchases(dsn: str, members: int, purchases: int, chunk: int) -> float:
+    """Purchases (80 % WeChat, 20 % till) spread evenly over 13 months up to now, each with the
+    rows the engine writes for it: its key, its earn entry and that entry's key, its lot.
+    Members are the loaded bench members, skewed like real shoppers (a few buy often).
+    Returns seconds spent (0 when everything was there).
+
+    Set-based and resumable: two writers run side by side on their own connections, one the
+    purchases and their lots, the other the entries, their keys and the purchases' keys (about
+    the same bytes each), each ``--chunk`` purchases per transaction recorded in
+    ``scale_bench_parts``, drawing the same rows from the purchase's number
+    (``hashint8extended``); each table has one writer, so its ids and keys arrive in order.
+    Their sessions skip the triggers (the key triggers, the foreign-key checks:
+    ``members_load.bulk_session``) and write the keys rows themselves; the primary keys and
+    the keys tables' unique keys stay and check every row as it goes in, and every insert must
+    write one row per purchase. The indexes on a member or a store are dropped first and built
+    after the last chunk, two at a time; then the sequences, the balances, ANALYZE.
+    """
+    started = time.monotonic()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        plan = _setup(conn, members, purchases)
+        done = {(c, w) for c, w in conn.execute("SELECT chunk, writer FROM scale_bench_parts")}
+        if (DONE, 0) in done:
+            return 0.0
+        _defer_indexes(conn)
+    say(
+        f"two writers, chunks of {chunk:,} purchases; ids from {plan['base'] + 1:,}; "
+        f"indexes built afterwards: {', '.join(DEFERRED_INDEXES)}"
+    )
+    _parallel([lambda w=w: _write_chunks(dsn, w, plan, chunk, done) for w in WRITERS])
+    loaded = time.monotonic() - started
+    say(f"rows written in {loaded:.0f} s ({purchases / max(loaded, 1e-9):,.0f} purchases/s)")
+    _finish(dsn, plan)
     return time.monotonic() - started
 
 
@@ -319,7 +550,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=10_000_000)
     parser.add_argument("--purchases", type=int, default=100_000_000)
-    parser.add_argument("--chunk", type=int, default=250_000, help="purchases per transaction")
+    parser.add_argument(
+        "--chunk", type=int, default=1_000_000, help="purchases per transaction and writer"
+    )
     parser.add_argument("--db", default="huiyuan_scale")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
@@ -352,7 +585,7 @@ def main() -> int:
     )
     disk = check_disk(dsn, args.members, args.purchases)
     say(f"members: {args.members:,} (load {load_avg()})")
-    members, members_s = members_load.ensure_members(dsn, args.members, progress=say)
+    members, members_s = members_load.ensure_members(dsn, args.members, progress=say, bulk=True)
     made = make_past_partitions(args.pg_url, args.db)
     say(f"{len(made)} monthly partitions made for the months loaded")
     say(f"purchases: {args.purchases:,} over {MONTHS} months, chunks of {args.chunk:,}")

@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
@@ -122,36 +123,50 @@ def rows_by_key(
     table: Table,
     columns: Sequence[Any],
     fixed: Mapping[str, Any],
-    name: str,
+    name: str | tuple[str, ...],
     values: Sequence[Any],
     dialect: str,
 ) -> Select:
     """``SELECT columns FROM table`` for the rows whose unique key is ``fixed`` plus each of
-    ``values`` for the key column ``name``: one index probe per value, whatever the planner's
-    statistics say.
+    ``values`` for the key column ``name`` (or, ``name`` a tuple, each tuple of ``values``
+    for those columns): one index probe per value, whatever the planner's statistics say.
 
-    An ``IN`` list on a key column lets a planner without fresh statistics (a new partition,
-    autovacuum not run yet) scan every row of the ``fixed`` part instead. On PostgreSQL the
-    partitioned table is reached through its keys table, one ``LIMIT 1`` lateral probe of the
-    unique index per value and then the row by primary key in its month; elsewhere it is the
-    plain ``IN``.
+    An ``IN`` list on the last columns of a key lets a planner without fresh statistics (a
+    new partition, autovacuum not run yet) read every row of the leading columns instead (all
+    the openids of an app, all the sales of a store). On PostgreSQL each value is one
+    ``LIMIT 1`` lateral probe of the unique index with every key column given: of the table,
+    or of a partitioned table's keys table and then the row by primary key in its month.
+    Elsewhere it is the plain ``IN``.
     """
-    if dialect != "postgresql" or table.name not in PARTITIONED:
+    names = (name,) if isinstance(name, str) else tuple(name)
+    rows = [(v,) for v in values] if isinstance(name, str) else [tuple(v) for v in values]
+    if dialect != "postgresql":
         conds: list[ColumnElement] = [table.c[k] == v for k, v in fixed.items()]
-        return select(*columns).where(*conds, table.c[name].in_(list(values)))
-    keys = _keys_of(table)
-    month = PARTITIONED[table.name].column
+        if len(names) == 1:
+            return select(*columns).where(*conds, table.c[names[0]].in_([r[0] for r in rows]))
+        return select(*columns).where(*conds, tuple_(*(table.c[n] for n in names)).in_(rows))
     wanted = (
-        func.unnest(cast(list(values), ARRAY(table.c[name].type)))
-        .table_valued("v")
+        func.unnest(
+            *(cast([r[i] for r in rows], ARRAY(table.c[n].type)) for i, n in enumerate(names))
+        )
+        .table_valued(*(f"v{i}" for i in range(len(names))))
         .render_derived(name="w", with_types=False)
     )
+    partitioned = table.name in PARTITIONED
+    source = _keys_of(table) if partitioned else table
+    month = PARTITIONED[table.name].column if partitioned else None
+    inner = (source.c.id, source.c[month]) if month else [table.c[c.key] for c in columns]
     probe = (
-        select(keys.c.id, keys.c[month])
-        .where(*[keys.c[k] == v for k, v in fixed.items()], keys.c[name] == wanted.c.v)
+        select(*inner)
+        .where(
+            *[source.c[k] == v for k, v in fixed.items()],
+            *[source.c[n] == wanted.c[f"v{i}"] for i, n in enumerate(names)],
+        )
         .limit(1)
         .lateral("k")
     )
+    if month is None:
+        return select(*(probe.c[c.key] for c in columns)).select_from(wanted.join(probe, true()))
     return select(*columns).select_from(
         wanted.join(probe, true()).join(
             table, and_(table.c.id == probe.c.id, table.c[month] == probe.c[month])

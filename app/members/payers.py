@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, tuple_
 
+from app.common.partitions import rows_by_key
 from app.extensions import db
 from app.members.models import MemberIdentity
 from app.members.services import NewMember, add_identities, create_members, lock_members
@@ -46,15 +46,18 @@ def enrol(payers: Sequence[Payer], *, lock: bool = True) -> list[int]:
     holders: dict[Identity, int] = {}
     if wanted:
         rows = db.session.execute(
-            select(
-                MemberIdentity.kind,
-                MemberIdentity.app,
-                MemberIdentity.external_id,
-                MemberIdentity.member_id,
-            ).where(
-                tuple_(MemberIdentity.kind, MemberIdentity.app, MemberIdentity.external_id).in_(
-                    wanted
-                )
+            rows_by_key(
+                MemberIdentity.__table__,
+                (
+                    MemberIdentity.kind,
+                    MemberIdentity.app,
+                    MemberIdentity.external_id,
+                    MemberIdentity.member_id,
+                ),
+                {},
+                ("kind", "app", "external_id"),
+                wanted,
+                db.session.get_bind().dialect.name,
             )
         ).all()
         holders = {(k, a, e): int(m) for k, a, e, m in rows}

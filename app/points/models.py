@@ -149,7 +149,8 @@ class PointsLot(db.Model):
 
     id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
-    entry_id: Mapped[int | None] = mapped_column(ForeignKey("points_entries.id"), index=True)
+    # the credit it came from; not indexed: nothing looks lots up by it (migration 0019)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("points_entries.id"))
     origin_lot_id: Mapped[int | None] = mapped_column(ForeignKey("points_lots.id"))
     points: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
