@@ -26,9 +26,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Row, Select, select, text, tuple_, update
+from sqlalchemy import Row, Select, select, text, update
 
 from app.common.clock import utcnow
+from app.common.partitions import rows_by_key
 from app.db import transaction
 from app.engine.models import MoneyEvent
 from app.errors import DomainError
@@ -250,8 +251,13 @@ def _resolve_members(rows: list[_Row], stores: dict[str | None, int]) -> None:
     found: dict[str, tuple[int, int | None]] = {}
     if wanted:
         for pk, source, external_id, member_id in db.session.execute(
-            select(Purchase.id, Purchase.source, Purchase.external_id, Purchase.member_id).where(
-                tuple_(Purchase.source, Purchase.external_id).in_(sorted(wanted))
+            rows_by_key(
+                Purchase.__table__,
+                (Purchase.id, Purchase.source, Purchase.external_id, Purchase.member_id),
+                {},
+                ("source", "external_id"),
+                sorted(wanted),
+                db.session.get_bind().dialect.name,
             )
         ):
             found[f"{source}:{external_id}"] = (int(pk), member_id)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, select, tuple_, update
+from sqlalchemy import Select, bindparam, select, update
 
 from app.common.clock import utcnow
 from app.common.hooks import (
@@ -29,6 +29,7 @@ from app.common.hooks import (
     PurchaseApplied,
     earn_multipliers,
 )
+from app.common.partitions import rows_by_key
 from app.db import insert_rows
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -166,13 +167,20 @@ def _record_wave(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
         existing = {
             (r.source, r.external_id): r
             for r in db.session.execute(
-                select(
-                    Purchase.id,
-                    Purchase.source,
-                    Purchase.external_id,
-                    Purchase.member_id,
-                    Purchase.points_earned,
-                ).where(tuple_(Purchase.source, Purchase.external_id).in_(missing))
+                rows_by_key(
+                    Purchase.__table__,
+                    (
+                        Purchase.id,
+                        Purchase.source,
+                        Purchase.external_id,
+                        Purchase.member_id,
+                        Purchase.points_earned,
+                    ),
+                    {},
+                    ("source", "external_id"),
+                    sorted(set(missing)),
+                    db.session.get_bind().dialect.name,
+                )
             )
         }
     out: list[PurchaseOut] = []
