@@ -78,6 +78,11 @@ class Config:
     # that stored them, after its commit: the embedded default) or "worker" (``flask engine
     # apply``, a process of its own). Empty: "worker" in production, "inline" otherwise.
     ENGINE_APPLY: str = ""
+    # The applier gathers: after a partial batch it waits until this many milliseconds have
+    # passed since that batch began, so that under load one transaction applies many events
+    # (a batch's fixed cost, about 7 ms of CPU, is then shared). It bounds the apply lag it
+    # adds under load; an idle journal is still polled every 20 ms. 0: apply at once.
+    ENGINE_APPLY_GATHER_MS: int = 250
 
     WECHAT_APPID: str | None = None
     WECHAT_APP_SECRET: str | None = None
@@ -167,6 +172,8 @@ class Config:
             raise ConfigError("ENGINE_APPLY must be inline or worker")
         if not self.ENGINE_APPLY:
             self.ENGINE_APPLY = "worker" if self.is_production else "inline"
+        if not 0 <= self.ENGINE_APPLY_GATHER_MS <= 1000:
+            raise ConfigError("ENGINE_APPLY_GATHER_MS must be between 0 and 1000")
         if self.POINTS_PER_YUAN < 0:
             raise ConfigError("POINTS_PER_YUAN must not be negative")
         from app.common.expiry import parse_policy

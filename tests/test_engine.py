@@ -337,6 +337,61 @@ def test_concurrent_appliers_never_apply_an_event_twice(pay_app):
 # --- where the applier runs --------------------------------------------------------------------
 
 
+def _payments(prefix: str, count: int) -> list[PaymentEvent]:
+    return [
+        PaymentEvent(
+            "wechat", f"{prefix}TX{n}", 1000, T0, [("wechat_openid", APPID, f"{prefix}{n}")]
+        )
+        for n in range(count)
+    ]
+
+
+def test_the_applier_process_gathers_payments_that_arrive_after_a_partial_batch(
+    pay_app, monkeypatch
+):
+    from app.engine import worker
+
+    transaction(lambda: journal(_payments("first-", 3)))
+    taken: list[int] = []
+    waits: list[float] = []
+    real_apply = worker.apply_pending
+
+    def counting(**kwargs):
+        taken.append(real_apply(**kwargs))
+        return taken[-1]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:  # five more notifications are stored while the applier gathers
+            transaction(lambda: journal(_payments("later-", 5)))
+
+    monkeypatch.setattr(worker, "apply_pending", counting)
+    monkeypatch.setattr(worker.time, "sleep", sleep)
+    applied = worker.run(batch=500, gather_ms=250, stop=lambda: len(taken) >= 3)
+    # the partial batch of 3 is followed by a wait of the rest of the 250 ms window, and the
+    # five stored meanwhile are applied together in one transaction
+    assert applied == 8 and taken == [3, 5, 0]
+    assert len(waits) == 2 and 0 < waits[0] <= 0.25 and 0 <= waits[1] <= 0.25
+    assert backlog()["pending"] == 0 and audit_differences() == []
+
+
+def test_the_applier_goes_straight_on_after_a_full_batch_and_gathers_nothing_when_off(
+    pay_app, monkeypatch
+):
+    from app.engine import worker
+
+    transaction(lambda: journal(_payments("full-", 7)))
+    waits: list[float] = []
+    monkeypatch.setattr(worker.time, "sleep", waits.append)
+    # batches of 5: a full one, then a partial one of 2 (gathering is off), then empty
+    assert worker.run(batch=5, gather_ms=0, stop=lambda: True) == 7
+    assert waits == []  # never slept: the stop was asked for with an empty journal
+    transaction(lambda: journal(_payments("full2-", 7)))
+    assert worker.run(batch=5, gather_ms=250, stop=lambda: True) == 7
+    assert len(waits) == 1 and 0 < waits[0] <= 0.25  # only after the partial batch
+    assert backlog()["pending"] == 0
+
+
 def test_with_a_worker_the_notify_only_stores_and_me_applies_the_payers_rows(make_app, standins):
     from miniprogram_api.auth import issue_member_token
 

@@ -36,6 +36,9 @@ def test_development_defaults_are_sqlite_under_instance_and_no_redis():
 def test_integer_settings_are_checked():
     with pytest.raises(ConfigError, match="POINTS_PER_YUAN"):
         Config.from_env(env={"POINTS_PER_YUAN": "one"})
+    with pytest.raises(ConfigError, match="ENGINE_APPLY_GATHER_MS"):
+        Config.from_env(env={"ENGINE_APPLY_GATHER_MS": "5000"})
+    assert Config.from_env(env={}).ENGINE_APPLY_GATHER_MS == 250
 
 
 def test_pem_keys_may_be_given_as_a_file_path(tmp_path):

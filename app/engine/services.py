@@ -3,7 +3,8 @@
 ``receive`` commits the verified events to the journal; that commit is what the platform's
 ``SUCCESS`` means. With ``ENGINE_APPLY=inline`` (the embedded default: one process, SQLite, no
 Redis) the same request then applies them; with ``ENGINE_APPLY=worker`` (production) the
-``flask engine apply`` worker does (it polls the journal every 20 ms). Either way a failure to
+``flask engine apply`` worker does (it polls the journal every 20 ms and, under load, gathers
+``ENGINE_APPLY_GATHER_MS`` of notifications into each batch). Either way a failure to
 apply leaves the rows pending for the next pass: they are stored, so the notification is not
 lost.
 

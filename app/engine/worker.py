@@ -1,9 +1,14 @@
 """The applier process: ``flask engine apply`` drains the journal as payments stream in.
 
-It applies pending rows in batches (up to ``BATCH`` per transaction) as long as there are any;
-when the journal is empty it looks again after ``POLL_SECONDS`` (an idle poll is one indexed
-query), so a payment is applied well within a second and a notification pays nothing extra
-to wake it. Several appliers may run:
+It applies pending rows in batches (up to ``BATCH`` per transaction). After a full batch it
+goes straight on; after a partial one it gathers: it waits until ``ENGINE_APPLY_GATHER_MS``
+(250 ms) have passed since that batch began, so that under load each transaction applies the
+events of a whole gathering window. A batch costs about 6–7 ms of app CPU whatever its size,
+plus about 0.2 ms an event (measured on the bench's 2-core machine): without gathering, at
+800 notifications/s, the applier chases the journal in batches of about 10 at 0.75 ms an
+event; batches of 150 cost 0.24 ms an event. When the journal is empty it looks again after
+``POLL_SECONDS`` (an idle poll is one indexed query), so a payment is applied well within a
+second and a notification pays nothing extra to wake it. Several appliers may run:
 each claims rows with ``FOR UPDATE SKIP LOCKED``. An applier killed mid-batch leaves its
 transaction rolled back and its rows pending for the next pass: nothing is lost or applied
 twice. The periodic ``engine.sweep`` job applies anything left when no applier runs.
@@ -16,6 +21,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
 from app.engine.applier import BATCH, apply_pending, drain
@@ -25,10 +31,20 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.02
 
 
-def run(*, once: bool = False, batch: int = BATCH, stop: Any = None) -> int:
-    """Apply the journal until stopped (``once``: until it is empty). Events applied."""
+def run(
+    *, once: bool = False, batch: int = BATCH, stop: Any = None, gather_ms: int | None = None
+) -> int:
+    """Apply the journal until stopped (``once``: until it is empty). Events applied.
+
+    ``gather_ms`` (default ``ENGINE_APPLY_GATHER_MS``): after a partial batch, wait until this
+    long has passed since it began before claiming the next one (not with ``once``).
+    """
+    if gather_ms is None:
+        gather_ms = current_app.config.get("ENGINE_APPLY_GATHER_MS", 0)
+    gather = 0.0 if once else gather_ms / 1000
     total = 0
     while True:
+        began = time.monotonic()
         try:
             done = apply_pending(limit=batch)
         except DBAPIError:  # the database is away: wait and try again
@@ -40,6 +56,9 @@ def run(*, once: bool = False, batch: int = BATCH, stop: Any = None) -> int:
             db.session.remove()
         total += done
         if done:
+            if done < batch and gather:
+                # a partial batch: let the next one gather (its fixed cost is then shared)
+                time.sleep(max(0.0, gather - (time.monotonic() - began)))
             continue
         if once or (stop is not None and stop()):
             return total
