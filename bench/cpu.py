@@ -2,7 +2,8 @@
 
 Read before and after a measurement, so a figure can say what bounds it (on a 2-core machine
 the app, the database and the load generator share the same cores). ``app`` and ``postgres``
-sum ``/proc/<pid>/stat`` over the processes named ``gunicorn`` and ``postgres``; ``load_tool``
+sum ``/proc/<pid>/stat`` over the processes named ``gunicorn`` and ``flask`` (the applier) and
+``postgres``; ``applier`` is the applier's share of ``app``; ``load_tool``
 is this process's own CPU (the Python clients: POS uploaders, identify, the fallback HTTP load)
 plus that of the children it waited for meanwhile (wrk), from ``getrusage``; ``machine_busy``
 is every core's non-idle time from ``/proc/stat``. A server process that exits during the
@@ -20,7 +21,7 @@ TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _by_group() -> dict[str, float]:
-    used = dict.fromkeys(GROUPS.values(), 0.0)
+    used = {"app": 0.0, "applier": 0.0, "postgres": 0.0}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -33,7 +34,10 @@ def _by_group() -> dict[str, float]:
         if group is None:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        used[group] += (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        seconds = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        used[group] += seconds
+        if comm == "flask":
+            used["applier"] += seconds
     return used
 
 

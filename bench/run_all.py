@@ -169,6 +169,7 @@ def issue_member_codes(app_db_url: str, redis_url: str, count: int) -> list[str]
 def _cpu_text(used: dict) -> str:
     names = {
         "app": "app",
+        "applier": "of which the applier",
         "postgres": "PostgreSQL",
         "load_tool": "load tool",
         "machine_busy": "machine",
