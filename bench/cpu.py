@@ -20,8 +20,9 @@ GROUPS = {"gunicorn": "app", "flask": "app", "postgres": "postgres"}  # flask: t
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _by_group() -> dict[str, float]:
-    used = {"app": 0.0, "applier": 0.0, "postgres": 0.0}
+def _by_process() -> dict[tuple[int, str], float]:
+    """CPU seconds of each live app / applier / PostgreSQL process, by (pid, group)."""
+    used: dict[tuple[int, str], float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,9 +36,9 @@ def _by_group() -> dict[str, float]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         seconds = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-        used[group] += seconds
+        used[(int(entry.name), group)] = seconds
         if comm == "flask":
-            used["applier"] += seconds
+            used[(int(entry.name), "applier")] = seconds
     return used
 
 
@@ -55,15 +56,21 @@ def _load_tool() -> float:
     return used
 
 
-def snapshot() -> dict[str, float]:
-    return {**_by_group(), "load_tool": _load_tool(), "machine_busy": _machine_busy()}
+def snapshot() -> dict:
+    return {"processes": _by_process(), "load_tool": _load_tool(), "machine_busy": _machine_busy()}
 
 
-def per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict:
-    """CPU milliseconds per request of each group between two snapshots."""
+def per_request(before: dict, after: dict, requests: int) -> dict:
+    """CPU milliseconds per request of each group between two snapshots.
+
+    A process's share is what it used between them: one started meanwhile counts whole, one
+    that exited meanwhile (a pgbench connection's backend) is left out, never subtracted.
+    """
     if requests <= 0:
         return {}
-    return {
-        f"{name}_cpu_ms": round((after[name] - before[name]) * 1000 / requests, 2)
-        for name in before
-    }
+    used = {"app": 0.0, "applier": 0.0, "postgres": 0.0}
+    for key, seconds in after["processes"].items():
+        used[key[1]] += seconds - before["processes"].get(key, 0.0)
+    used["load_tool"] = after["load_tool"] - before["load_tool"]
+    used["machine_busy"] = after["machine_busy"] - before["machine_busy"]
+    return {f"{name}_cpu_ms": round(value * 1000 / requests, 2) for name, value in used.items()}

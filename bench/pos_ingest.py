@@ -175,15 +175,27 @@ def post_for(
     return sum(counts), time.monotonic() - started, sum(failures)
 
 
-def pgbench_tps(pg: urlparse, seconds: int, clients: int) -> float:
+def _pgbench_args(pg: urlparse) -> tuple[list[str], dict[str, str]]:
     base = ["-h", pg.hostname or "127.0.0.1", "-p", str(pg.port or 5432), "-U", pg.username]
-    env = {**os.environ, "PGPASSWORD": pg.password or ""}
+    return base, {**os.environ, "PGPASSWORD": pg.password or ""}
+
+
+def pgbench_init(pg: urlparse) -> None:
+    """pgbench's tables at scale 10 in ``PGBENCH_DB``."""
+    base, env = _pgbench_args(pg)
     subprocess.run(
         ["pgbench", "-i", "-q", "-s", "10", *base, PGBENCH_DB],
         check=True,
         env=env,
         capture_output=True,
     )
+
+
+def pgbench_tps(pg: urlparse, seconds: int, clients: int, init: bool = False) -> float:
+    """``pgbench -N`` TPS (``init``: build its tables first)."""
+    if init:
+        pgbench_init(pg)
+    base, env = _pgbench_args(pg)
     out = subprocess.run(
         [
             "pgbench",
@@ -253,7 +265,7 @@ def main() -> None:
             server.wait(timeout=30)
         log.close()
     events_per_s = accepted / elapsed
-    tps = pgbench_tps(pg, args.seconds, args.clients)
+    tps = pgbench_tps(pg, args.seconds, args.clients, init=True)
     print(
         f"POS ingest: {accepted} sale events accepted in {elapsed:.1f} s "
         f"({args.clients} clients, batches of {BATCH}, {failed} failed batches)"
