@@ -98,9 +98,7 @@ def test_a_batch_of_new_sales_answers_and_credits_as_one_event_at_a_time_would(
     assert audit_differences() == [] and lots.lot_differences() == []
 
 
-def test_a_batch_with_a_replay_and_a_refused_event_answers_each_event(
-    client, admin_headers, store
-):
+def test_a_batch_with_a_replay_and_a_refused_event_answers_each_event(client, admin_headers, store):
     till = signed_client(client, admin_headers, "SH001")
     till.send_events([sale("S1", 1000, member={"phone": "13900000009"})])
     mixed = [
