@@ -7,12 +7,13 @@ member serialise there, so each upgrade (and its coupon and message) happens onc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -488,14 +489,20 @@ def tier_view(member_id: int) -> dict[str, Any] | None:
     return tier_views([member_id]).get(member_id)
 
 
-def tier_views(member_ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
-    """One statement: the members' tier rows beside which ladder is in force (none: no rows)."""
-    found = db.session.execute(
+@functools.cache
+def _views_stmt() -> Select:
+    """Built once (every member view and till identify runs it): the ids are a parameter."""
+    return (
         select(TierSettings.version, TierSettings.updated_at, *_ROW_COLUMNS)
         .select_from(TierSettings)
-        .outerjoin(MemberTier, MemberTier.member_id.in_(list(member_ids)))
+        .outerjoin(MemberTier, MemberTier.member_id.in_(bindparam("ids", expanding=True)))
         .where(TierSettings.id == 1)
-    ).all()
+    )
+
+
+def tier_views(member_ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
+    """One statement: the members' tier rows beside which ladder is in force (none: no rows)."""
+    found = db.session.execute(_views_stmt(), {"ids": list(member_ids)}).all()
     ladder = views_ladder((found[0].version, found[0].updated_at)) if found else None
     if ladder is None:
         return {m: None for m in member_ids}
