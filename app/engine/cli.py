@@ -15,8 +15,11 @@ engine_cli = AppGroup("engine", help="The money engine: journal of payments, app
 @click.option("--batch", default=500, show_default=True, help="Events per transaction.")
 def apply(once: bool, batch: int) -> None:
     """Apply journalled payment notifications as they arrive (run beside the web workers)."""
+    from app.common import heap
     from app.engine.worker import run
 
+    if not once:
+        heap.settle()  # a long-running process: start-up objects out of the collector's way
     applied = run(once=once, batch=batch)
     click.echo(f"applied {applied} event(s)")
 

@@ -24,7 +24,6 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from app.common import heap
 from app.engine.applier import BATCH, apply_pending, drain
 from app.extensions import db
 
@@ -42,8 +41,6 @@ def run(
     """
     if gather_ms is None:
         gather_ms = current_app.config.get("ENGINE_APPLY_GATHER_MS", 0)
-    if not once:
-        heap.settle()  # a long-running process: start-up objects out of the collector's way
     gather = 0.0 if once else gather_ms / 1000
     total = 0
     while True:

@@ -17,9 +17,11 @@ jobs_cli = AppGroup("jobs", help="Background jobs: worker, scheduler, run one by
 @click.argument("queues", nargs=-1)
 def worker(burst: bool, queues: tuple[str, ...]) -> None:
     """Run an RQ worker on the named queues (default: all)."""
+    from app.common import heap
     from app.jobs.registry import QUEUES
     from app.jobs.worker import run_worker
 
+    heap.settle()  # a long-running process: start-up objects out of the collector's way
     run_worker(queues or QUEUES, burst=burst)
 
 

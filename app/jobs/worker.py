@@ -15,9 +15,6 @@ def run_worker(queues: tuple[str, ...] = QUEUES, *, burst: bool = False) -> bool
         raise RuntimeError("the worker needs REDIS_URL; without it jobs already run in-process")
     from rq import Queue, SimpleWorker
 
-    from app.common import heap
-
-    heap.settle()  # a long-running process: start-up objects out of the collector's way
     connection = redis_store.client
     worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     return worker.work(burst=burst, logging_level="INFO")
