@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.common.hooks import EARN_MULTIPLIERS
 from app.db import transaction
@@ -20,6 +20,7 @@ from app.demo.notifications import (
     wechat_v3_notify,
     wechat_v3_transaction,
 )
+from app.engine import journal as engine_journal
 from app.engine.applier import apply_pending, drain
 from app.engine.journal import backlog, journal
 from app.engine.models import MoneyEvent
@@ -332,6 +333,44 @@ def test_concurrent_appliers_never_apply_an_event_twice(pay_app):
     assert backlog()["pending"] == 0
     assert _ledger("race-") == _ledger("solo-")
     assert audit_differences() == [] and lots.lot_differences() == []
+
+
+@requires_postgres
+def test_a_notification_is_stored_after_the_server_dropped_the_journal_connection(pay_app):
+    client = pay_app.test_client()
+    assert b"SUCCESS" in v2(client, v2_payment("4200000000000000000000000011", total=1000))
+    held = engine_journal._held.journal.conn  # the web process's journal connection
+    # the server ends it (a restart, an idle timeout, an operator's pg_terminate_backend)
+    db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": held.info.backend_pid})
+    db.session.commit()
+    assert b"SUCCESS" in v2(client, v2_payment("4200000000000000000000000012", total=2000))
+    assert engine_journal._held.journal.conn is not held
+    assert db.session.scalar(select(func.count(MoneyEvent.id))) == 2
+    assert balance_of(only_member().id) == 10 + 20
+    assert b"SUCCESS" in v2(client, v2_payment("4200000000000000000000000012", total=2000))
+    assert db.session.scalar(select(func.count(MoneyEvent.id))) == 2  # a replay stores nothing
+
+
+@requires_postgres
+def test_the_journal_connection_commits_each_notification_and_is_one_per_thread(pay_app):
+    stored: dict[str, list[int]] = {}
+
+    def store(name: str) -> None:
+        with pay_app.app_context():
+            stored[name] = receive(_payments(name, 3))
+            stored[name + "-conn"] = [id(engine_journal._held.journal.conn)]
+            db.session.remove()
+
+    threads = [threading.Thread(target=store, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stored["a"]) == len(stored["b"]) == 3
+    assert stored["a-conn"] != stored["b-conn"]
+    # committed: another connection sees every row at once
+    with db.engine.connect() as other:
+        assert other.scalar(select(func.count(MoneyEvent.id))) == 6
 
 
 # --- where the applier runs --------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import transaction
 from app.engine.applier import apply_pending
-from app.engine.journal import journal
+from app.engine.journal import journal, store_committed
 from app.engine.models import MoneyEvent
 from app.extensions import db
 from app.members.models import MemberIdentity
@@ -37,12 +37,10 @@ log = logging.getLogger(__name__)
 def receive(events: Sequence[MoneyEventIn]) -> list[int]:
     """Store verified events once (committed); apply them now when inline. Their new ids."""
     if db.engine.dialect.name == "postgresql":
-        # one idempotent statement (ON CONFLICT DO NOTHING) on an autocommit connection: the
-        # statement is its own transaction, so the request costs one round trip instead of
-        # BEGIN, INSERT, COMMIT and the pool's reset; nothing in it can race, so nothing for
-        # the runner to retry
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            new = journal(events, conn)
+        # one idempotent statement (ON CONFLICT DO NOTHING), its own transaction, on the
+        # process's journal connection: one round trip; nothing in it can race, so nothing
+        # for the runner to retry
+        new = store_committed(events)
     else:  # SQLite has one writer: the session's own transaction
         new = transaction(lambda: journal(events))
     if not new:
