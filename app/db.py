@@ -11,7 +11,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Row, Table, TextClause, text, types
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    DateTime,
+    Row,
+    Table,
+    TextClause,
+    any_,
+    bindparam,
+    literal,
+    text,
+    types,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -196,6 +209,29 @@ def per_transaction(key: str, load: Callable[[], T]) -> T:
 
 def forget(key: str) -> None:
     db.session.info.pop(key, None)
+
+
+def among(column: ColumnElement[Any], values: Any) -> ColumnElement[bool]:
+    """``column IN values``, as one parameter on PostgreSQL: ``column = ANY(:array)``.
+
+    An ``IN`` list renders one parameter per value, so its text changes with the count: the
+    driver parses it again each time (psycopg keeps statements of at most 50 parameters) and
+    PostgreSQL plans it again. Measured on a till batch of 100 sales, six such statements of
+    75–150 parameters. The ``ANY`` form is one text for any count, kept and prepared once.
+    Elsewhere (SQLite) the plain ``IN``.
+    """
+    values = list(values)
+    if db.session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(literal(values, type_=ARRAY(column.type)))
+
+
+def among_param(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """:func:`among` with a named parameter, for a statement built once per dialect."""
+    if dialect != "postgresql":
+        return column.in_(bindparam(name, expanding=True))
+    param: BindParameter[Any] = bindparam(name, type_=ARRAY(column.type))
+    return column == any_(param)
 
 
 def execute_core(stmt: Any, params: Any = None) -> Any:

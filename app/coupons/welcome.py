@@ -12,6 +12,7 @@ from app.coupons.issuance import issue_one
 from app.coupons.models import Coupon, WelcomeGrant
 from app.coupons.state import Actor
 from app.coupons.templates import lock_template, welcome_template
+from app.db import among
 from app.errors import Conflict
 from app.extensions import db
 from app.members.models import Member
@@ -46,7 +47,7 @@ def issue_welcome_coupons(member_ids: Sequence[int]) -> dict[int, str]:
         return {}
     db.session.execute(
         select(Member.id)
-        .where(Member.id.in_(ids))
+        .where(among(Member.id, ids))
         .order_by(Member.id)
         .with_for_update(key_share=True)
     )
@@ -55,13 +56,13 @@ def issue_welcome_coupons(member_ids: Sequence[int]) -> dict[int, str]:
         for member_id, code in db.session.execute(
             select(WelcomeGrant.member_id, Coupon.code)
             .join(Coupon, Coupon.id == WelcomeGrant.coupon_id)
-            .where(WelcomeGrant.member_id.in_(ids))
+            .where(among(WelcomeGrant.member_id, ids))
         )
     }
     keys = {f"welcome:{m}": m for m in ids if m not in codes}
     if keys:  # a grant that moved on with a merge: the coupon is still this person's one
         for key, code in db.session.execute(
-            select(Coupon.issue_key, Coupon.code).where(Coupon.issue_key.in_(list(keys)))
+            select(Coupon.issue_key, Coupon.code).where(among(Coupon.issue_key, keys))
         ):
             codes[keys[key]] = code
     wanted = [m for m in ids if m not in codes]

@@ -30,7 +30,7 @@ from sqlalchemy import Row, Select, select, text, update
 
 from app.common.clock import utcnow
 from app.common.partitions import rows_by_key
-from app.db import transaction
+from app.db import among, transaction
 from app.engine.models import MoneyEvent
 from app.errors import DomainError
 from app.extensions import db
@@ -109,9 +109,9 @@ def _claim(limit: int, ids: Sequence[int] | None, payer_keys: list[str]) -> list
         db.session.execute(_APPLIER_LOCK)
     stmt = select(*_COLUMNS).where(MoneyEvent.state == "pending")
     if ids is not None:
-        stmt = stmt.where(MoneyEvent.id.in_(list(ids)))
+        stmt = stmt.where(among(MoneyEvent.id, ids))
     if payer_keys:
-        stmt = stmt.where(MoneyEvent.payer_key.in_(payer_keys))
+        stmt = stmt.where(among(MoneyEvent.payer_key, payer_keys))
     stmt = stmt.order_by(MoneyEvent.id).limit(limit).with_for_update(skip_locked=True)
     return list(db.session.execute(stmt))
 
@@ -188,13 +188,13 @@ def _apply_claimed(claimed: list[Row]) -> int:
     if applied:
         db.session.execute(
             update(MoneyEvent)
-            .where(MoneyEvent.id.in_(applied))
+            .where(among(MoneyEvent.id, applied))
             .values(state="applied", applied_at=now),
             execution_options={"synchronize_session": False},
         )
     if held:
         db.session.execute(
-            update(MoneyEvent).where(MoneyEvent.id.in_(held)).values(state="held"),
+            update(MoneyEvent).where(among(MoneyEvent.id, held)).values(state="held"),
             execution_options={"synchronize_session": False},
         )
         log.info("%d refund(s) held until their payment arrives", len(held))
@@ -208,7 +208,7 @@ def _ordered_rows(claimed: list[Row]) -> list[_Row]:
     waiting: dict[str, list[Row]] = {}
     if payment_keys:
         for row in db.session.execute(
-            _held_stmt().where(MoneyEvent.purchase_key.in_(sorted(payment_keys)))
+            _held_stmt().where(among(MoneyEvent.purchase_key, sorted(payment_keys)))
         ):
             waiting.setdefault(row.purchase_key, []).append(row)
     paid_so_far: set[str] = set()

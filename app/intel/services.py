@@ -22,7 +22,7 @@ from sqlalchemy import Date, cast, delete, func, select
 from app.common.clock import SHANGHAI, utcnow
 from app.common.hooks import MemberJoined, PurchaseApplied
 from app.common.upsert import insert_ignore, upsert_add
-from app.db import execute_core, forget, per_transaction, update_rows
+from app.db import among, execute_core, forget, per_transaction, update_rows
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.intel.models import IntelSettings, LifecycleEvent, MemberStats, MemberStoreMonth
@@ -162,7 +162,7 @@ def _ensure_rows(member_ids: Sequence[int]) -> None:
     """Stats rows for members that joined before stats were kept (from the member row)."""
     have = set(
         db.session.scalars(
-            select(MemberStats.member_id).where(MemberStats.member_id.in_(member_ids))
+            select(MemberStats.member_id).where(among(MemberStats.member_id, member_ids))
         )
     )
     missing = [m for m in member_ids if m not in have]
@@ -171,7 +171,7 @@ def _ensure_rows(member_ids: Sequence[int]) -> None:
     now = utcnow()
     members = db.session.execute(
         select(Member.id, Member.created_at, Member.source, Member.join_store_id).where(
-            Member.id.in_(missing)
+            among(Member.id, missing)
         )
     ).all()
     insert_ignore(
@@ -206,7 +206,7 @@ def _new_row(
 def _lock_rows(member_ids: Sequence[int]) -> dict[int, MemberStats]:
     rows = db.session.scalars(
         select(MemberStats)
-        .where(MemberStats.member_id.in_(sorted(member_ids)))
+        .where(among(MemberStats.member_id, sorted(member_ids)))
         .order_by(MemberStats.member_id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -219,19 +219,20 @@ def _locked_stats(member_ids: Sequence[int]) -> dict[int, SimpleNamespace]:
     map: they are changed in Python and written back by one ``update_rows``). Rows missing
     (members who joined before stats were kept) are made first."""
     table = MemberStats.__table__
-    stmt = (
-        select(table)
-        .where(table.c.member_id.in_(list(member_ids)))
-        .order_by(table.c.member_id)
-        .with_for_update()
-    )
-    rows = {r.member_id: SimpleNamespace(**r._mapping) for r in execute_core(stmt)}
-    if len(rows) < len(member_ids):
-        _ensure_rows([m for m in member_ids if m not in rows])
-        rows.update(
-            (r.member_id, SimpleNamespace(**r._mapping))
-            for r in execute_core(stmt.where(table.c.member_id.not_in(list(rows))))
+
+    def locked(ids: Sequence[int]) -> Any:
+        return execute_core(
+            select(table)
+            .where(among(table.c.member_id, ids))
+            .order_by(table.c.member_id)
+            .with_for_update()
         )
+
+    rows = {r.member_id: SimpleNamespace(**r._mapping) for r in locked(member_ids)}
+    if len(rows) < len(member_ids):
+        missing = [m for m in member_ids if m not in rows]
+        _ensure_rows(missing)
+        rows.update((r.member_id, SimpleNamespace(**r._mapping)) for r in locked(missing))
     return rows
 
 
@@ -249,7 +250,7 @@ def refresh_window(rows: Iterable[MemberStats | SimpleNamespace], start: date) -
             func.sum(MemberStoreMonth.visits),
             func.sum(MemberStoreMonth.payer_fen),
         )
-        .where(MemberStoreMonth.member_id.in_(list(by_id)), MemberStoreMonth.month >= start)
+        .where(among(MemberStoreMonth.member_id, by_id), MemberStoreMonth.month >= start)
         .group_by(MemberStoreMonth.member_id, MemberStoreMonth.store_id)
     ).all()
     for member_id, store_id, visits, fen in grouped:

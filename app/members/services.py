@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.common.clock import utcnow
 from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
-from app.db import insert_rows, unit_of_work
+from app.db import among_param, insert_rows, unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.consent import channel_for_source, policy_version
@@ -69,7 +69,8 @@ def lock_members(member_ids: Iterable[int]) -> dict[int, int]:
         if not pending:
             return {m: live[m] for m in wanted}
         ids = sorted(set(pending.values()))
-        rows = {m: into for m, into in db.session.execute(_lock_members_stmt(), {"ids": ids})}
+        stmt = _lock_members_stmt(db.session.get_bind().dialect.name)
+        rows = {m: into for m, into in db.session.execute(stmt, {"ids": ids})}
         for given, at in list(pending.items()):
             if at not in rows:
                 raise NotFound("member not found", code="MEMBER_NOT_FOUND")
@@ -83,10 +84,10 @@ def lock_members(member_ids: Iterable[int]) -> dict[int, int]:
 
 
 @functools.cache
-def _lock_members_stmt() -> Select:
+def _lock_members_stmt(dialect: str) -> Select:
     return (
         select(Member.id, Member.merged_into_id)
-        .where(Member.id.in_(bindparam("ids", expanding=True)))
+        .where(among_param(Member.id, "ids", dialect))
         .order_by(Member.id)
         .with_for_update(read=True)
     )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.common.clock import utcnow
 from app.common.hooks import PurchaseApplied
 from app.common.partitions import rows_by_key
-from app.db import insert_rows
+from app.db import among, insert_rows
 from app.extensions import db
 from app.members.models import Member
 from app.outbox.models import MESSAGE_KINDS, OutboxMessage
@@ -72,7 +72,7 @@ def enqueue_messages(
         opted_out = set(
             db.session.scalars(
                 select(Member.id).where(
-                    Member.id.in_(marketing_to), Member.marketing_opt_out.is_(True)
+                    among(Member.id, marketing_to), Member.marketing_opt_out.is_(True)
                 )
             )
         )

@@ -16,7 +16,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import case, func, or_, select
 
-from app.db import insert_rows, update_rows
+from app.db import among, insert_rows, update_rows
 from app.extensions import db
 from app.points.expiry import ExpiryPolicy, parse_policy
 from app.points.models import PointsAccount, PointsLot, PointsLotConsumption
@@ -110,7 +110,7 @@ def consume(debits: Sequence[Debit]) -> list[int]:
         select(PointsLot.id, PointsLot.member_id, PointsLot.remaining)
         .where(
             PointsLot.remaining > 0,
-            or_(PointsLot.member_id.in_(whole), PointsLot.id.in_(single)),
+            or_(among(PointsLot.member_id, whole), among(PointsLot.id, single)),
         )
         .order_by(PointsLot.member_id, PointsLot.expires_at.asc().nulls_last(), PointsLot.id)
     ).all()

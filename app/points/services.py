@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from app.common.clock import utcnow
 from app.common.hooks import POINTS_CHANGED, PointsChanged
 from app.common.partitions import rows_by_key
-from app.db import insert_rows
+from app.db import among, insert_rows
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points import lots
@@ -150,7 +150,7 @@ def _locked_balances(member_ids: set[int]) -> dict[int, int]:
         int(m): int(b)
         for m, b in db.session.execute(
             select(PointsAccount.member_id, PointsAccount.balance)
-            .where(PointsAccount.member_id.in_(ordered))
+            .where(among(PointsAccount.member_id, ordered))
             .order_by(PointsAccount.member_id)
             .with_for_update()
         )
@@ -360,7 +360,7 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
             int(m): int(b)
             for m, b in db.session.execute(
                 select(PointsAccount.member_id, PointsAccount.balance).where(
-                    PointsAccount.member_id.in_([c.member_id for c in changes])
+                    among(PointsAccount.member_id, [c.member_id for c in changes])
                 )
             )
         }

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DataError
 
 from app.common.clock import utcnow
 from app.common.partitions import rows_by_key
-from app.db import insert_rows, transaction
+from app.db import among, insert_rows, transaction
 from app.errors import DomainError, NotFound, bad_text_path
 from app.extensions import db
 from app.members.codes import resolve_member_code
@@ -234,7 +234,7 @@ def _apply(ctx: TillContext, events: list[_Event]) -> dict[int, dict[str, Any]]:
             r.return_id: r
             for r in db.session.execute(
                 select(PosReturn.return_id, PosReturn.content_hash, PosReturn.state).where(
-                    PosReturn.store_id == ctx.store_id, PosReturn.return_id.in_(return_ids)
+                    PosReturn.store_id == ctx.store_id, among(PosReturn.return_id, return_ids)
                 )
             )
         }
@@ -367,7 +367,7 @@ def _apply_parked(
         db.session.scalars(
             select(PosReturn.sale_id).where(
                 PosReturn.store_id == ctx.store_id,
-                PosReturn.sale_id.in_([e.event_id for e in new_sales]),
+                among(PosReturn.sale_id, [e.event_id for e in new_sales]),
                 PosReturn.state == "parked",
             )
         )
@@ -434,7 +434,7 @@ def _members(ctx: TillContext, sales: list[_Event]) -> dict[int, int | None]:
             enrolling.append((e.index, Payer((identity,), _PAYER_SOURCES[kind], ctx.store_id)))
     if by_id:
         existing = set(
-            db.session.scalars(select(Member.id).where(Member.id.in_({m for _, m in by_id})))
+            db.session.scalars(select(Member.id).where(among(Member.id, {m for _, m in by_id})))
         )
         for index, member_id in by_id:
             if member_id not in existing:
@@ -447,7 +447,7 @@ def _members(ctx: TillContext, sales: list[_Event]) -> dict[int, int | None]:
     live = lock_members({m for m in found.values() if m is not None})
     erased = set(
         db.session.scalars(
-            select(Member.id).where(Member.id.in_(set(live.values())), Member.status == "erased")
+            select(Member.id).where(among(Member.id, set(live.values())), Member.status == "erased")
         )
     )
     for index, member_id in found.items():  # its personal data is gone: it earns nothing

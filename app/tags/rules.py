@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.common.clock import utcnow
-from app.db import unit_of_work
+from app.db import among, unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.services import resolve_member
@@ -48,7 +48,7 @@ def _rules_for_skus(skus: list[str]) -> list[TagRule]:
             .join(Tag, Tag.id == TagRule.tag_id)
             .join(TagGroup, TagGroup.id == Tag.group_id)
             .where(
-                TagRuleSku.sku.in_(set(skus)),
+                among(TagRuleSku.sku, set(skus)),
                 TagRule.archived_at.is_(None),
                 Tag.archived_at.is_(None),
                 TagGroup.archived_at.is_(None),
@@ -119,7 +119,7 @@ def apply_tag_rules_for_sales(sales: list[tuple[int, int, list[str], str]]) -> N
             .join(Tag, Tag.id == TagRule.tag_id)
             .join(TagGroup, TagGroup.id == Tag.group_id)
             .where(
-                TagRuleSku.sku.in_(all_skus),
+                among(TagRuleSku.sku, all_skus),
                 TagRule.archived_at.is_(None),
                 Tag.archived_at.is_(None),
                 TagGroup.archived_at.is_(None),

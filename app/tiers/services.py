@@ -25,7 +25,7 @@ from app.common.hooks import (
     TierChanged,
 )
 from app.common.upsert import insert_ignore, upsert_add
-from app.db import insert_rows, update_rows
+from app.db import among, insert_rows, update_rows
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase
@@ -85,7 +85,7 @@ def tier_multipliers(contexts: Sequence[EarnContext]) -> list[int]:
     rows = {
         r.member_id: r
         for r in db.session.execute(
-            select(*_ROW_COLUMNS).where(MemberTier.member_id.in_(ids))
+            select(*_ROW_COLUMNS).where(among(MemberTier.member_id, ids))
         ).all()
     }
     out = []
@@ -355,7 +355,7 @@ def on_tier_changed(changes: Sequence[TierChanged]) -> None:
     reach = dict(
         db.session.execute(
             select(MemberTier.member_id, MemberTier.reach_no).where(
-                MemberTier.member_id.in_(sorted({c.member_id for c in changes}))
+                among(MemberTier.member_id, sorted({c.member_id for c in changes}))
             )
         ).all()
     )
