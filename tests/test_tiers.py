@@ -14,6 +14,7 @@ from app.common.clock import utcnow
 from app.coupons.models import Coupon
 from app.db import unit_of_work
 from app.extensions import db
+from app.intel.models import MemberStats
 from app.outbox.models import OutboxMessage
 from app.points.services import balance_of
 from app.tiers.jobs import reevaluate_tiers, review_tiers
@@ -178,6 +179,36 @@ def test_the_crossing_purchase_earns_at_the_old_multiplier_and_the_next_at_the_n
     assert messages[0].payload["tier"] == {"code": "VIP", "name": "VIP会员"}
     assert messages[0].payload["gift"]["coupon_code"] == coupons[0].code
     assert tier_of(client, admin_headers, member_id)["code"] == "VIP"
+    assert run_audit(["tiers"])["tiers"] == []
+
+
+def test_in_one_upload_the_crossing_purchase_lifts_the_next_and_stats_are_kept_once(
+    client, admin_headers, till
+):
+    from app.common.hooks import PURCHASES_APPLIED
+
+    put_ladder(client, admin_headers)
+    member_id = enrol(till)
+    calls: list[int] = []
+
+    def count(items) -> None:
+        calls.append(len(items))
+
+    PURCHASES_APPLIED.register(count)
+    try:
+        sales = [
+            sale(f"ONE-{n}", paid, member={"member_id": member_id})
+            for n, paid in enumerate((60_000, 50_000, 10_000))
+        ]
+        assert statuses(till.send_events(sales)) == ["accepted"] * 3
+    finally:
+        PURCHASES_APPLIED.unregister(count)
+    # three waves (one member), as three uploads: ×1, ×1 (crosses into VIP), then ×1.5
+    assert balance_of(member_id) == 600 + 500 + 150
+    assert tier_of(client, admin_headers, member_id)["code"] == "VIP"
+    assert calls == [3]  # the recording listeners (stats, messages) run once for the batch
+    stats = db.session.get(MemberStats, member_id)
+    assert (stats.purchase_count, stats.payer_fen_total) == (3, 120_000)
     assert run_audit(["tiers"])["tiers"] == []
 
 

@@ -14,8 +14,14 @@ Hooks and what fires them:
 
 - ``MEMBERS_JOINED``: a member was created (by payment, till, mini-program login, gift claim,
   import). Welcome coupons, attribution and stats listen here.
-- ``PURCHASES_APPLIED``: purchases and refunds were applied by the money engine. Refunds
-  carry negative ``payer_fen`` and ``points``.
+- ``PURCHASES_APPLIED``: purchases and refunds were applied by the money engine: once per
+  batch, with all of them in the batch's order. Refunds carry negative ``payer_fen`` and
+  ``points``. Stats, messages and lookups that only record what happened listen here.
+- ``PURCHASE_WAVE_APPLIED``: the same items, wave by wave. A batch is applied in waves in
+  which each member appears at most once (a member's second purchase in a batch is in the
+  next wave); this fires after each wave, before the next wave's earn multipliers are read.
+  For state an ``EARN_MULTIPLIERS`` provider reads: tiers keep their basis here, so the
+  purchase that crosses a threshold lifts the member's next purchase in the same batch.
 - ``POINTS_CHANGED``: member balances changed (earn, spend, refund, expiry, adjustment, merge).
 - ``TIER_CHANGED``: a member's tier changed (upgrade, demotion, manual override).
 - ``EARN_MULTIPLIERS``: providers of an extra earn multiplier in integer percent per member
@@ -108,6 +114,7 @@ class EarnContext:
 
 MEMBERS_JOINED: Hook[MemberJoined] = Hook("members_joined")
 PURCHASES_APPLIED: Hook[PurchaseApplied] = Hook("purchases_applied")
+PURCHASE_WAVE_APPLIED: Hook[PurchaseApplied] = Hook("purchase_wave_applied")
 POINTS_CHANGED: Hook[PointsChanged] = Hook("points_changed")
 TIER_CHANGED: Hook[TierChanged] = Hook("tier_changed")
 

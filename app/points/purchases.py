@@ -1,7 +1,8 @@
 """Purchases and refunds: the one place money paid becomes points, and refunds take them back.
 
 - :func:`record_purchases` records many purchases at once (a single one is a list of one),
-  credits what they earn through ``credit_points`` and fires ``PURCHASES_APPLIED``.
+  credits what they earn through ``credit_points``, fires ``PURCHASE_WAVE_APPLIED`` after
+  each wave and ``PURCHASES_APPLIED`` once for the batch.
 - :func:`record_refund` applies one refund: a purchase that earned ``E`` points on a refund
   base ``T`` keeps ``floor(E × (T − R) / T)`` after refunds totalling ``R``; each refund takes
   back the difference, never more than was earned.
@@ -24,6 +25,7 @@ from sqlalchemy import Select, bindparam, select, update
 
 from app.common.clock import utcnow
 from app.common.hooks import (
+    PURCHASE_WAVE_APPLIED,
     PURCHASES_APPLIED,
     EarnContext,
     PurchaseApplied,
@@ -98,9 +100,14 @@ def record_purchases(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
         if item.paid_fen < 0 or (item.total_fen is not None and item.total_fen < item.paid_fen):
             raise ValidationFailed("paid amount is out of range", code="INVALID_AMOUNT")
     results: list[PurchaseOut | None] = [None] * len(items)
+    applied: list[PurchaseApplied | None] = [None] * len(items)
     for wave in member_waves([i.member_id for i in items]):
-        for index, out in zip(wave, _record_wave([items[i] for i in wave]), strict=True):
+        outs, wave_applied = _record_wave([items[i] for i in wave])
+        for index, out, done in zip(wave, outs, wave_applied, strict=True):
             results[index] = out
+            applied[index] = done
+        PURCHASE_WAVE_APPLIED.fire([a for a in wave_applied if a is not None])
+    PURCHASES_APPLIED.fire([a for a in applied if a is not None])
     return [r for r in results if r is not None]
 
 
@@ -128,7 +135,11 @@ def _composed(percents: list[int]) -> int:
     return value
 
 
-def _record_wave(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
+def _record_wave(
+    items: Sequence[PurchaseIn],
+) -> tuple[list[PurchaseOut], list[PurchaseApplied | None]]:
+    """The wave's purchases recorded and credited; with each, what the hooks are told (None
+    for a replay or a purchase without a member)."""
     now = utcnow()
     percents = _percents(items)
     rows = []
@@ -210,24 +221,23 @@ def _record_wave(items: Sequence[PurchaseIn]) -> list[PurchaseOut]:
         ]
     )
     balances = {pk: c.balance_after for (_, _, pk), c in zip(earning, credited, strict=True)}
-    PURCHASES_APPLIED.fire(
-        [
-            PurchaseApplied(
-                member_id=item.member_id,
-                purchase_id=o.purchase_id,
-                source=item.source,
-                occurred_at=item.occurred_at,
-                payer_fen=item.paid_fen,
-                points=o.points_earned,
-                store_id=item.store_id,
-                skus=item.skus,
-                balance=balances.get(o.purchase_id),
-            )
-            for item, o in zip(items, out, strict=True)
-            if o.created and item.member_id is not None
-        ]
-    )
-    return out
+    applied = [
+        PurchaseApplied(
+            member_id=item.member_id,
+            purchase_id=o.purchase_id,
+            source=item.source,
+            occurred_at=item.occurred_at,
+            payer_fen=item.paid_fen,
+            points=o.points_earned,
+            store_id=item.store_id,
+            skus=item.skus,
+            balance=balances.get(o.purchase_id),
+        )
+        if o.created and item.member_id is not None
+        else None
+        for item, o in zip(items, out, strict=True)
+    ]
+    return out, applied
 
 
 def refund_base_fen(source: str, total_fen: int, paid_fen: int) -> int:
@@ -323,20 +333,20 @@ def record_refund(
             allow_negative=True,
         )
     if p.member_id is not None:
-        PURCHASES_APPLIED.fire(
-            [
-                PurchaseApplied(
-                    member_id=p.member_id,
-                    purchase_id=p.id,
-                    source=p.source,
-                    occurred_at=occurred_at,
-                    payer_fen=-amount,
-                    points=-take,
-                    is_refund=True,
-                    store_id=p.store_id,
-                )
-            ]
-        )
+        applied = [
+            PurchaseApplied(
+                member_id=p.member_id,
+                purchase_id=p.id,
+                source=p.source,
+                occurred_at=occurred_at,
+                payer_fen=-amount,
+                points=-take,
+                is_refund=True,
+                store_id=p.store_id,
+            )
+        ]
+        PURCHASE_WAVE_APPLIED.fire(applied)  # a refund is a wave of one
+        PURCHASES_APPLIED.fire(applied)
     return refund, True
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.common.hooks import EARN_MULTIPLIERS, PURCHASES_APPLIED, TIER_CHANGED
+from app.common.hooks import EARN_MULTIPLIERS, PURCHASE_WAVE_APPLIED, TIER_CHANGED
 
 
 def register_hooks() -> None:
@@ -11,7 +11,8 @@ def register_hooks() -> None:
     from app.tiers.merge import on_member_merge
     from app.tiers.services import on_purchases_applied, on_tier_changed, tier_multipliers
 
-    PURCHASES_APPLIED.register(on_purchases_applied)
+    # wave by wave: the next wave's tier multiplier reads the basis this keeps
+    PURCHASE_WAVE_APPLIED.register(on_purchases_applied)
     TIER_CHANGED.register(on_tier_changed)
     if tier_multipliers not in EARN_MULTIPLIERS:
         EARN_MULTIPLIERS.append(tier_multipliers)

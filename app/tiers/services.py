@@ -25,7 +25,7 @@ from app.common.hooks import (
     TierChanged,
 )
 from app.common.upsert import insert_ignore, upsert_add
-from app.db import among, insert_rows, update_rows
+from app.db import among, execute_core, insert_rows, update_rows
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase
@@ -111,7 +111,7 @@ def add_months_basis(buckets: Sequence[tuple[int, int, int, int]]) -> None:
 
 
 def on_purchases_applied(items: Sequence[PurchaseApplied]) -> None:
-    """``PURCHASES_APPLIED`` listener: add the batch to each member's basis (set-based: one
+    """``PURCHASE_WAVE_APPLIED`` listener: add the wave to each member's basis (set-based: one
     upsert of month buckets, one of totals, one read), then upgrade whoever crossed a
     threshold. Refunds lower the basis of the purchase's own month and never demote."""
     if not items:
@@ -502,7 +502,7 @@ def _views_stmt() -> Select:
 
 def tier_views(member_ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
     """One statement: the members' tier rows beside which ladder is in force (none: no rows)."""
-    found = db.session.execute(_views_stmt(), {"ids": list(member_ids)}).all()
+    found = execute_core(_views_stmt(), {"ids": list(member_ids)}).all()
     ladder = views_ladder((found[0].version, found[0].updated_at)) if found else None
     if ladder is None:
         return {m: None for m in member_ids}
