@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.common.clock import utcnow
 from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
-from app.db import among_param, insert_rows, unit_of_work
+from app.db import among_param, execute_core, insert_rows, unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.consent import channel_for_source, policy_version
@@ -124,7 +124,7 @@ def find_ref_by_identity(kind: str, external_id: str, app: str = "") -> MemberRe
     only)."""
     if kind not in IDENTITY_KINDS:
         raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    row = db.session.execute(
+    row = execute_core(
         _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
     ).one_or_none()
     if row is None:

@@ -15,7 +15,7 @@ from sqlalchemy import Select, bindparam, select
 
 from app.common.clock import utcnow
 from app.common.crypto import decrypt_secret, encrypt_secret, hash_token
-from app.db import unit_of_work
+from app.db import execute_core, unit_of_work
 from app.errors import NotFound, Unauthorized
 from app.extensions import db
 from app.stores.models import Store, Terminal
@@ -135,7 +135,7 @@ def _terminal_stmt() -> Select:
 
 def terminal_for_request(terminal_id: str) -> tuple[RequestTerminal, str]:
     """The active terminal and its secret, or the 401 that says why not."""
-    row = db.session.execute(_terminal_stmt(), {"terminal_id": terminal_id}).one_or_none()
+    row = execute_core(_terminal_stmt(), {"terminal_id": terminal_id}).one_or_none()
     terminal = RequestTerminal(*row) if row is not None else None
     if terminal is None:
         raise Unauthorized("unknown terminal", code="UNKNOWN_TERMINAL")
