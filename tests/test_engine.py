@@ -446,6 +446,19 @@ def test_the_applier_goes_straight_on_after_a_full_batch_and_gathers_nothing_whe
     assert backlog()["pending"] == 0
 
 
+def test_an_idle_applier_looks_less_often_until_work_arrives(pay_app, monkeypatch):
+    from app.engine import worker
+
+    waits: list[float] = []
+    looks = iter([0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
+    monkeypatch.setattr(worker, "apply_pending", lambda **kwargs: next(looks))
+    monkeypatch.setattr(worker, "time", _WorkerClock(waits.append))
+    assert worker.run(batch=5, gather_ms=0, stop=lambda: len(waits) >= 8) == 2
+    # empty looks double the wait up to the idle cap; applied work starts again at the first
+    assert waits == [0.02, 0.04, 0.08, 0.16, 0.2, 0.2, 0.02, 0.04]
+    assert worker.IDLE_POLL_SECONDS == 0.2
+
+
 def test_with_a_worker_the_notify_only_stores_and_me_applies_the_payers_rows(make_app, standins):
     from miniprogram_api.auth import issue_member_token
 

@@ -47,6 +47,19 @@ BATCH = 500
 # journal rows are read as columns (Core), never as ORM entities
 _COLUMNS = (MoneyEvent.id, MoneyEvent.kind, MoneyEvent.purchase_key, MoneyEvent.payload)
 _APPLIER_LOCK = text("SELECT pg_advisory_xact_lock(7261013)")  # "the applier" lock
+# The claim starts at the first pending id, found by walking the pending index in order. Rows
+# applied since the last VACUUM keep their entries in that partial index; a bitmap scan (the
+# plan PostgreSQL picks for "all pending, sorted") visits each of them on every claim and
+# marks none dead: with 26,000 applied rows an idle poll cost 4 ms of PostgreSQL CPU. The
+# ordered walk marks the entries it passes dead, so the next scans of either kind skip them
+# (0.1 ms).
+_FIRST_PENDING = (
+    select(MoneyEvent.id)
+    .where(MoneyEvent.state == "pending")
+    .order_by(MoneyEvent.id)
+    .limit(1)
+    .scalar_subquery()
+)
 
 
 @dataclass
@@ -110,6 +123,8 @@ def _claim(limit: int, ids: Sequence[int] | None, payer_keys: list[str]) -> list
     stmt = select(*_COLUMNS).where(MoneyEvent.state == "pending")
     if ids is not None:
         stmt = stmt.where(among(MoneyEvent.id, ids))
+    else:
+        stmt = stmt.where(MoneyEvent.id >= _FIRST_PENDING)
     if payer_keys:
         stmt = stmt.where(among(MoneyEvent.payer_key, payer_keys))
     stmt = stmt.order_by(MoneyEvent.id).limit(limit).with_for_update(skip_locked=True)
