@@ -13,8 +13,9 @@ and the member merge wrap them in their own unit of work); the others own their 
   ``capture_redemption(redemption_id, sale_ref)``.
 - Merge (caller's transaction): ``on_member_merge(absorbed_id, survivor_id)``.
 - HQ: ``void_coupon``, ``template_report``.
-- Reads: ``coupons_for_till(member_id, store_id=None) -> list[Coupon]`` (usable now, for the
-  till's member view; serialize with ``app.coupons.schemas.CouponSchema``), ``get_coupon``.
+- Reads: ``coupons_for_till(member_id, store_id=None) -> list[Row]`` (usable now, for the
+  till's member view: each coupon's code and expiry beside its template's terms),
+  ``get_coupon``.
 """
 
 from __future__ import annotations

@@ -32,16 +32,6 @@ def capture(redemption_id: str, sale_ref: str) -> None:
 def coupons_for_till(member_id: int, store_id: int) -> list[dict]:
     """Coupons the member can use in this store now, soonest expiry first."""
     return [
-        {
-            "code": c.code,
-            "template_id": c.template_id,
-            "name": c.template.name,
-            "kind": c.template.kind,
-            "value_fen": c.template.value_fen,
-            "threshold_fen": c.template.threshold_fen,
-            "percent_off": c.template.percent_off,
-            "gift_sku": c.template.gift_sku,
-            "expires_at": c.expires_at.isoformat(),
-        }
+        {**c._asdict(), "expires_at": c.expires_at.isoformat()}
         for c in usable_coupons(member_id, store_id)
     ]
