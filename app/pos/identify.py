@@ -44,38 +44,33 @@ def identify_member(
         )
 
     def attempt() -> dict[str, Any]:
-        if True:
-            registered = False
-            if member_code is not None:
-                found_by_code = resolve_member(resolve_member_code(member_code))
-                member = MemberRef(
-                    found_by_code.id, found_by_code.phone, balance_of(found_by_code.id)
+        registered = False
+        if member_code is not None:
+            found_by_code = resolve_member(resolve_member_code(member_code))
+            member = MemberRef(found_by_code.id, found_by_code.phone, balance_of(found_by_code.id))
+        else:
+            assert phone is not None
+            found, registered = member_for_phone(phone, store_id=ctx.store_id, register=register)
+            if found is None:
+                raise NotFound(
+                    "no member with this phone (send register: true to enrol)",
+                    code="MEMBER_NOT_FOUND",
                 )
-            else:
-                assert phone is not None
-                found, registered = member_for_phone(
-                    phone, store_id=ctx.store_id, register=register
-                )
-                if found is None:
-                    raise NotFound(
-                        "no member with this phone (send register: true to enrol)",
-                        code="MEMBER_NOT_FOUND",
-                    )
-                member = found
-            coupons = coupon_port.coupons_for_till(member.id, ctx.store_id)
-            answer: dict[str, Any] = {
-                "member_id": member.id,
-                "phone_masked": mask_phone(member.phone),
-                "points_balance": member.balance,
-                "tier": tier_view(member.id),
-                "registered": registered,
-            }
-            if member_code is not None:
-                token, expires_at = issue_presence_token(ctx.terminal_id, member.id)
-                answer.update(coupons=coupons, presence_token=token, presence_expires_at=expires_at)
-            else:
-                answer["coupons"] = [{k: c[k] for k in _WITHOUT_CODE} for c in coupons]
-            return answer
+            member = found
+        coupons = coupon_port.coupons_for_till(member.id, ctx.store_id)
+        answer: dict[str, Any] = {
+            "member_id": member.id,
+            "phone_masked": mask_phone(member.phone),
+            "points_balance": member.balance,
+            "tier": tier_view(member.id),
+            "registered": registered,
+        }
+        if member_code is not None:
+            token, expires_at = issue_presence_token(ctx.terminal_id, member.id)
+            answer.update(coupons=coupons, presence_token=token, presence_expires_at=expires_at)
+        else:
+            answer["coupons"] = [{k: c[k] for k in _WITHOUT_CODE} for c in coupons]
+        return answer
 
     # another till registering the same phone at the same moment: the runner runs it again
     return transaction(attempt)
