@@ -157,6 +157,44 @@ def test_alipay_gmt_refund_with_milliseconds_is_parsed():
     assert at == datetime(2026, 11, 23, 12, 0, 1, 234000, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("value", "fmt", "fractional", "expected"),
+    [
+        ("20261123200001", "%Y%m%d%H%M%S", False, datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC)),
+        (
+            "2026-11-23 20:00:01",
+            "%Y-%m-%d %H:%M:%S",
+            True,
+            datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC),
+        ),
+        (
+            "2026-11-23 20:00:01.5",
+            "%Y-%m-%d %H:%M:%S",
+            True,
+            datetime(2026, 11, 23, 12, 0, 1, 500000, tzinfo=UTC),
+        ),
+        # not zero-padded: still read, by strptime
+        ("2026-1-3 9:00:01", "%Y-%m-%d %H:%M:%S", False, datetime(2026, 1, 3, 1, 0, 1, tzinfo=UTC)),
+    ],
+)
+def test_platform_times_are_read_as_beijing_time(value, fmt, fractional, expected):
+    assert beijing(value, fmt, fractional=fractional) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "fractional"),
+    [
+        ("20261323200001", "%Y%m%d%H%M%S", False),  # month 13
+        ("2026-11-23 20:00:01.234", "%Y-%m-%d %H:%M:%S", False),  # a fraction not allowed here
+        ("2026-11-23 20:00:01.", "%Y-%m-%d %H:%M:%S", True),
+        ("yesterday", "%Y%m%d%H%M%S", False),
+    ],
+)
+def test_an_odd_platform_time_reads_as_now(value, fmt, fractional):
+    before = datetime.now(UTC)
+    assert before <= beijing(value, fmt, fractional=fractional) <= datetime.now(UTC)
+
+
 # --- refunds: floor(E × (T − R) / T), and held until their payment arrives -------------------
 
 

@@ -3,10 +3,10 @@
 ``receive`` commits the verified events to the journal; that commit is what the platform's
 ``SUCCESS`` means. With ``ENGINE_APPLY=inline`` (the embedded default: one process, SQLite, no
 Redis) the same request then applies them; with ``ENGINE_APPLY=worker`` (production) the
-``flask engine apply`` worker does (it polls the journal every 20 ms and, under load, gathers
-``ENGINE_APPLY_GATHER_MS`` of notifications into each batch). Either way a failure to
-apply leaves the rows pending for the next pass: they are stored, so the notification is not
-lost.
+``flask engine apply`` worker does (idle, it looks at the journal every 20-200 ms; under load
+it gathers ``ENGINE_APPLY_GATHER_MS`` of notifications into each batch). Either way a failure
+to apply leaves the rows pending for the next pass: they are stored, so the notification is
+not lost.
 
 A payer who opens the mini-program right after paying is never told they are not a member:
 login and ``GET /mp/v1/me`` first apply the payer's own pending rows
