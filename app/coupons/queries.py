@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from sqlalchemy import Integer, Row, Select, bindparam, or_, select
+from sqlalchemy import Integer, Row, Select, bindparam, select
 from sqlalchemy.orm import selectinload
 
 from app.common.clock import utcnow
 from app.common.pagination import paginate
-from app.coupons.models import Coupon, CouponTemplate, CouponTemplateStore
+from app.coupons.models import Coupon, CouponTemplate
+from app.coupons.templates import applies_at
 from app.db import execute_core
 from app.extensions import db
 from app.members.models import Member
@@ -59,10 +60,6 @@ def _usable_stmt() -> Select:
     """Built once: every till identify runs it. Columns, not entities: the ORM's loading of a
     coupon and its template (two statements) cost about 0.6 ms of a lookup's 3."""
     now = bindparam("now")
-    store = bindparam("store_id", type_=Integer)
-    limited_to = select(CouponTemplateStore.template_id).where(
-        CouponTemplateStore.template_id == CouponTemplate.id
-    )
     return (
         select(
             Coupon.code,
@@ -81,11 +78,7 @@ def _usable_stmt() -> Select:
             Coupon.state == "available",
             Coupon.valid_from <= now,
             Coupon.expires_at > now,
-            or_(
-                store.is_(None),
-                ~limited_to.exists(),
-                limited_to.where(CouponTemplateStore.store_id == store).exists(),
-            ),
+            applies_at(bindparam("store_id", type_=Integer)),
         )
         .order_by(Coupon.expires_at, Coupon.id)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
 from app.coupons.errors import invalid, refused, template_not_found
 from app.coupons.models import CouponTemplate, CouponTemplateStore
@@ -160,6 +160,19 @@ def validity_for(template: CouponTemplate, issued_at: datetime) -> tuple[datetim
 def store_ids(template: CouponTemplate) -> set[int]:
     """Stores where the template's coupons apply; empty means every store."""
     return {link.store_id for link in template.stores}
+
+
+def applies_at(store_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """:func:`store_ids`' rule in SQL, for a statement joined to ``coupon_templates``: the
+    template lists no stores, or lists ``store_id`` (a NULL store: anywhere)."""
+    limited_to = select(CouponTemplateStore.template_id).where(
+        CouponTemplateStore.template_id == CouponTemplate.id
+    )
+    return or_(
+        store_id.is_(None),
+        ~limited_to.exists(),
+        limited_to.where(CouponTemplateStore.store_id == store_id).exists(),
+    )
 
 
 def welcome_template() -> CouponTemplate | None:
