@@ -1,4 +1,4 @@
-"""One typed configuration, read from the environment (see CONTRACT.md for the variables).
+"""One typed configuration, read from the environment (listed in the README, "Production").
 
 Development defaults are safe and local: SQLite under ``instance/`` and an in-process Redis
 stand-in. In production mode (``HUIYUAN_ENV=production``) secrets and services have no
@@ -58,6 +58,10 @@ class Config:
     API_DOCS_IN_PRODUCTION: bool = False
     MAX_REQUEST_BYTES: int = 4 * 1024 * 1024  # larger bodies answer 413 PAYLOAD_TOO_LARGE
     POS_MAX_SALE_FEN: int = 10_000_000  # a sale or return above it is rejected AMOUNT_TOO_LARGE
+    # each process keeps the terminals it verified this long; a revocation or rotation made
+    # through the app reaches every process at once (app/pos/terminals.py), so this only bounds
+    # a change made in the database by hand. 0: read the terminal on every till request
+    TERMINAL_CACHE_SECONDS: int = 60
     PRIVACY_POLICY_VERSION: str = "1"  # recorded with every consent to store a phone
 
     POINTS_PER_YUAN: int = 1
@@ -169,6 +173,8 @@ class Config:
             raise ConfigError("MAX_REQUEST_BYTES must be at least 1024")
         if self.POS_MAX_SALE_FEN < 1:
             raise ConfigError("POS_MAX_SALE_FEN must be positive")
+        if self.TERMINAL_CACHE_SECONDS < 0:
+            raise ConfigError("TERMINAL_CACHE_SECONDS must not be negative")
         if self.ENGINE_APPLY not in ("", "inline", "worker"):
             raise ConfigError("ENGINE_APPLY must be inline or worker")
         if not self.ENGINE_APPLY:

@@ -3,6 +3,12 @@
 Order: headers present and well formed → timestamp within ±300 s → terminal active →
 signature (constant-time) → nonce unused (``SET NX`` in Redis for the window). The nonce is
 remembered only after the signature checks out, so nobody can burn a terminal's nonces.
+
+The terminal comes from this process's cache when it has it (``app.pos.terminals``): the
+nonce claim reads, in the same Redis round trip, the token every terminal change replaces,
+and a copy read under another token is checked against the database again before the
+request is accepted. A signature that fails against a cached secret is tried once against
+the database's, so a till activated again after a rotation is never refused.
 """
 
 from __future__ import annotations
@@ -17,9 +23,8 @@ from flask import g, request
 
 from app.common.clock import utcnow
 from app.errors import Unauthorized
-from app.extensions import redis_store
 from app.pos.context import TillContext
-from app.pos.terminals import terminal_for_request
+from app.pos.terminals import cache_current, cached_terminal, claim_nonce
 from pos_adapter.signing import MAX_SKEW_SECONDS, NONCE_PATTERN, sign
 
 POS_SECURITY = [{"posSignature": []}]
@@ -48,21 +53,36 @@ def verify_request() -> TillContext:
             f"X-Timestamp is more than {MAX_SKEW_SECONDS} s from server time",
             code="STALE_TIMESTAMP",
         )
-    terminal, secret = terminal_for_request(terminal_id)
-    expected = sign(
-        secret,
-        request.method,
-        request.script_root + request.path,
-        request.query_string.decode("latin-1"),
-        timestamp,
-        nonce,
-        request.get_data(cache=True),
-    )
-    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
+    body = request.get_data(cache=True)
+
+    def signed_by(secret: str) -> bool:
+        expected = sign(
+            secret,
+            request.method,
+            request.script_root + request.path,
+            request.query_string.decode("latin-1"),
+            timestamp,
+            nonce,
+            body,
+        )
+        return hmac.compare_digest(expected.encode(), signature.lower().encode())
+
+    terminal, secret, cached = cached_terminal(terminal_id)
+    if not signed_by(secret) and cached:  # a secret rotated since it was cached?
+        terminal, secret, cached = cached_terminal(terminal_id, fresh=True)
+    if not signed_by(secret):
         raise Unauthorized("signature does not match", code="BAD_SIGNATURE")
-    key = f"pos-nonce:{terminal.terminal_id}:{nonce}"
-    if not redis_store.client.set(key, b"1", nx=True, ex=2 * MAX_SKEW_SECONDS + 5):
+    claimed, version = claim_nonce(
+        f"pos-nonce:{terminal.terminal_id}:{nonce}", 2 * MAX_SKEW_SECONDS + 5
+    )
+    if not claimed:
         raise Unauthorized("nonce already used", code="NONCE_REUSED")
+    if cached and not cache_current(terminal_id, version):
+        # a terminal changed since this copy was read: this one is checked again (401 if
+        # it was revoked or rotated)
+        terminal, secret, _ = cached_terminal(terminal_id, fresh=True)
+        if not signed_by(secret):
+            raise Unauthorized("signature does not match", code="BAD_SIGNATURE")
     return TillContext(terminal.terminal_id, terminal.store_id, terminal.store_code)
 
 

@@ -205,3 +205,81 @@ def test_revoking_or_rotating_an_unknown_terminal_is_not_found(client, admin_hea
         response = client.post(f"/admin/v1/terminals/TNOPE/{action}", headers=admin_headers)
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "TERMINAL_NOT_FOUND"
+
+
+# Each process caches the terminals it verified (app/pos/terminals.py). Another gunicorn
+# worker is modelled by putting back this process's cache as it was before a change: that
+# worker never saw the change, only the token in Redis that the change replaced.
+
+
+def _cache(app) -> dict:
+    return app.extensions["huiyuan_terminal_cache"]
+
+
+def _terminal_reads_of_next_request(till: PosClient) -> int:
+    """Send a sale (verifying the terminal), then another: the terminal statements it ran."""
+    from sqlalchemy import event
+
+    assert till.send_events([sale("S-C1", 500)]).status == 200
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, *args):
+        if "terminals" in statement:
+            seen.append(statement)
+
+    engine = db.engines[None]
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert till.send_events([sale("S-C2", 500)]).status == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert sale_count() == 2
+    return len(seen)
+
+
+def test_a_verified_terminal_is_not_read_again_on_its_next_request(till):
+    assert _terminal_reads_of_next_request(till) == 0
+
+
+def test_a_revocation_reaches_a_process_that_cached_the_terminal(app, client, admin_headers, till):
+    assert till.send_events([sale("S-W1", 500)]).status == 200
+    other_worker = dict(_cache(app))
+    response = client.post(f"/admin/v1/terminals/{till.terminal_id}/revoke", headers=admin_headers)
+    assert response.status_code == 200
+    _cache(app).update(other_worker)  # a worker that still holds the terminal as active
+    refused = till.send_events([sale("S-W2", 500)])
+    assert refused.status == 401 and refused.error_code == "TERMINAL_REVOKED"
+    assert sale_count() == 1
+
+
+def test_a_rotation_reaches_a_process_holding_the_old_secret(app, client, admin_headers, till):
+    assert till.send_events([sale("S-R1", 500)]).status == 200
+    old = PosClient.for_flask(client, clock=lambda: utcnow().timestamp())
+    old.terminal_id, old.secret = till.terminal_id, till.secret
+    other_worker = dict(_cache(app))
+    rotated = client.post(f"/admin/v1/terminals/{till.terminal_id}/rotate", headers=admin_headers)
+    assert till.activate(rotated.get_json()["activation_code"]).status == 201
+    _cache(app).update(other_worker)
+    stale = old.send_events([sale("S-R2", 500)])
+    assert stale.status == 401 and stale.error_code == "BAD_SIGNATURE"
+    _cache(app).update(other_worker)
+    assert till.send_events([sale("S-R3", 500)]).status == 200  # the new secret, read again
+    assert sale_count() == 2
+
+
+def test_an_emptied_redis_makes_every_process_read_its_terminals_again(app, till):
+    from app.extensions import redis_store
+    from app.stores.models import Terminal
+
+    assert till.send_events([sale("S-F1", 500)]).status == 200
+    db.session.execute(db.update(Terminal).values(status="revoked"))  # by hand, behind the app
+    db.session.commit()
+    assert till.send_events([sale("S-F2", 500)]).status == 200  # cached: not seen yet
+    redis_store.client.flushdb()  # a Redis restarted empty
+    refused = till.send_events([sale("S-F3", 500)])
+    assert refused.status == 401 and refused.error_code == "TERMINAL_REVOKED"
+
+
+def test_with_no_cache_age_every_request_reads_its_terminal(app, till, monkeypatch):
+    monkeypatch.setitem(app.config, "TERMINAL_CACHE_SECONDS", 0)
+    assert _terminal_reads_of_next_request(till) == 1
