@@ -8,7 +8,7 @@ from apispec.exceptions import DuplicateComponentNameError
 
 from app.pos.schemas import ReturnEventSchema, SaleEventSchema
 
-DESCRIPTION = """The POS terminal protocol (CONTRACT.md "POS protocol"); integrator's guide:
+DESCRIPTION = """The POS terminal protocol; integrator's guide:
 pos_adapter/README.md.
 
 **Activation**: `POST /pos/v1/activate {activation_code}` (from the admin API, single use,

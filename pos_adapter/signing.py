@@ -1,4 +1,4 @@
-"""The request signature of CONTRACT.md, shared by the server check and the client.
+"""The till request signature (pos_adapter/README.md), shared by the server check and the client.
 
 ``X-Signature`` = lowercase hex HMAC-SHA256(secret,
 ``METHOD\\nPATH\\nQUERY\\nTIMESTAMP\\nNONCE\\nSHA256_HEX(BODY)``), QUERY being the raw query
