@@ -125,7 +125,7 @@ def _phone_bound(result: login.BindResult) -> dict:
 
 @blp.route("/wechat/login")
 class WeChatLogin(MethodView):
-    @blp.arguments(WeChatLoginSchema)
+    @blp.arguments(WeChatLoginSchema())
     @blp.response(200, LoginResultSchema)
     def post(self, body: dict):
         """Log in with a `wx.login` code (creates the member for a new openid)"""
@@ -136,7 +136,7 @@ class WeChatLogin(MethodView):
 
 @blp.route("/alipay/login")
 class AlipayLogin(MethodView):
-    @blp.arguments(AlipayLoginSchema)
+    @blp.arguments(AlipayLoginSchema())
     @blp.response(200, LoginResultSchema)
     def post(self, body: dict):
         """Log in with a `my.getAuthCode` code (alipay.system.oauth.token)"""
@@ -150,7 +150,7 @@ class WeChatPhone(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(WeChatPhoneSchema)
+    @blp.arguments(WeChatPhoneSchema())
     @blp.response(200, PhoneBoundSchema)
     def post(self, body: dict):
         """Bind the phone from getPhoneNumber (a code, or legacy encrypted_data + iv); merges
@@ -167,7 +167,7 @@ class AlipayPhone(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(AlipayPhoneSchema)
+    @blp.arguments(AlipayPhoneSchema())
     @blp.response(200, PhoneBoundSchema)
     def post(self, body: dict):
         """Bind the phone from my.getPhoneNumber; merges with a member holding it"""

@@ -29,7 +29,7 @@ class Attribution(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(AttributionInSchema)
+    @blp.arguments(AttributionInSchema())
     @blp.response(200, AttributionSchema)
     def post(self, body: dict):
         """Attribute me to the clerk whose QR code I came in through"""

@@ -62,7 +62,7 @@ class MyCoupons(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(MemberCouponQuerySchema, location="query")
+    @blp.arguments(MemberCouponQuerySchema(), location="query")
     @blp.response(200, MemberCouponListSchema)
     def get(self, query: dict):
         """My coupons, newest first (filter by state)"""
@@ -77,7 +77,7 @@ class GiftCoupon(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(GiftInSchema, required=False)
+    @blp.arguments(GiftInSchema(), required=False)
     @blp.response(201, GiftCreatedSchema)
     def post(self, body: dict, code: str):
         """Make a gift link for one of my coupons (default expiry 24 h)"""
@@ -130,7 +130,7 @@ class Exchange(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(ExchangeInSchema, required=False)
+    @blp.arguments(ExchangeInSchema(), required=False)
     @blp.response(201, ExchangedSchema)
     def post(self, body: dict, template_id: int):
         """Spend points for a coupon (the template's points_price)"""

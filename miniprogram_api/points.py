@@ -37,7 +37,7 @@ class Ledger(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(LedgerQuerySchema, location="query")
+    @blp.arguments(LedgerQuerySchema(), location="query")
     @blp.response(200, MemberLedgerSchema)
     def get(self, query: dict):
         """My points history, newest first"""

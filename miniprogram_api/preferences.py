@@ -43,7 +43,7 @@ class Birthday(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(BirthdayInSchema)
+    @blp.arguments(BirthdayInSchema())
     @blp.response(200, BirthdaySchema)
     def put(self, body: dict):
         """Set the birthday (once; a birthday coupon arrives on the day each year)"""
@@ -55,7 +55,7 @@ class Marketing(MethodView):
     decorators = (member_required,)
 
     @blp.doc(security=MEMBER_SECURITY)
-    @blp.arguments(MarketingInSchema)
+    @blp.arguments(MarketingInSchema())
     @blp.response(200, MarketingSchema)
     def put(self, body: dict):
         """Opt out of (or back into) marketing messages"""

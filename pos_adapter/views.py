@@ -1,4 +1,4 @@
-"""``/pos/v1``: the till protocol of CONTRACT.md. Parse, verify, call one service, serialize."""
+"""``/pos/v1``: the till protocol (pos_adapter/README.md). Parse, verify, call a service."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ ITEMWISE_TEXT_ENDPOINTS.update({"pos.Events", "pos.VendorTickets"})
 
 @blp.route("/activate")
 class Activate(MethodView):
-    @blp.arguments(ActivateInSchema)
+    @blp.arguments(ActivateInSchema())
     @blp.response(201, ActivatedSchema)
     def post(self, body: dict):
         """Activate a terminal with its single-use code; the secret is returned once"""
@@ -70,7 +70,7 @@ class Identify(MethodView):
     decorators = (signed_request,)
 
     @blp.doc(security=POS_SECURITY)
-    @blp.arguments(IdentifyInSchema)
+    @blp.arguments(IdentifyInSchema())
     @blp.response(200, IdentifiedSchema)
     def post(self, body: dict):
         """Identify a member by phone (register: true enrols an unknown phone) or member code"""
@@ -88,7 +88,7 @@ class Events(MethodView):
     decorators = (signed_request,)
 
     @blp.doc(security=POS_SECURITY)
-    @blp.arguments(EventsInSchema)
+    @blp.arguments(EventsInSchema())
     @blp.response(200, EventsOutSchema)
     def post(self, body: dict):
         """Upload up to 100 sale and return events; one result per event, in order"""
@@ -100,7 +100,7 @@ class Redemptions(MethodView):
     decorators = (signed_request,)
 
     @blp.doc(security=POS_SECURITY)
-    @blp.arguments(RedemptionInSchema)
+    @blp.arguments(RedemptionInSchema())
     @blp.response(201, RedemptionSchema)
     def post(self, body: dict):
         """Hold points (and coupons) for a sale; the sale event with redemption_id captures them"""
@@ -133,7 +133,7 @@ class VendorTickets(MethodView):
     decorators = (signed_request,)
 
     @blp.doc(security=POS_SECURITY)
-    @blp.arguments(TicketsInSchema)
+    @blp.arguments(TicketsInSchema())
     @blp.response(200, EventsOutSchema)
     def post(self, body: dict, vendor: str):
         """Upload up to 50 tickets in a vendor's own shape (vendor: pospal)"""

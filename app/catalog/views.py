@@ -36,7 +36,7 @@ class Skus(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(SkuBatchSchema)
+    @blp.arguments(SkuBatchSchema())
     @blp.response(200, SkuListSchema)
     def put(self, body: dict):
         """Create or change SKU entries (SKU → category, name), up to 1,000 at once
@@ -46,7 +46,7 @@ class Skus(MethodView):
         return {"items": services.set_skus(body["items"]), "next_cursor": None}
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(SkuQuerySchema, location="query")
+    @blp.arguments(SkuQuerySchema(), location="query")
     @blp.response(200, SkuListSchema)
     def get(self, query: dict):
         """List catalog entries (paginated by id), optionally of one category or one SKU"""

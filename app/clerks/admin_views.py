@@ -52,7 +52,7 @@ class AccessLog(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(AccessLogQuerySchema, location="query")
+    @blp.arguments(AccessLogQuerySchema(), location="query")
     @blp.response(200, AccessLogSchema)
     def get(self, query: dict):
         """Every clerk request for a member, newest first; filter by member_id or clerk_id"""
@@ -72,7 +72,7 @@ class Notes(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ClerkNotesQuerySchema, location="query")
+    @blp.arguments(ClerkNotesQuerySchema(), location="query")
     @blp.response(200, AdminClerkNotesSchema)
     def get(self, query: dict):
         """A member's notes from every store, newest first"""
@@ -91,7 +91,7 @@ class Report(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(AttributionReportQuerySchema, location="query")
+    @blp.arguments(AttributionReportQuerySchema(), location="query")
     @blp.response(200, AttributionReportSchema)
     def get(self, query: dict):
         """New members attributed per store and clerk in [since, until)"""
@@ -138,7 +138,7 @@ class ClerkList(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreFilterQuerySchema, location="query")
+    @blp.arguments(StoreFilterQuerySchema(), location="query")
     @blp.response(200, ClerkListSchema)
     def get(self, query: dict):
         """Every clerk in the token's scope (filter by store code and status)"""
@@ -156,7 +156,7 @@ class ClerkDetail(MethodView):
         return scoped_clerk(clerk_id)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ClerkUpdateSchema)
+    @blp.arguments(ClerkUpdateSchema())
     @blp.response(200, ClerkSchema)
     def patch(self, body: dict, clerk_id: int):
         """Rename a clerk, or move them to another store (both stores must be in scope)"""

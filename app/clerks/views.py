@@ -42,7 +42,7 @@ blp = Blueprint(
 
 @blp.route("/login")
 class Login(MethodView):
-    @blp.arguments(ClerkLoginInSchema)
+    @blp.arguments(ClerkLoginInSchema())
     @blp.response(200, ClerkLoginSchema)
     def post(self, body: dict):
         """Log in: a bearer token valid for one shift (8 h), acting for the clerk's store"""
@@ -106,7 +106,7 @@ class Lookup(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.arguments(ClerkLookupInSchema)
+    @blp.arguments(ClerkLookupInSchema())
     @blp.response(200, ClerkMemberViewSchema)
     def post(self, body: dict):
         """Look up the customer at the counter by phone or member code; grants 30 min access"""
@@ -131,7 +131,7 @@ class MemberTags(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.arguments(ClerkTagChangeInSchema)
+    @blp.arguments(ClerkTagChangeInSchema())
     @blp.response(200, ClerkMemberViewSchema)
     def post(self, body: dict, member_id: int):
         """Add and remove tags in one change; an exclusive group keeps one tag"""
@@ -143,7 +143,7 @@ class MemberNotes(MethodView):
     decorators = (clerk_required,)
 
     @blp.doc(security=CLERK_SECURITY)
-    @blp.arguments(ClerkNoteInSchema)
+    @blp.arguments(ClerkNoteInSchema())
     @blp.response(201, ClerkNoteOutSchema)
     def post(self, body: dict, member_id: int):
         """Add a note (at most 500 characters; phone numbers in it are masked)"""

@@ -55,14 +55,14 @@ class Templates(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TemplateInSchema)
+    @blp.arguments(TemplateInSchema())
     @blp.response(201, TemplateSchema)
     def post(self, body: dict):
         """Create a coupon template (cash_off, discount or gift)"""
         return services.create_template(body, created_by=g.admin_name)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(PageQuerySchema(), location="query")
     @blp.response(200, TemplateListSchema)
     def get(self, query: dict):
         """List coupon templates, newest first"""
@@ -119,7 +119,7 @@ class Issue(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(IssueInSchema)
+    @blp.arguments(IssueInSchema())
     @blp.response(201, IssuedSchema)
     def post(self, body: dict, template_id: int):
         """Issue one coupon to each listed member; unknown ids and members at the limit are
@@ -148,7 +148,7 @@ class Expiring(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ExpiringQuerySchema, location="query")
+    @blp.arguments(ExpiringQuerySchema(), location="query")
     @blp.response(200, CouponListSchema)
     def get(self, query: dict):
         """Reminder list: available coupons expiring within N days (opted-out members left out)"""
@@ -178,7 +178,7 @@ class VoidCoupon(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(VoidInSchema)
+    @blp.arguments(VoidInSchema())
     @blp.response(200, CouponSchema)
     def post(self, body: dict, code: str):
         """Void an unused coupon (a pending gift of it is cancelled)"""

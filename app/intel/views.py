@@ -68,7 +68,7 @@ class Settings(MethodView):
         return services.get_settings()
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(SettingsSchema)
+    @blp.arguments(SettingsSchema())
     @blp.response(200, SettingsSchema)
     def put(self, body: dict):
         """Change thresholds (active_days < silent_days < sleeping_days); the nightly job
@@ -107,14 +107,14 @@ class Segments(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(SegmentInSchema)
+    @blp.arguments(SegmentInSchema())
     @blp.response(201, SegmentSchema)
     def post(self, body: dict):
         """Save a segment; the answer carries its member count now"""
         return _segment_out(segments.create_segment(body["name"], body["rule"], g.admin_name))
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ListQuerySchema, location="query")
+    @blp.arguments(ListQuerySchema(), location="query")
     @blp.response(200, SegmentListSchema)
     def get(self, query: dict):
         """Saved segments, newest first"""
@@ -140,7 +140,7 @@ class RulePreview(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(RuleInSchema)
+    @blp.arguments(RuleInSchema())
     @blp.response(200, PreviewSchema)
     def post(self, body: dict):
         """Count and show (masked) the members of a rule before saving it"""
@@ -178,7 +178,7 @@ class SegmentExports(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ExportInSchema)
+    @blp.arguments(ExportInSchema())
     @blp.response(202, SegmentExportSchema)
     def post(self, body: dict, segment_id: int):
         """Export the segment as CSV, by a job; phones masked unless `reveal_phones`"""
@@ -250,7 +250,7 @@ class Campaigns(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(CampaignInSchema)
+    @blp.arguments(CampaignInSchema())
     @blp.response(201, CampaignSchema)
     def post(self, body: dict):
         """Create a campaign: `dry_run` only counts; otherwise it runs at `scheduled_at`
@@ -258,7 +258,7 @@ class Campaigns(MethodView):
         return _campaign_out(campaigns.create_campaign(**body, actor=g.admin_name))
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ListQuerySchema, location="query")
+    @blp.arguments(ListQuerySchema(), location="query")
     @blp.response(200, CampaignListSchema)
     def get(self, query: dict):
         """Campaigns, newest first"""
@@ -304,7 +304,7 @@ class Journeys(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(JourneyInSchema)
+    @blp.arguments(JourneyInSchema())
     @blp.response(201, JourneySchema)
     def post(self, body: dict):
         """Create a journey: a trigger, then steps run `day` days after it"""
@@ -316,7 +316,7 @@ class JourneyFromTemplate(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(JourneyTemplateInSchema)
+    @blp.arguments(JourneyTemplateInSchema())
     @blp.response(201, JourneySchema)
     def post(self, body: dict):
         """Create one of the shipped journeys: `new_customer` (first purchase → day 0 thanks,
@@ -338,7 +338,7 @@ class JourneyDetail(MethodView):
         return _journey_out(journeys.get_journey(journey_id))
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(JourneyPatchSchema)
+    @blp.arguments(JourneyPatchSchema())
     @blp.response(200, JourneySchema)
     def patch(self, body: dict, journey_id: int):
         """Pause or resume (a paused journey enrols nobody and runs no step)"""

@@ -54,7 +54,7 @@ class Members(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(MemberImportSchema)
+    @blp.arguments(MemberImportSchema())
     @blp.response(201, MemberSchema)
     def post(self, body: dict):
         """Import a member by phone (initial points become an `import` ledger entry; HQ admin)"""
@@ -62,7 +62,7 @@ class Members(MethodView):
         return services.import_member(**body, actor=g.admin_name)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(MemberLookupSchema, location="query")
+    @blp.arguments(MemberLookupSchema(), location="query")
     @blp.response(200, MemberListSchema)
     def get(self, query: dict):
         """Find members by phone, or by identity kind and external id (within the scope)"""
@@ -86,7 +86,7 @@ class Search(MethodView):
         + "; ".join(f"`{k}`: {v}" for k, v in member_filters().items())
         + ". Features add more (tier, lifecycle) as they land.",
     )
-    @blp.arguments(MemberSearchQuerySchema, location="query")
+    @blp.arguments(MemberSearchQuerySchema(), location="query")
     @blp.response(200, MemberPageSchema)
     def get(self, query: dict):
         """Search members (paginated)"""
@@ -111,7 +111,7 @@ class MemberCoupons(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(MemberCouponQuerySchema, location="query")
+    @blp.arguments(MemberCouponQuerySchema(), location="query")
     @blp.response(200, MemberCouponListSchema)
     def get(self, query: dict, member_id: int):
         """A member's coupons, newest first (filter by state)"""
@@ -127,7 +127,7 @@ class MemberGifts(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(PageQuerySchema(), location="query")
     @blp.response(200, GiftListSchema)
     def get(self, query: dict, member_id: int):
         """Coupons the member gave or received as gifts, newest first"""
@@ -144,7 +144,7 @@ class MemberTagHistory(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(PageQuerySchema(), location="query")
     @blp.response(200, TagHistorySchema)
     def get(self, query: dict, member_id: int):
         """A member's tag changes, newest first: tag, added/removed, source, clerk, store, time"""

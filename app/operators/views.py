@@ -48,7 +48,7 @@ class AuditLog(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(WriteAuditQuerySchema, location="query")
+    @blp.arguments(WriteAuditQuerySchema(), location="query")
     @blp.response(200, WriteAuditListSchema)
     def get(self, query: dict):
         """Writes, newest first (filter by actor)"""

@@ -43,7 +43,7 @@ class MemberLedger(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(LedgerQuerySchema, location="query")
+    @blp.arguments(LedgerQuerySchema(), location="query")
     @blp.response(200, AdminLedgerSchema)
     def get(self, query: dict, member_id: int):
         """A member's points ledger, newest first, with the current balance"""
@@ -57,8 +57,8 @@ class Adjustments(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(AdjustmentHeadersSchema, location="headers")
-    @blp.arguments(AdjustmentInSchema)
+    @blp.arguments(AdjustmentHeadersSchema(), location="headers")
+    @blp.arguments(AdjustmentInSchema())
     @blp.response(201, AdminEntrySchema)
     def post(self, headers: dict, body: dict, member_id: int):
         """Adjust a member's points by hand (signed; the reason and the admin are recorded)"""
@@ -78,7 +78,7 @@ class MultiplierRules(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(MultiplierRuleInSchema)
+    @blp.arguments(MultiplierRuleInSchema())
     @blp.response(201, MultiplierRuleSchema)
     def post(self, body: dict):
         """Create an earn multiplier (a store and a period; optionally one day of each month)"""

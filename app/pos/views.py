@@ -48,7 +48,7 @@ class TerminalList(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreFilterQuerySchema, location="query")
+    @blp.arguments(StoreFilterQuerySchema(), location="query")
     @blp.response(200, TerminalListSchema)
     def get(self, query: dict):
         """Every terminal in the token's scope (filter by store code and status)"""
@@ -66,7 +66,7 @@ class TerminalDetail(MethodView):
         return scoped_terminal(terminal_id)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TerminalUpdateSchema)
+    @blp.arguments(TerminalUpdateSchema())
     @blp.response(200, TerminalSchema)
     def patch(self, body: dict, terminal_id: str):
         """Rename a terminal"""

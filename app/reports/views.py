@@ -46,7 +46,7 @@ class Kpis(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(KpiQuerySchema, location="query")
+    @blp.arguments(KpiQuerySchema(), location="query")
     @blp.response(200, KpiSchema)
     def get(self, query: dict):
         """Daily KPIs (read from rollups kept every minute), with per-store and per-clerk tables"""

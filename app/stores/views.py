@@ -47,7 +47,7 @@ class Stores(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreInSchema)
+    @blp.arguments(StoreInSchema())
     @blp.response(201, StoreSchema)
     def post(self, body: dict):
         """Create a store (HQ admin)"""
@@ -55,7 +55,7 @@ class Stores(MethodView):
         return services.create_store(body["code"], body["name"], body.get("city"))
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreListQuerySchema, location="query")
+    @blp.arguments(StoreListQuerySchema(), location="query")
     @blp.response(200, StoreListSchema)
     def get(self, query: dict):
         """List stores (paginated by id); a scoped token sees its own stores"""
@@ -80,7 +80,7 @@ class StoreDetail(MethodView):
         return scoped_store(code)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreUpdateSchema)
+    @blp.arguments(StoreUpdateSchema())
     @blp.response(200, StoreSchema)
     def patch(self, body: dict, code: str):
         """Rename a store or change its city (HQ admin; the code is fixed)"""
@@ -118,7 +118,7 @@ class Terminals(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TerminalInSchema)
+    @blp.arguments(TerminalInSchema())
     @blp.response(201, TerminalCreatedSchema)
     def post(self, body: dict, code: str):
         """Register a terminal; the till activates it with the returned code"""
@@ -133,7 +133,7 @@ class Terminals(MethodView):
         }
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreFilterQuerySchema, location="query")
+    @blp.arguments(StoreFilterQuerySchema(), location="query")
     @blp.response(200, TerminalListSchema)
     def get(self, query: dict, code: str):
         """A store's terminals (paginated by id)"""
@@ -145,7 +145,7 @@ class Clerks(MethodView):
     decorators = (scoped_admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(ClerkInSchema)
+    @blp.arguments(ClerkInSchema())
     @blp.response(201, ClerkSchema)
     def post(self, body: dict, code: str):
         """Create a clerk account for a store"""
@@ -153,7 +153,7 @@ class Clerks(MethodView):
         return services.create_clerk(code, body["username"], body["password"], body["name"])
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(StoreFilterQuerySchema, location="query")
+    @blp.arguments(StoreFilterQuerySchema(), location="query")
     @blp.response(200, ClerkListSchema)
     def get(self, query: dict, code: str):
         """A store's clerks (paginated by id)"""

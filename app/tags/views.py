@@ -47,7 +47,7 @@ class TagGroups(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TagGroupInSchema)
+    @blp.arguments(TagGroupInSchema())
     @blp.response(201, TagGroupSchema)
     def post(self, body: dict):
         """Create a tag group with its tags"""
@@ -56,7 +56,7 @@ class TagGroups(MethodView):
         )
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TagGroupQuerySchema, location="query")
+    @blp.arguments(TagGroupQuerySchema(), location="query")
     @blp.response(200, TagGroupListSchema)
     def get(self, query: dict):
         """List tag groups with all their tags (paginated by id; sort by position to display)"""
@@ -74,7 +74,7 @@ class TagGroupOrder(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(GroupOrderSchema)
+    @blp.arguments(GroupOrderSchema())
     @blp.response(200, TagGroupListSchema)
     def post(self, body: dict):
         """Reorder groups: the listed ones first, in the order given"""
@@ -86,7 +86,7 @@ class GroupTags(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TagInSchema)
+    @blp.arguments(TagInSchema())
     @blp.response(201, TagSchema)
     def post(self, body: dict, group_id: int):
         """Add a tag to a group (placed last)"""
@@ -98,7 +98,7 @@ class GroupTagOrder(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TagOrderSchema)
+    @blp.arguments(TagOrderSchema())
     @blp.response(200, TagGroupSchema)
     def post(self, body: dict, group_id: int):
         """Reorder a group's tags: the listed ones first, in the order given"""
@@ -116,7 +116,7 @@ class TagGroupDetail(MethodView):
         return catalog.get_group(group_id)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(RenameSchema)
+    @blp.arguments(RenameSchema())
     @blp.response(200, TagGroupSchema)
     def patch(self, body: dict, group_id: int):
         """Rename a tag group (exclusive stays fixed; archive it to disable it)"""
@@ -128,7 +128,7 @@ class TagDetail(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(RenameSchema)
+    @blp.arguments(RenameSchema())
     @blp.response(200, TagSchema)
     def patch(self, body: dict, tag_id: int):
         """Rename a tag (members carrying it keep it)"""
@@ -162,14 +162,14 @@ class TagRules(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TagRuleInSchema)
+    @blp.arguments(TagRuleInSchema())
     @blp.response(201, TagRuleSchema)
     def post(self, body: dict):
         """Create a rule: buying any of these SKUs applies the tag (source "rule")"""
         return rules.create_rule(body["tag_id"], body["skus"])
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(PageQuerySchema(), location="query")
     @blp.response(200, TagRuleListSchema)
     def get(self, query: dict):
         """List tag rules (paginated by id)"""
@@ -199,7 +199,7 @@ class TagHistory(MethodView):
     decorators = (admin_required,)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(TagHistoryQuerySchema, location="query")
+    @blp.arguments(TagHistoryQuerySchema(), location="query")
     @blp.response(200, TagHistorySchema)
     def get(self, query: dict):
         """A member's tag changes, newest first: tag, added/removed, source, clerk, store, time"""

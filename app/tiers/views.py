@@ -43,7 +43,7 @@ class Ladder(MethodView):
         return services.ladder_view()
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(LadderInSchema)
+    @blp.arguments(LadderInSchema())
     @blp.response(200, LadderSchema)
     def put(self, body: dict):
         """Replace the whole ladder; members are re-evaluated by a background job (no one is
@@ -63,7 +63,7 @@ class MemberTierView(MethodView):
         return services.member_tier_detail(resolve_member(member_id).id)
 
     @blp.doc(security=ADMIN_SECURITY)
-    @blp.arguments(OverrideInSchema)
+    @blp.arguments(OverrideInSchema())
     @blp.response(200, MemberTierDetailSchema)
     def put(self, body: dict, member_id: int):
         """Set a member's tier by hand until `expires_at` (`code: null` ends it); audited"""
