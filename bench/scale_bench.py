@@ -49,11 +49,14 @@ from run_all import database_url, ensure_database  # noqa: E402
 # on-disk bytes per row with indexes, measured with this loader at 1 M members / 10 M purchases
 # (2026-11-24, docs/scaling.md): a member with its phone identity and points account 372; a
 # purchase with its key row, earn entry, entry key row and lot, all their indexes, 830 (9-digit
-# ids; the 10-digit ids of 100 M add a byte to each text key). The estimate adds 5 % (free-space
-# maps, the catalog, the other tables), twice max_wal_size of WAL (checkpoints lag a bulk load)
-# and the sort files of the two index builds running after the load (TEMP_BYTES_PER_PURCHASE)
+# ids; the 10-digit ids of 100 M add a byte to each text key), 84.6 less since the partitions
+# lost their key indexes (migration 0020_key_lookups: 618.9 against 743.5 bytes of purchases,
+# entries and lots at 200 k / 2 M, the other with a 40-byte wider member index). The estimate
+# adds 5 % (free-space maps, the catalog, the other tables), twice max_wal_size of WAL
+# (checkpoints lag a bulk load) and the sort files of the two index builds running after the
+# load (TEMP_BYTES_PER_PURCHASE)
 BYTES_PER_MEMBER = 380
-BYTES_PER_PURCHASE = 840
+BYTES_PER_PURCHASE = 756
 TEMP_BYTES_PER_PURCHASE = 50
 MAX_FULL = 0.85
 MONTHS = 13

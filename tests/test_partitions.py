@@ -67,6 +67,43 @@ def test_a_ledger_key_is_refused_by_the_database_in_any_other_month(app: Flask) 
     assert count == 1
 
 
+@requires_postgres
+def test_a_ledger_entry_is_found_by_its_key_in_whatever_month_it_was_written(app: Flask) -> None:
+    from app.points.models import PointsEntry
+    from app.points.services import entry_by_key
+
+    member_id = _member()
+    _entry(member_id, "earn:old", NOV - timedelta(days=400))
+    _entry(member_id, "earn:new", NOV)
+    db.session.commit()
+    found = {
+        key: db.session.execute(entry_by_key(PointsEntry.points, key)).scalar_one_or_none()
+        for key in ("earn:old", "earn:new", "earn:none")
+    }
+    assert found == {"earn:old": 10, "earn:new": 10, "earn:none": None}
+
+
+@requires_postgres
+def test_the_partitions_carry_no_index_on_the_key_their_keys_table_holds(app: Flask) -> None:
+    from app.common.partitions import PARTITIONED
+
+    keyed = sorted(name for name, spec in PARTITIONED.items() if spec.keys)
+    indexes = db.session.execute(
+        text(
+            "SELECT c.relname, string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indrelid "
+            "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE c.relname = ANY(:tables) GROUP BY c.relname, i.indexrelid"
+        ),
+        {"tables": keyed},
+    ).all()
+    for table, columns in indexes:
+        key = ",".join(PARTITIONED[table].keys[0].columns)
+        assert not columns.startswith(key), (table, columns)  # probed in <table>_keys instead
+    assert {table for table, _ in indexes} == set(keyed)  # each has its primary key at least
+
+
 def test_a_payment_journalled_again_a_month_later_is_stored_once(app: Flask) -> None:
     event = PaymentEvent("wechat", "TXMONTHS", 1500, NOV)
     with frozen(NOV):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, and_, literal, or_, select
+from typing import Any
+
+from sqlalchemy import Select, String, and_, literal, or_, select
 
 from app.audit.types import Difference
+from app.common.partitions import PARTITIONED, key_source
 from app.extensions import db
 from app.points.models import PointsEntry, PointsHold, Purchase
 from app.pos.models import PosRedemption, PosReturn, PosSale
@@ -43,10 +46,14 @@ def _sales_without_purchase() -> list[Difference]:
     ]
     earn_key = literal("purchase:") + Purchase.id.cast(String) + literal(":earn")
     unearned = db.session.execute(
-        select(PosSale.id, Purchase.id, Purchase.points_earned)
-        .join(Purchase, Purchase.id == PosSale.purchase_id)
-        .outerjoin(PointsEntry, PointsEntry.idempotency_key == earn_key)
-        .where(
+        _by_key(
+            select(PosSale.id, Purchase.id, Purchase.points_earned).join(
+                Purchase, Purchase.id == PosSale.purchase_id
+            ),
+            PointsEntry,
+            {"idempotency_key": earn_key},
+            outer=True,
+        ).where(
             Purchase.member_id.is_not(None),
             Purchase.points_earned > 0,
             PointsEntry.id.is_(None),
@@ -59,14 +66,28 @@ def _sales_without_purchase() -> list[Difference]:
     return found
 
 
+def _by_key(stmt: Select, model: Any, key: dict[str, Any], *, outer: bool = False) -> Select:
+    """``stmt`` joined to ``model``'s rows by their unique key: on PostgreSQL through the keys
+    table of a partitioned table (its partitions have no index on the key), then to the row
+    itself by primary key, so a row deleted behind the ledger's back is still missed."""
+    table = model.__table__
+    source = key_source(table, db.session.get_bind().dialect.name)
+    on = and_(*(source.c[name] == value for name, value in key.items()))
+    stmt = stmt.outerjoin(source, on) if outer else stmt.join(source, on)
+    if source is table:
+        return stmt
+    month = table.c[PARTITIONED[table.name].column]
+    row = and_(table.c.id == source.c.id, month == source.c[month.key])
+    return stmt.outerjoin(table, row) if outer else stmt.join(table, row)
+
+
 def _parked_with_sale() -> list[Difference]:
     rows = db.session.execute(
-        select(PosReturn.id, PosReturn.sale_id)
-        .join(
+        _by_key(
+            select(PosReturn.id, PosReturn.sale_id),
             PosSale,
-            and_(PosSale.store_id == PosReturn.store_id, PosSale.sale_id == PosReturn.sale_id),
-        )
-        .where(PosReturn.state == "parked")
+            {"store_id": PosReturn.store_id, "sale_id": PosReturn.sale_id},
+        ).where(PosReturn.state == "parked")
     ).all()
     return [
         Difference("pos_return_parked_after_sale", f"return {rid}", f"sale {sale!r} has arrived")

@@ -119,6 +119,26 @@ def _keys_of(table: Table) -> Table:
     return Table(keys_table(table.name), MetaData(), *columns)
 
 
+def key_source(table: Table, dialect: str) -> Table:
+    """Where ``table``'s unique key can be looked up: its keys table for a partitioned table on
+    PostgreSQL (the partitions carry no index on the key), else the table itself. Both have the
+    key's columns and ``id``; a keys table also the partition column."""
+    if dialect == "postgresql" and table.name in PARTITIONED:
+        return _keys_of(table)
+    return table
+
+
+def where_key(stmt: Select, table: Table, dialect: str, **key: Any) -> Select:
+    """``stmt`` (selecting from ``table``) limited to the row whose unique key is ``key``, every
+    key column given. On PostgreSQL a partitioned table's row is found through its keys table:
+    one probe of the key there, then the primary key (``id`` and month) in one partition."""
+    source = key_source(table, dialect)
+    if source is not table:
+        month = PARTITIONED[table.name].column
+        stmt = stmt.join(source, and_(table.c.id == source.c.id, table.c[month] == source.c[month]))
+    return stmt.where(*(source.c[name] == value for name, value in key.items()))
+
+
 def rows_by_key(
     table: Table,
     columns: Sequence[Any],
@@ -192,8 +212,8 @@ def is_partition_name(name: str) -> bool:
 def schema_filter(dialect: str) -> Callable[..., bool]:
     """Alembic's ``include_object`` for comparing the models with a migrated database: on
     PostgreSQL the monthly partitions, the keys tables and what partitioning changes (unique
-    keys moved to the keys tables, foreign keys into partitioned tables, the key lookup
-    indexes) belong to the partitions migration, not to the models."""
+    keys moved to the keys tables, foreign keys into partitioned tables) belong to the
+    partitions migration, not to the models."""
 
     def include_object(
         obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
@@ -204,8 +224,6 @@ def schema_filter(dialect: str) -> Callable[..., bool]:
             return not (reflected and name is not None and is_partition_name(name))
         table = getattr(getattr(obj, "table", None), "name", None)
         if type_ == "unique_constraint" and table in PARTITIONED:
-            return False
-        if type_ == "index" and table in PARTITIONED and name == f"ix_{table}_key":
             return False
         if type_ == "foreign_key_constraint":
             return obj.referred_table.name not in PARTITIONED

@@ -17,7 +17,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.points.lots import LotPiece, fresh_piece, pieces_consumed_by
 from app.points.models import PointsEntry, PointsHold
-from app.points.services import lock_account, post_entry
+from app.points.services import entry_by_key, lock_account, post_entry
 
 
 def _lock_hold(hold_key: str) -> PointsHold:
@@ -109,9 +109,7 @@ def return_redeemed_points(
     if hold.state != "captured":
         raise Conflict("only points a sale captured can be returned", code="HOLD_NOT_CAPTURED")
     key = f"return-redeemed:{return_key}"
-    done = db.session.execute(
-        select(PointsEntry.points).where(PointsEntry.idempotency_key == key)
-    ).scalar_one_or_none()
+    done = db.session.execute(entry_by_key(PointsEntry.points, key)).scalar_one_or_none()
     if done is not None:
         return int(done)
     target = hold.points * min(returned_fen, sale_total_fen) // sale_total_fen
@@ -152,7 +150,7 @@ def _slice(pieces: list[LotPiece], *, skip: int, take: int) -> list[LotPiece]:
 def _held_lots(hold: PointsHold) -> list[LotPiece]:
     """The lots the hold took, to give back with their expiries (fresh ones for any rest)."""
     entry_id = db.session.execute(
-        select(PointsEntry.id).where(PointsEntry.idempotency_key == f"hold:{hold.hold_key}")
+        entry_by_key(PointsEntry.id, f"hold:{hold.hold_key}")
     ).scalar_one()
     pieces = pieces_consumed_by(entry_id)
     rest = hold.points - sum(p.points for p in pieces)

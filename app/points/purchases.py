@@ -31,7 +31,7 @@ from app.common.hooks import (
     PurchaseApplied,
     earn_multipliers,
 )
-from app.common.partitions import rows_by_key
+from app.common.partitions import rows_by_key, where_key
 from app.db import insert_rows
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -63,9 +63,12 @@ class PurchaseOut:
 
 
 def find_purchase(source: str, external_id: str, *, lock: bool = False) -> Purchase | None:
-    stmt = select(Purchase).where(Purchase.source == source, Purchase.external_id == external_id)
+    dialect = db.session.get_bind().dialect.name
+    stmt = where_key(
+        select(Purchase), Purchase.__table__, dialect, source=source, external_id=external_id
+    )
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=Purchase)
     return db.session.execute(stmt).scalar_one_or_none()
 
 

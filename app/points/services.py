@@ -14,6 +14,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.common.clock import utcnow
 from app.common.hooks import POINTS_CHANGED, PointsChanged
-from app.common.partitions import rows_by_key
+from app.common.partitions import rows_by_key, where_key
 from app.db import among, insert_rows
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
@@ -465,6 +466,14 @@ def audit_differences() -> list[tuple[int, int, int]]:
     return [(int(m), int(b), int(t)) for m, b, t in rows]
 
 
+def entry_by_key(column: Any, idempotency_key: str) -> Select:
+    """``SELECT column`` of the ledger entry with this idempotency key (none: no row)."""
+    dialect = db.session.get_bind().dialect.name
+    return where_key(
+        select(column), PointsEntry.__table__, dialect, idempotency_key=idempotency_key
+    )
+
+
 def transfer_on_merge(absorbed_id: int, survivor_id: int, *, merge_key: str) -> int:
     """Move an absorbed member's whole balance (positive or owed) to the survivor.
 
@@ -475,7 +484,7 @@ def transfer_on_merge(absorbed_id: int, survivor_id: int, *, merge_key: str) -> 
     for member_id in sorted((absorbed_id, survivor_id)):
         lock_account(member_id)
     done = db.session.execute(
-        select(PointsEntry.points).where(PointsEntry.idempotency_key == f"merge:{merge_key}:out")
+        entry_by_key(PointsEntry.points, f"merge:{merge_key}:out")
     ).scalar_one_or_none()
     if done is not None:
         return -int(done)

@@ -13,6 +13,7 @@ import json
 from sqlalchemy import select
 
 from app.common.clock import utcnow
+from app.common.partitions import where_key
 from app.errors import Conflict, DomainError
 from app.extensions import db
 from app.points.holds import return_redeemed_points
@@ -23,8 +24,9 @@ from app.pos.models import PosReturn, PosSale
 
 
 def find_sale(store_id: int, sale_id: str) -> PosSale | None:
+    dialect = db.session.get_bind().dialect.name
     return db.session.execute(
-        select(PosSale).where(PosSale.store_id == store_id, PosSale.sale_id == sale_id)
+        where_key(select(PosSale), PosSale.__table__, dialect, store_id=store_id, sale_id=sale_id)
     ).scalar_one_or_none()
 
 
