@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Select, String, and_, literal, or_, select
+from sqlalchemy import String, and_, literal, or_, select
 
 from app.audit.types import Difference
-from app.common.partitions import PARTITIONED, key_source
+from app.common.partitions import join_by_key
 from app.extensions import db
 from app.points.models import PointsEntry, PointsHold, Purchase
 from app.pos.models import PosRedemption, PosReturn, PosSale
@@ -46,11 +44,12 @@ def _sales_without_purchase() -> list[Difference]:
     ]
     earn_key = literal("purchase:") + Purchase.id.cast(String) + literal(":earn")
     unearned = db.session.execute(
-        _by_key(
+        join_by_key(
             select(PosSale.id, Purchase.id, Purchase.points_earned).join(
                 Purchase, Purchase.id == PosSale.purchase_id
             ),
-            PointsEntry,
+            PointsEntry.__table__,
+            _dialect(),
             {"idempotency_key": earn_key},
             outer=True,
         ).where(
@@ -66,26 +65,16 @@ def _sales_without_purchase() -> list[Difference]:
     return found
 
 
-def _by_key(stmt: Select, model: Any, key: dict[str, Any], *, outer: bool = False) -> Select:
-    """``stmt`` joined to ``model``'s rows by their unique key: on PostgreSQL through the keys
-    table of a partitioned table (its partitions have no index on the key), then to the row
-    itself by primary key, so a row deleted behind the ledger's back is still missed."""
-    table = model.__table__
-    source = key_source(table, db.session.get_bind().dialect.name)
-    on = and_(*(source.c[name] == value for name, value in key.items()))
-    stmt = stmt.outerjoin(source, on) if outer else stmt.join(source, on)
-    if source is table:
-        return stmt
-    month = table.c[PARTITIONED[table.name].column]
-    row = and_(table.c.id == source.c.id, month == source.c[month.key])
-    return stmt.outerjoin(table, row) if outer else stmt.join(table, row)
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
 
 
 def _parked_with_sale() -> list[Difference]:
     rows = db.session.execute(
-        _by_key(
+        join_by_key(
             select(PosReturn.id, PosReturn.sale_id),
-            PosSale,
+            PosSale.__table__,
+            _dialect(),
             {"store_id": PosReturn.store_id, "sale_id": PosReturn.sale_id},
         ).where(PosReturn.state == "parked")
     ).all()

@@ -128,15 +128,36 @@ def key_source(table: Table, dialect: str) -> Table:
     return table
 
 
+def _same_row(table: Table, keys: Table) -> ColumnElement[bool]:
+    """A keys table's row names its row: same id, same partition timestamp (one partition)."""
+    month = PARTITIONED[table.name].column
+    return and_(table.c.id == keys.c.id, table.c[month] == keys.c[month])
+
+
 def where_key(stmt: Select, table: Table, dialect: str, **key: Any) -> Select:
     """``stmt`` (selecting from ``table``) limited to the row whose unique key is ``key``, every
     key column given. On PostgreSQL a partitioned table's row is found through its keys table:
     one probe of the key there, then the primary key (``id`` and month) in one partition."""
     source = key_source(table, dialect)
     if source is not table:
-        month = PARTITIONED[table.name].column
-        stmt = stmt.join(source, and_(table.c.id == source.c.id, table.c[month] == source.c[month]))
+        stmt = stmt.join(source, _same_row(table, source))
     return stmt.where(*(source.c[name] == value for name, value in key.items()))
+
+
+def join_by_key(
+    stmt: Select, table: Table, dialect: str, key: Mapping[str, Any], *, outer: bool = False
+) -> Select:
+    """``stmt`` joined to ``table``'s rows whose unique key equals ``key`` (column name →
+    expression of ``stmt``): on PostgreSQL through a partitioned table's keys table, then on to
+    the row itself, so a row deleted by hand is missing from the join as it would be without
+    the keys table."""
+    source = key_source(table, dialect)
+    stmt = stmt.join(
+        source, and_(*(source.c[name] == value for name, value in key.items())), isouter=outer
+    )
+    if source is table:
+        return stmt
+    return stmt.join(table, _same_row(table, source), isouter=outer)
 
 
 def rows_by_key(
