@@ -163,7 +163,8 @@ def runner(db_url: str, redis_url: str, now: datetime, chunk: int, run_key: str)
         # this runner's database backend ends with the process: its CPU is read here
         pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         db.session.rollback()
-        return {**counts, "backend_cpu_s": proc_cpu(pid)}
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {**counts, "backend_cpu_s": proc_cpu(pid), "rss_mb": round(rss_mb, 1)}
 
 
 def lot_by_lot(member_ids: list[int], now: datetime) -> int:
@@ -255,7 +256,7 @@ def main() -> int:
                     [(args.db_url, args.redis_url, now, args.chunk, "bench")] * args.runners,
                 )
             # every runner answers the whole run's counts
-            runs.append({k: v for k, v in done[0].items() if k != "backend_cpu_s"})
+            runs.append({k: v for k, v in done[0].items() if k not in ("backend_cpu_s", "rss_mb")})
             extra_server_cpu[0] = sum(d["backend_cpu_s"] or 0.0 for d in done)
             return done[0]["lots"]
 

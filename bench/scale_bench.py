@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/scale_bench.py [--members 10000000] [--purchases 100000000]
         [--db huiyuan_scale] [--pg-url URL] [--redis-url URL] [--seconds 10] [--load-only]
+        [--steps http,expiry,rfm,birthdays,kpi] [--tablespace DIR --disk-path DIR
+        --compression 3] [--expiry-runners 2] [--expiry-chunk 1000]
 
 Loopback only (PostgreSQL at ``--pg-url``, Redis db 12). Steps:
 
@@ -19,8 +21,9 @@ Loopback only (PostgreSQL at ``--pg-url``, Redis db 12). Steps:
    code (the same till endpoint, ``member_code``), the year-end expiry of every member's due
    lots (``points.expire`` at 1 January), the RFM/lifecycle job (``intel.rebuild_stats`` then
    ``intel.nightly``), a birthday run (``members.birthdays``) and a KPI month
-   (``reports.rollup`` then ``kpis()`` for 30 days);
-4. prints one summary line and writes ``bench/results/scale.json``.
+   (``reports.rollup`` then ``kpis()`` for 30 days), in the order of ``--steps``;
+4. writes ``bench/results/scale.json`` after every step (a later run on the same load keeps the
+   figures of the steps it does not take again) and prints one summary line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -87,10 +91,17 @@ def needed_bytes(members: int, purchases: int, wal_bytes: int = 2 * 1024**3) -> 
     return int(rows * 1.05) + wal_bytes + purchases * TEMP_BYTES_PER_PURCHASE
 
 
-def check_disk(dsn: str, members: int, purchases: int) -> dict:
-    """Refuse (SystemExit) when loading what is missing would fill the disk past 85 %."""
+def check_disk(
+    dsn: str, members: int, purchases: int, path: str | None = None, compression: float = 1.0
+) -> dict:
+    """Refuse (SystemExit) when loading what is missing would fill the disk past 85 %.
+
+    ``path`` is a directory on the file system that holds the rows (default: the server's
+    data directory); ``compression`` the factor by which that file system shrinks them (a
+    tablespace on btrfs with ``compress=zstd``, or ZFS with ``compression=lz4``: measure it
+    with a small load first). The WAL stays in the data directory, uncompressed."""
     with psycopg.connect(dsn) as conn:
-        data_dir = conn.execute("SHOW data_directory").fetchone()[0]
+        data_dir = path or conn.execute("SHOW data_directory").fetchone()[0]
         wal = (
             2
             * conn.execute(
@@ -101,18 +112,22 @@ def check_disk(dsn: str, members: int, purchases: int) -> dict:
         have_p = _purchases_loaded(conn)
     path = data_dir if os.access(data_dir, os.R_OK) else "/"
     usage = shutil.disk_usage(path)
-    need = needed_bytes(max(0, members - have_m), max(0, purchases - have_p), wal)
+    rows = needed_bytes(max(0, members - have_m), max(0, purchases - have_p), 0)
+    need = int(rows / compression) + wal
     after = (usage.used + need) / usage.total
     info = {
         "needed_gb": round(need / 1e9, 1),
         "free_gb": round(usage.free / 1e9, 1),
         "full_after_load": round(after, 3),
         "full_scale_gb": round(needed_bytes(10_000_000, 100_000_000, wal) / 1e9, 1),
+        "compression": compression,
+        "path": path,
     }
     say(
-        f"disk: this load needs about {info['needed_gb']} GB, {info['free_gb']} GB free "
-        f"({path}); {after:.0%} full afterwards (limit {MAX_FULL:.0%}); the full scale "
-        f"(10 M / 100 M) needs about {info['full_scale_gb']} GB"
+        f"disk: this load needs about {info['needed_gb']} GB (rows shrunk {compression}x by "
+        f"the file system), {info['free_gb']} GB free ({path}); {after:.0%} full afterwards "
+        f"(limit {MAX_FULL:.0%}); the full scale (10 M / 100 M) needs about "
+        f"{info['full_scale_gb']} GB uncompressed"
     )
     if need > usage.free or after > MAX_FULL:
         raise SystemExit(f"not enough disk: refusing to load ({info})")
@@ -466,8 +481,18 @@ def results_path(db_name: str, kind: str = "scale") -> Path:
     return ROOT / "bench" / "results" / f"{kind}{suffix}.json"
 
 
-def in_process(pg_url: str, db_name: str, redis_url: str, steps: set[str]) -> dict:
-    """The long jobs, in this process (a worker's): expiry, RFM, birthdays, KPI month."""
+def in_process(
+    pg_url: str,
+    db_name: str,
+    redis_url: str,
+    steps: list[str],
+    expiry_runners: int = 2,
+    expiry_chunk: int = 1000,
+    on_step: Callable[[dict], None] = lambda figures: None,
+) -> dict:
+    """The long jobs, in this process (a worker's), in the order of ``steps``: expiry (by
+    ``expiry_runners`` processes sharing one run, chunks of ``expiry_chunk`` members), RFM,
+    birthdays, KPI month. ``on_step`` gets the figures so far after each."""
     from app import create_app
     from app.config import Config
 
@@ -489,6 +514,7 @@ def in_process(pg_url: str, db_name: str, redis_url: str, steps: set[str]) -> di
         from app.reports.services import kpis
 
         now = datetime.now(UTC)
+        today = now.date()
         year_end = datetime(now.year + 1, 1, 1, tzinfo=UTC) - timedelta(hours=8)  # Shanghai
 
         def timed(name: str, fn) -> object:  # type: ignore[no-untyped-def]
@@ -501,22 +527,44 @@ def in_process(pg_url: str, db_name: str, redis_url: str, steps: set[str]) -> di
             say(f"  {name}: {seconds:.1f} s (load {load}): {value}")
             return value
 
-        if "rfm" in steps:
-            say("RFM/lifecycle: intel.rebuild_stats, then intel.nightly")
-            timed("rebuild_stats", lambda: rebuild_stats(chunk=5000, now=now))
-            timed("rfm", lambda: nightly(now=now))
-        if "birthdays" in steps:
-            say("birthday run (members.birthdays)")
-            timed("birthdays", lambda: send_birthday_coupons(now=now))
-        if "kpi" in steps:
-            say("KPI month: reports.rollup, then kpis() for 30 days")
-            timed("rollup", lambda: rollup(now=now))
-            today = now.date()
-            timed("kpi_month", lambda: len(kpis(today - timedelta(days=29), today)["days"]))
-        if "expiry" in steps:  # last: the longest
-            say("year-end expiry of every member's due lots (points.expire)")
-            run = timed("expiry", lambda: expire_points(now=year_end))
-            out["expiry"] = {"members": run.members, "lots": run.lots, "points": run.points}
+        def expiry() -> dict:
+            if expiry_runners <= 1:
+                return expire_points(now=year_end, batch_size=expiry_chunk).as_dict()
+            import multiprocessing
+
+            from expiry_bench import runner
+
+            db_url = database_url(pg, db_name)
+            args = (db_url, redis_url, year_end, expiry_chunk, f"scale-{year_end:%Y}")
+            with multiprocessing.get_context("spawn").Pool(expiry_runners) as pool:
+                counts = pool.starmap(runner, [args] * expiry_runners)
+            # every runner answers the whole run's counts; CPU and memory are each its own
+            out["expiry_runner_rss_mb"] = max(c.pop("rss_mb") for c in counts)
+            cpu = [c.pop("backend_cpu_s") for c in counts]
+            return {**counts[0], "backend_cpu_s": round(sum(c or 0.0 for c in cpu), 1)}
+
+        for step in steps:
+            if step == "rfm":
+                say("RFM/lifecycle: intel.rebuild_stats, then intel.nightly")
+                timed("rebuild_stats", lambda: rebuild_stats(chunk=5000, now=now))
+                timed("rfm", lambda: nightly(now=now))
+            elif step == "birthdays":
+                say("birthday run (members.birthdays)")
+                timed("birthdays", lambda: send_birthday_coupons(now=now))
+            elif step == "kpi":
+                say("KPI month: reports.rollup, then kpis() for 30 days")
+                timed("rollup", lambda: rollup(now=now))
+                timed("kpi_month", lambda: len(kpis(today - timedelta(days=29), today)["days"]))
+            elif step == "expiry":
+                say(
+                    f"year-end expiry of every member's due lots (points.expire at {year_end}, "
+                    f"{expiry_runners} runners, chunks of {expiry_chunk} members)"
+                )
+                out["expiry"] = timed("expiry", expiry)
+            else:
+                continue
+            out["job_process_rss_mb"] = round(_peak_rss_mb(), 1)
+            on_step(out)
     out["job_process_rss_mb"] = round(_peak_rss_mb(), 1)
     return out
 
@@ -563,14 +611,34 @@ def main() -> int:
     parser.add_argument("--load-only", action="store_true", help="load, then stop")
     parser.add_argument(
         "--steps",
-        default="http,rfm,birthdays,kpi,expiry",
-        help="measurements to take (comma-separated; default all)",
+        default="http,expiry,rfm,birthdays,kpi",
+        help="measurements to take, in this order (comma-separated; default all)",
     )
+    parser.add_argument(
+        "--tablespace",
+        help="create the database in a tablespace at this directory (owned by the server's "
+        "user), e.g. on a compressing file system",
+    )
+    parser.add_argument(
+        "--disk-path",
+        help="a directory on the file system that bounds the load (default: "
+        "the tablespace's, else the server's data directory)",
+    )
+    parser.add_argument(
+        "--compression",
+        type=float,
+        default=1.0,
+        help="factor by which that file system shrinks the rows (measured; default 1)",
+    )
+    parser.add_argument("--expiry-runners", type=int, default=2)
+    parser.add_argument("--expiry-chunk", type=int, default=1000, help="members per chunk")
     args = parser.parse_args()
     pg = urlparse(args.pg_url)
     if pg.hostname not in (None, "127.0.0.1", "localhost", "::1"):
         raise SystemExit("loopback only: --pg-url must point at 127.0.0.1")
     began = time.monotonic()
+    if args.tablespace:
+        ensure_tablespace(args.pg_url, args.db, args.tablespace)
     ensure_database(args.pg_url, args.db, fresh=False)
     dsn = database_url(pg, args.db, "postgresql")
     env = {
@@ -586,7 +654,13 @@ def main() -> int:
         env=env,
         capture_output=True,
     )
-    disk = check_disk(dsn, args.members, args.purchases)
+    disk = check_disk(
+        dsn,
+        args.members,
+        args.purchases,
+        path=args.disk_path or args.tablespace,
+        compression=args.compression,
+    )
     say(f"members: {args.members:,} (load {load_avg()})")
     members, members_s = members_load.ensure_members(dsn, args.members, progress=say, bulk=True)
     made = make_past_partitions(args.pg_url, args.db)
@@ -603,49 +677,38 @@ def main() -> int:
         "database_gb": round(size / 1e9, 2),
         "bytes_per_purchase_and_member": round(size / max(1, have_p + members), 1),
         "load": {"members_s": round(members_s, 1), "purchases_s": round(purchases_s, 1)},
-        "disk": disk,
+        "disk": {**disk, "on_disk_gb": on_disk_gb(args.tablespace)},
     }
     if args.load_only:
         print(json.dumps(results))
         return 0
-    steps = set(args.steps.split(","))
-    http = http_figures(args) if "http" in steps else {}
-    jobs = in_process(args.pg_url, args.db, args.redis_url, steps)
-
-    def minutes(seconds: float | None) -> float | None:
-        return None if seconds is None else round(seconds / 60, 2)
-
-    tier_s = http.get("tier_review", {}).get("seconds")
-    rfm_parts = [jobs.get("rebuild_stats_s"), jobs.get("rfm_s")]
-    results.update(
-        {
-            "identify_p99_ms": http.get("identify_p99_ms"),
-            "identify_by_code_p99_ms": http.get("identify_by_code_p99_ms"),
-            "notify_ratio": http.get("notify_ratio"),
-            "pos_ingest_ratio": http.get("pos_ingest_ratio"),
-            "worker_rss_mb": max(http.get("worker_rss_mb", 0), jobs["job_process_rss_mb"]),
-            "http_load_average_at_start": http.get("load_average_at_start"),
-            "expiry_minutes": minutes(jobs.get("expiry_s")),
-            "tier_review_minutes": minutes(tier_s),
-            "rfm_minutes": minutes(sum(rfm_parts)) if None not in rfm_parts else None,
-            "rfm_nightly_minutes": minutes(jobs.get("rfm_s")),
-            "birthday_run_s": jobs.get("birthdays_s"),
-            "kpi_month_s": jobs.get("kpi_month_s"),
-            "steps": sorted(steps),
-            "jobs": jobs,
-            "http": {
-                k: http[k] for k in ("notify", "pos_ingest", "identify", "workers") if k in http
-            },
-            "targets": TARGETS,
-            "cores": os.cpu_count(),
-            "load_average_at_end": load_avg(),
-            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "total_seconds": round(time.monotonic() - began, 1),
-        }
-    )
+    steps = [s for s in args.steps.split(",") if s]
     out = results_path(args.db)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    http, jobs = earlier_figures(args.db, results)
+    # the steps measured on this load, this run's and the earlier runs' (kept in the figures)
+    jobs["steps"] = [*[s for s in jobs.get("steps", []) if s not in steps], *steps]
+
+    def save() -> None:
+        """The figures so far, written after every step: a run stopped early keeps them."""
+        summarise(results, http, jobs, steps, began)
+        out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+    if "http" in steps:
+        http = http_figures(args)
+        save()
+    jobs.update(
+        in_process(
+            args.pg_url,
+            args.db,
+            args.redis_url,
+            [s for s in steps if s != "http"],
+            expiry_runners=args.expiry_runners,
+            expiry_chunk=args.expiry_chunk,
+            on_step=lambda figures: (jobs.update(figures), save()),
+        )
+    )
+    save()
     missed = [
         k
         for k, target in TARGETS.items()
@@ -675,6 +738,89 @@ def main() -> int:
         flush=True,
     )
     return 0
+
+
+def summarise(results: dict, http: dict, jobs: dict, steps: list[str], began: float) -> None:
+    """Fold the HTTP figures and the jobs' into ``results`` (the keys of ``scale.json``)."""
+
+    def minutes(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds / 60, 2)
+
+    tier_s = http.get("tier_review", {}).get("seconds")
+    rfm_parts = [jobs.get("rebuild_stats_s"), jobs.get("rfm_s")]
+    results.update(
+        {
+            "identify_p99_ms": http.get("identify_p99_ms"),
+            "identify_by_code_p99_ms": http.get("identify_by_code_p99_ms"),
+            "notify_ratio": http.get("notify_ratio"),
+            "pos_ingest_ratio": http.get("pos_ingest_ratio"),
+            "worker_rss_mb": max(
+                http.get("worker_rss_mb", 0),
+                jobs.get("job_process_rss_mb", 0),
+                jobs.get("expiry_runner_rss_mb", 0),
+            ),
+            "http_load_average_at_start": http.get("load_average_at_start"),
+            "expiry_minutes": minutes(jobs.get("expiry_s")),
+            "tier_review_minutes": minutes(tier_s),
+            "rfm_minutes": minutes(sum(rfm_parts)) if None not in rfm_parts else None,
+            "rfm_nightly_minutes": minutes(jobs.get("rfm_s")),
+            "birthday_run_s": jobs.get("birthdays_s"),
+            "kpi_month_s": jobs.get("kpi_month_s"),
+            "steps": jobs.get("steps", steps),
+            "jobs": jobs,
+            "http": {
+                k: http[k]
+                for k in ("notify", "pos_ingest", "identify", "workers", "tier_review")
+                if k in http
+            },
+            "targets": TARGETS,
+            "cores": os.cpu_count(),
+            "load_average_at_end": load_avg(),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "total_seconds": round(time.monotonic() - began, 1),
+        }
+    )
+
+
+def earlier_figures(db_name: str, results: dict) -> tuple[dict, dict]:
+    """The HTTP and job figures of an earlier run on the same load (the steps not taken
+    again keep them: a run stopped half-way goes on with ``--steps`` of the rest)."""
+    http: dict = {}
+    jobs: dict = {}
+    try:
+        before = json.loads(results_path(db_name).read_text())
+    except (OSError, ValueError):
+        return http, jobs
+    if (before.get("members"), before.get("purchases")) != (
+        results["members"],
+        results["purchases"],
+    ):
+        return http, jobs
+    jobs = before.get("jobs", {})
+    try:
+        http = json.loads(results_path(db_name, "scale_http").read_text())
+    except (OSError, ValueError):
+        pass
+    return http, jobs
+
+
+def ensure_tablespace(server_url: str, db_name: str, location: str) -> None:
+    """The tablespace ``<db>_space`` at ``location``, and the database in it (when new)."""
+    space = f"{db_name}_space"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_tablespace WHERE spcname = %s", (space,)).fetchone():
+            conn.execute(f"CREATE TABLESPACE \"{space}\" LOCATION '{location}'")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{db_name}" TABLESPACE "{space}"')
+
+
+def on_disk_gb(directory: str | None) -> float | None:
+    """Bytes the file system holding ``directory`` uses (what a compressing one really
+    stores), or None without a tablespace."""
+    if not directory:
+        return None
+    usage = shutil.disk_usage(directory)
+    return round(usage.used / 1e9, 2)
 
 
 if __name__ == "__main__":

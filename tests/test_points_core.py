@@ -9,7 +9,13 @@ from app.db import transaction, unit_of_work
 from app.errors import Conflict
 from app.members.services import create_member
 from app.points.purchases import record_purchase, record_refund
-from app.points.services import InsufficientPoints, audit_differences, balance_of, post_entry
+from app.points.services import (
+    InsufficientPoints,
+    audit_differences,
+    balance_of,
+    member_waves,
+    post_entry,
+)
 from tests.conftest import requires_postgres
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -137,3 +143,12 @@ def test_concurrent_spends_never_overspend_and_concurrent_earns_all_count(app):
     assert balance_of(member_id) >= 0
     assert spent == 3  # 108 covers three spends of 30 whatever the order, never four
     assert audit_differences() == []
+
+
+def test_member_waves_keep_each_members_order_and_stack_only_consecutive_stackable_items():
+    # members 1 and 2; None never conflicts
+    ids = [1, 1, 2, 1, 1, None, 1]
+    assert member_waves(ids) == [[0, 2, 5], [1], [3], [4], [6]]
+    # items 0, 1 (member 1) stack; 3 does not (it follows a plain item in member 1's order)
+    stackable = [True, True, True, False, True, False, True]
+    assert member_waves(ids, stackable) == [[0, 1, 2, 5], [3], [4, 6]]

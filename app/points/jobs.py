@@ -86,7 +86,8 @@ def _expire_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
     """Expire the due lots of members ``lo..hi``, in the chunk's transaction. Accounts are
     locked with ``SKIP LOCKED`` first; the few a payment holds are then waited for, in id
     order, so the chunk never stalls on the first busy member. Then one query finds every due
-    lot of the chunk and one ``append_entries`` expires them all (set-based, wave by wave)."""
+    lot of the chunk and one ``append_entries`` expires them all (set-based: a member's debits of
+    named lots share one wave, so each account is written once)."""
     member_ids = _due_members(now, lo - 1, hi - lo + 1)
     member_ids = [m for m in member_ids if m <= hi]
     locked = list(

@@ -112,7 +112,9 @@ def append_entries(changes: Sequence[Change], *, new_keys: bool = False) -> list
     for the runner to retry.
 
     Set-based: per wave (each member at most once, in list order, so a member changed twice
-    is changed as two calls would) the balances move in one ``UPDATE … RETURNING`` (``unnest``
+    is changed as two calls would; a member's consecutive debits of named lots, as the
+    expiry posts them, share one wave, each entry's ``balance_after`` a running sum) the
+    balances move in one ``UPDATE … RETURNING`` (``unnest``
     arrays on PostgreSQL; an executemany and one read on SQLite), the entries are one
     multi-row ``INSERT … RETURNING``, the fresh lots one more, and the debits take their lots
     in three (``lots.consume``). Fires ``POINTS_CHANGED``. Results in list order.
@@ -136,7 +138,9 @@ def append_entries(changes: Sequence[Change], *, new_keys: bool = False) -> list
         todo = [i for i in todo if results[i] is None]
     elif any(c.points < 0 and not c.allow_negative for c in changes):
         balances = _locked_balances({c.member_id for c in changes})
-    for wave in member_waves([changes[i].member_id for i in todo]):
+    # a debit of one named lot reads only that lot: a member's run of them is one wave
+    stackable = [changes[i].from_lot is not None and changes[i].points < 0 for i in todo]
+    for wave in member_waves([changes[i].member_id for i in todo], stackable):
         picked = [todo[i] for i in wave]
         out = _append_wave([changes[i] for i in picked], balances)
         for index, appended in zip(picked, out, strict=True):
@@ -310,19 +314,25 @@ def credit_points(credits: Sequence[Credit]) -> list[Credited]:
     return [Credited(a.entry_id, a.balance_after) for a in appended]
 
 
-def member_waves(member_ids: Sequence[int | None]) -> list[list[int]]:
+def member_waves(
+    member_ids: Sequence[int | None], stackable: Sequence[bool] | None = None
+) -> list[list[int]]:
     """Indexes split into waves in which each member appears at most once, in order.
 
     ``None`` (no member) never conflicts. Applying wave after wave gives each member's items
-    in list order, exactly as applying them one at a time would.
+    in list order, exactly as applying them one at a time would. ``stackable[i]``: item ``i``
+    may share a wave with the same member's stackable item just before it (in list order
+    within the wave), for items that touch nothing another of the member's items reads.
     """
     waves: list[list[int]] = []
-    seen: dict[int, int] = {}
+    seen: dict[int, tuple[int, bool]] = {}
     for index, member_id in enumerate(member_ids):
         wave = 0
         if member_id is not None:
-            wave = seen.get(member_id, -1) + 1
-            seen[member_id] = wave
+            stacks = bool(stackable and stackable[index])
+            last, last_stacks = seen.get(member_id, (-1, False))
+            wave = last if stacks and last_stacks else last + 1
+            seen[member_id] = (wave, stacks)
         while len(waves) <= wave:
             waves.append([])
         waves[wave].append(index)
@@ -330,46 +340,54 @@ def member_waves(member_ids: Sequence[int | None]) -> list[list[int]]:
 
 
 def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Appended]:
-    """One wave (each member once): balances, entries, lots. ``balances``: the locked
-    balances known so far (kept up to date), for the debit check."""
+    """One wave (each member once, or a member's run of stackable debits): balances,
+    entries, lots. ``balances``: the locked balances known so far (kept up to date), for the
+    debit check."""
+    running = dict(balances)
     for c in changes:
-        if c.points < 0 and not c.allow_negative and c.member_id in balances:
-            if balances[c.member_id] + c.points < 0:
-                raise InsufficientPoints(
-                    "not enough points",
-                    details={"balance": balances[c.member_id], "requested": -c.points},
-                )
+        if c.member_id not in running:
+            continue
+        if c.points < 0 and not c.allow_negative and running[c.member_id] + c.points < 0:
+            raise InsufficientPoints(
+                "not enough points",
+                details={"balance": running[c.member_id], "requested": -c.points},
+            )
+        running[c.member_id] += c.points
+    totals: dict[int, int] = {}
+    for c in changes:  # one balance write per member, whatever its changes in the wave
+        totals[c.member_id] = totals.get(c.member_id, 0) + c.points
     now = utcnow()
     moved: dict[int, int] = {}
     if db.session.get_bind().dialect.name == "postgresql":
         rows = db.session.execute(
             _MOVE_PG,
-            {
-                "ids": [c.member_id for c in changes],
-                "pts": [c.points for c in changes],
-                "now": now,
-            },
+            {"ids": list(totals), "pts": list(totals.values()), "now": now},
         ).all()
         moved = {int(m): int(b) for m, b in rows}
     else:  # SQLite serialises writers: one executemany, then the balances it left
         db.session.execute(
             _move_stmt(),
-            [{"b_member_id": c.member_id, "b_points": c.points, "b_now": now} for c in changes],
+            [{"b_member_id": m, "b_points": p, "b_now": now} for m, p in totals.items()],
             execution_options={"synchronize_session": False},
         )
         moved = {
             int(m): int(b)
             for m, b in db.session.execute(
                 select(PointsAccount.member_id, PointsAccount.balance).where(
-                    among(PointsAccount.member_id, [c.member_id for c in changes])
+                    among(PointsAccount.member_id, list(totals))
                 )
             )
         }
-    if len(moved) != len({c.member_id for c in changes}):
+    if len(moved) != len(totals):
         raise NotFound("member has no points account", code="MEMBER_NOT_FOUND")
     balances.update(moved)
-    for c in changes:  # a copy loaded earlier in this transaction is now stale
-        loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, c.member_id))
+    after: list[int] = []  # each change's balance_after: the member's running balance
+    walk = {m: moved[m] - total for m, total in totals.items()}
+    for c in changes:
+        walk[c.member_id] += c.points
+        after.append(walk[c.member_id])
+    for member_id in totals:  # a copy loaded earlier in this transaction is now stale
+        loaded = db.session.identity_map.get(db.session.identity_key(PointsAccount, member_id))
         if loaded is not None:
             db.session.expire(loaded)
     entry_rows = insert_rows(
@@ -378,7 +396,7 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
             {
                 "member_id": c.member_id,
                 "points": c.points,
-                "balance_after": moved[c.member_id],
+                "balance_after": balance_after,
                 "kind": c.kind,
                 "idempotency_key": c.idempotency_key,
                 "ref_type": c.ref_type,
@@ -388,7 +406,7 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
                 "reason": c.reason,
                 "created_at": now,
             }
-            for c in changes
+            for c, balance_after in zip(changes, after, strict=True)
         ],
         returning=("id", "idempotency_key"),
     )
@@ -396,8 +414,8 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
     entry_ids = [by_key[c.idempotency_key] for c in changes]
     lot_rows: list[dict] = []
     debits: list[lots.Debit] = []
-    for c, entry_id in zip(changes, entry_ids, strict=True):
-        old_balance = moved[c.member_id] - c.points
+    for c, entry_id, balance_after in zip(changes, entry_ids, after, strict=True):
+        old_balance = balance_after - c.points
         if c.points > 0:
             pieces = c.restore_lots or [lots.fresh_piece(c.points, c.earned_at or now)]
             lot_rows.extend(
@@ -415,13 +433,13 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
     insert_rows(PointsLot.__table__, lot_rows)
     POINTS_CHANGED.fire(
         [
-            PointsChanged(c.member_id, c.points, moved[c.member_id], c.kind, c.idempotency_key)
-            for c in changes
+            PointsChanged(c.member_id, c.points, balance_after, c.kind, c.idempotency_key)
+            for c, balance_after in zip(changes, after, strict=True)
         ]
     )
     return [
-        Appended(entry_id, moved[c.member_id], created=True)
-        for c, entry_id in zip(changes, entry_ids, strict=True)
+        Appended(entry_id, balance_after, created=True)
+        for entry_id, balance_after in zip(entry_ids, after, strict=True)
     ]
 
 
