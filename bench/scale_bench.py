@@ -488,6 +488,7 @@ def in_process(
     steps: list[str],
     expiry_runners: int = 2,
     expiry_chunk: int = 1000,
+    rfm_runners: int = 2,
     on_step: Callable[[dict], None] = lambda figures: None,
 ) -> dict:
     """The long jobs, in this process (a worker's), in the order of ``steps``: expiry (by
@@ -527,26 +528,35 @@ def in_process(
             say(f"  {name}: {seconds:.1f} s (load {load}): {value}")
             return value
 
+        db_url = database_url(pg, db_name)
+
+        def shared(job: str, runners: int, at: datetime, chunk: int) -> dict:
+            """``job`` run by ``runners`` processes sharing one run (each its own process,
+            as on several workers); the run's counts, the runners' backend CPU seconds."""
+            import multiprocessing
+
+            args = (db_url, redis_url, job, at, chunk, f"scale-{job}-{at:%Y%m%d%H%M%S}")
+            with multiprocessing.get_context("spawn").Pool(runners) as pool:
+                counts = pool.starmap(job_runner, [args] * runners)
+            # every runner answers the whole run's counts; CPU and memory are each its own
+            out[f"{job}_runner_rss_mb"] = max(c.pop("rss_mb") for c in counts)
+            cpu = [c.pop("backend_cpu_s") for c in counts]
+            return {**counts[0], "backend_cpu_s": round(sum(c or 0.0 for c in cpu), 1)}
+
         def expiry() -> dict:
             if expiry_runners <= 1:
                 return expire_points(now=year_end, batch_size=expiry_chunk).as_dict()
-            import multiprocessing
+            return shared("expiry", expiry_runners, year_end, expiry_chunk)
 
-            from expiry_bench import runner
-
-            db_url = database_url(pg, db_name)
-            args = (db_url, redis_url, year_end, expiry_chunk, f"scale-{year_end:%Y}")
-            with multiprocessing.get_context("spawn").Pool(expiry_runners) as pool:
-                counts = pool.starmap(runner, [args] * expiry_runners)
-            # every runner answers the whole run's counts; CPU and memory are each its own
-            out["expiry_runner_rss_mb"] = max(c.pop("rss_mb") for c in counts)
-            cpu = [c.pop("backend_cpu_s") for c in counts]
-            return {**counts[0], "backend_cpu_s": round(sum(c or 0.0 for c in cpu), 1)}
+        def rebuild() -> dict:
+            if rfm_runners <= 1:
+                return rebuild_stats(chunk=5000, now=now)
+            return shared("rebuild_stats", rfm_runners, now, 5000)
 
         for step in steps:
             if step == "rfm":
                 say("RFM/lifecycle: intel.rebuild_stats, then intel.nightly")
-                timed("rebuild_stats", lambda: rebuild_stats(chunk=5000, now=now))
+                timed("rebuild_stats", rebuild)
                 timed("rfm", lambda: nightly(now=now))
             elif step == "birthdays":
                 say("birthday run (members.birthdays)")
@@ -567,6 +577,28 @@ def in_process(
             on_step(out)
     out["job_process_rss_mb"] = round(_peak_rss_mb(), 1)
     return out
+
+
+def job_runner(
+    db_url: str, redis_url: str, job: str, at: datetime, chunk: int, run_key: str
+) -> dict:
+    """One runner process of ``job`` (``expiry`` or ``rebuild_stats``) on the run ``run_key``:
+    the run's counts, this runner's database backend CPU seconds and its peak memory."""
+    from expiry_bench import make_app, proc_cpu
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.intel.jobs import rebuild_stats
+    from app.points.jobs import expire_points
+
+    with make_app(db_url, redis_url).app_context():
+        if job == "expiry":
+            counts = expire_points(now=at, batch_size=chunk, run_key=run_key).as_dict()
+        else:
+            counts = dict(rebuild_stats(chunk=chunk, now=at, run_key=run_key))
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        db.session.rollback()
+        return {**counts, "backend_cpu_s": proc_cpu(pid), "rss_mb": round(_peak_rss_mb(), 1)}
 
 
 def http_figures(args: argparse.Namespace) -> dict:
@@ -632,6 +664,9 @@ def main() -> int:
     )
     parser.add_argument("--expiry-runners", type=int, default=2)
     parser.add_argument("--expiry-chunk", type=int, default=1000, help="members per chunk")
+    parser.add_argument(
+        "--rfm-runners", type=int, default=2, help="processes sharing intel.rebuild_stats"
+    )
     args = parser.parse_args()
     pg = urlparse(args.pg_url)
     if pg.hostname not in (None, "127.0.0.1", "localhost", "::1"):
@@ -705,6 +740,7 @@ def main() -> int:
             [s for s in steps if s != "http"],
             expiry_runners=args.expiry_runners,
             expiry_chunk=args.expiry_chunk,
+            rfm_runners=args.rfm_runners,
             on_step=lambda figures: (jobs.update(figures), save()),
         )
     )
@@ -755,9 +791,8 @@ def summarise(results: dict, http: dict, jobs: dict, steps: list[str], began: fl
             "notify_ratio": http.get("notify_ratio"),
             "pos_ingest_ratio": http.get("pos_ingest_ratio"),
             "worker_rss_mb": max(
-                http.get("worker_rss_mb", 0),
-                jobs.get("job_process_rss_mb", 0),
-                jobs.get("expiry_runner_rss_mb", 0),
+                [http.get("worker_rss_mb", 0)]
+                + [v for k, v in jobs.items() if k.endswith("rss_mb") and v is not None]
             ),
             "http_load_average_at_start": http.get("load_average_at_start"),
             "expiry_minutes": minutes(jobs.get("expiry_s")),

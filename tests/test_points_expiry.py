@@ -12,6 +12,7 @@ from app.db import unit_of_work
 from app.extensions import db
 from app.jobs.models import JobChunk
 from app.members.models import Member
+from app.points import jobs as points_jobs
 from app.points.expiry import parse_policy
 from app.points.jobs import expire_points, members_with_points_expiring
 from app.points.lots import lot_differences
@@ -231,7 +232,12 @@ def _expire_lot_by_lot(member_id: int, now: datetime) -> tuple[int, int]:
     return len(due), points
 
 
-def test_a_chunk_of_many_members_expires_exactly_as_one_lot_at_a_time_would():
+@pytest.mark.parametrize("slice_lots", [2000, 2])
+def test_a_chunk_of_many_members_expires_exactly_as_one_lot_at_a_time_would(
+    slice_lots, monkeypatch
+):
+    # a slice of 2 lots splits members' lots across the chunk's slices
+    monkeypatch.setattr(points_jobs, "SLICE_LOTS", slice_lots)
     alone = [new_member(f"1370000{i:04d}") for i in range(8)]
     chunked = [new_member(f"1360000{i:04d}") for i in range(8)]
     for i, (a, c) in enumerate(zip(alone, chunked, strict=True)):

@@ -4,9 +4,9 @@
 through one ``expire`` entry keyed ``expire:lot:<id>``; members are taken in chunks (the
 chunked-job framework, ``app.jobs.chunked``), each chunk one short transaction that locks its
 accounts with ``SKIP LOCKED`` first and waits only for the few a payment holds, then expires
-all their due lots in one ``append_entries`` (set-based: its statements do not grow with the
-number of lots); a run killed half-way carries on from its last chunk when started again with
-the same run key.
+their due lots in slices of ``SLICE_LOTS``, one ``append_entries`` each (set-based: its
+statements do not grow with the number of lots, and memory is bounded by the slice); a run
+killed half-way carries on from its last chunk when started again with the same run key.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_
 
 from app.common.clock import utcnow
 from app.extensions import db
@@ -44,17 +44,28 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     return (PointsLot.remaining > 0, PointsLot.expires_at <= now)
 
 
-def _expiry_changes(member_ids: list[int], now: datetime) -> list[Change]:
-    """One ``expire`` change per due lot of the (locked) members, in one query; a member's
-    lots soonest first, as they are expired."""
+# due lots expired per append_entries: a chunk's memory is bounded by this, not by how many
+# lots its members hold (one member may hold thousands)
+SLICE_LOTS = 2000
+
+
+def _expiry_changes(
+    member_ids: list[int], now: datetime, after: tuple[int, datetime, int] | None = None
+) -> tuple[list[Change], tuple[int, datetime, int] | None]:
+    """One ``expire`` change per due lot of the (locked) members, in one query, at most
+    ``SLICE_LOTS`` of them after ``after`` (member, expiry, lot id); a member's lots soonest
+    first, as they are expired. With the position of the last one, for the next slice."""
     if not member_ids:
-        return []
-    due = db.session.execute(
-        select(PointsLot.id, PointsLot.member_id, PointsLot.remaining, PointsLot.expires_at)
-        .where(PointsLot.member_id.in_(member_ids), *_due(now))
-        .order_by(PointsLot.member_id, PointsLot.expires_at, PointsLot.id)
-    ).all()
-    return [
+        return [], None
+    order = (PointsLot.member_id, PointsLot.expires_at, PointsLot.id)
+    query = select(PointsLot.id, PointsLot.member_id, PointsLot.remaining, PointsLot.expires_at)
+    query = query.where(PointsLot.member_id.in_(member_ids), *_due(now))
+    if after is not None:
+        bound = (literal(v, c.type) for v, c in zip(after, order, strict=True))
+        query = query.where(tuple_(*order) > tuple_(*bound))
+    due = db.session.execute(query.order_by(*order).limit(SLICE_LOTS)).all()
+    last = (int(due[-1].member_id), due[-1].expires_at, int(due[-1].id)) if due else None
+    changes = [
         Change(
             int(member_id),
             -int(remaining),
@@ -67,6 +78,7 @@ def _expiry_changes(member_ids: list[int], now: datetime) -> list[Change]:
         )
         for lot_id, member_id, remaining, expires_at in due
     ]
+    return changes, last
 
 
 def _due_members(now: datetime, after: int, limit: int) -> list[int]:
@@ -85,9 +97,10 @@ def _due_members(now: datetime, after: int, limit: int) -> list[int]:
 def _expire_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
     """Expire the due lots of members ``lo..hi``, in the chunk's transaction. Accounts are
     locked with ``SKIP LOCKED`` first; the few a payment holds are then waited for, in id
-    order, so the chunk never stalls on the first busy member. Then one query finds every due
-    lot of the chunk and one ``append_entries`` expires them all (set-based: a member's debits of
-    named lots share one wave, so each account is written once)."""
+    order, so the chunk never stalls on the first busy member. Then the chunk's due lots are read
+    and expired ``SLICE_LOTS`` at a time, each slice one query and one ``append_entries``
+    (set-based: a member's debits of named lots share one wave, so each account is written
+    once a slice)."""
     member_ids = _due_members(now, lo - 1, hi - lo + 1)
     member_ids = [m for m in member_ids if m <= hi]
     locked = list(
@@ -101,13 +114,17 @@ def _expire_range(now: datetime, lo: int, hi: int) -> dict[str, int]:
     deferred = sorted(set(member_ids) - set(locked))
     for member_id in deferred:
         lock_account(member_id)
-    changes = _expiry_changes([*locked, *deferred], now)
     run = ExpiryRun(deferred=len(deferred))
     expired: dict[int, tuple[int, int]] = {}  # member → (lots, points) expired now
-    for change, appended in zip(changes, append_entries(changes), strict=True):
-        if appended.created:
-            lots, points = expired.get(change.member_id, (0, 0))
-            expired[change.member_id] = (lots + 1, points - change.points)
+    changes, after = _expiry_changes([*locked, *deferred], now)
+    while changes:  # slice after slice, in (member, expiry, lot) order
+        for change, appended in zip(changes, append_entries(changes), strict=True):
+            if appended.created:
+                lots, points = expired.get(change.member_id, (0, 0))
+                expired[change.member_id] = (lots + 1, points - change.points)
+        if len(changes) < SLICE_LOTS:
+            break
+        changes, after = _expiry_changes([*locked, *deferred], now, after)
     for lots, points in expired.values():
         run.add(lots, points)
     return run.as_dict()
