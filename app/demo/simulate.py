@@ -61,6 +61,7 @@ class World:
     mp_tokens: dict[str, str] = field(default_factory=dict)  # openid -> member token
     mp_members: list[int] = field(default_factory=list)
     sales: list[tuple[str, str, int]] = field(default_factory=list)  # (store, sale_id, paid)
+    refunded: Counter = field(default_factory=Counter)  # sale_id -> fen returned so far
     counts: Counter = field(default_factory=Counter)
     serial: int = 0
 
@@ -240,16 +241,21 @@ def _till_return(world: World) -> None:
     if not world.sales:
         return
     store, sale_id, paid = world.rng.choice(world.sales[-200:])
+    left = paid - world.refunded[sale_id]  # a till returns no more than is left of a sale
+    if left <= 0:
+        return
     event = {
         "type": "return",
         "return_id": world.next_id(f"{store}-R"),
         "sale_id": sale_id,
         "occurred_at": utcnow().astimezone(SHANGHAI).isoformat(),
-        "refund_fen": max(1, paid // world.rng.choice((1, 2, 3))),
+        "refund_fen": max(1, left // world.rng.choice((1, 2, 3))),
     }
     response = world.tills[store].send_events([event])
     for result in (response.json or {}).get("results", []):
         world.counts[f"pos_return_{result['status']}"] += 1
+        if result["status"] != "rejected":  # accepted, or parked until its sale lands
+            world.refunded[sale_id] += event["refund_fen"]
 
 
 def _miniprogram_login(world: World, client: Any) -> str | None:
