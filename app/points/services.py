@@ -343,7 +343,7 @@ def _append_wave(changes: Sequence[Change], balances: dict[int, int]) -> list[Ap
     """One wave (each member once, or a member's run of stackable debits): balances,
     entries, lots. ``balances``: the locked balances known so far (kept up to date), for the
     debit check."""
-    running = dict(balances)
+    running = {c.member_id: balances[c.member_id] for c in changes if c.member_id in balances}
     for c in changes:
         if c.member_id not in running:
             continue
