@@ -4,12 +4,15 @@ Which tables are partitioned, on which timestamp, and how their unique keys stay
 (``docs/scaling.md``, "Time-partitioned history"). PostgreSQL's unique indexes on a partitioned
 table must contain the partition key, which would let a duplicate event written in another
 month through; so each unique key lives in a small unpartitioned table ``<table>_keys``,
-filled by a ``BEFORE INSERT`` trigger on the partitioned table:
+filled by a trigger on the partitioned table:
 
 - ``raise``: a duplicate key fails the insert with the unique violation the table used to raise
-  (same constraint name), for rows written by plain inserts;
+  (same constraint name), for rows written by plain inserts. One ``AFTER INSERT … FOR EACH
+  STATEMENT`` trigger claims the keys of all the statement's rows from its transition table
+  (migration ``0021_statement_key_claims``), before the statement returns;
 - ``skip``: a duplicate key drops the row, as ``INSERT … ON CONFLICT DO NOTHING`` did (the
-  statement must then name no conflict target: see ``conflict_clause``).
+  statement must then name no conflict target: see ``conflict_clause``), by a ``BEFORE INSERT
+  … FOR EACH ROW`` trigger that claims the key and returns ``NULL`` on a duplicate.
 
 This module holds the list and the maintenance done on it: partitions made ahead of time,
 retention of the journal and outbox, detaching old months for archiving.
