@@ -184,6 +184,13 @@ def _u(stream: int) -> str:
     return f"((hashint8extended(g, {stream}) & 9007199254740991)::float8 / 9007199254740992.0)"
 
 
+def _store(member: str) -> str:
+    """The store of purchase ``g`` by the member ``member`` (an offset from the first bench
+    member, as SQL): four purchases in five at the member's own store, as shoppers keep to
+    theirs, the fifth at any."""
+    return f"(%(s0)s + (CASE WHEN {_u(4)} < 0.8 THEN {member} ELSE g END %% {STORES})::int)"
+
+
 # one purchase ``g`` (1 … N): every column any writer needs, as SQL over generate_series
 _PURCHASE = f"""
     SELECT g,
@@ -191,7 +198,7 @@ _PURCHASE = f"""
            CASE WHEN g %% 5 = 0 THEN 'pos' ELSE 'wechat' END AS source,
            'sc' || (%(base)s::bigint + g) AS external_id,
            %(m0)s + floor(%(members)s * power({_u(1)}, 2))::int AS member_id,
-           %(s0)s + (g %% {STORES})::int AS store_id,
+           {_store(f"floor(%(members)s * power({_u(1)}, 2))::bigint")} AS store_id,
            500 + floor({_u(2)} * 20000)::int AS fen,
            to_timestamp(%(start)s + ((g - 1) + {_u(3)}) * %(step)s) AS at
     FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g
@@ -439,6 +446,80 @@ def _finish(dsn: str, plan: dict) -> None:
         say(f"  VACUUM FULL and ANALYZE: {time.monotonic() - began:.0f} s (load {load_avg()})")
 
 
+STATS = -2  # scale_bench_parts.chunk of the members' stats (load_stats)
+_MONTH = "date_trunc('month', timezone('Asia/Shanghai', at))::date"
+
+
+def load_stats(dsn: str) -> float:
+    """The members' stats as the engine's purchase hooks (``intel.on_purchases_applied``) leave
+    them, so that the RFM/lifecycle figure measures the nightly job and not a one-off rebuild:
+    each member's monthly rows per store (visits and money), and a stats row with the totals,
+    first and last purchase, the last one's store and the stage that purchase left (``new``
+    after a first purchase, ``active`` after more). The 12-month windows are left to the
+    night (``window_month`` empty), as on the first night of a month, when every member's
+    window moves. Two statements over the draws, one transaction, recorded as chunk
+    ``STATS``. Returns seconds spent (0 when done before)."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT 1 FROM scale_bench_parts WHERE chunk = %s", (STATS,)).fetchone():
+            return 0.0
+        plan = dict(
+            zip(
+                ("members", "purchases", "base", "m0", "s0", "start", "step"),
+                conn.execute(
+                    "SELECT members, purchases, base, m0, s0, start, step FROM scale_bench_plan"
+                ).fetchone(),
+                strict=True,
+            )
+        )
+        members_load.bulk_session(conn)
+        conn.execute("SET work_mem = '1GB'")
+        began = time.monotonic()
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        cpu = backend_cpu(backend)
+        params = {**plan, "lo": 1, "hi": plan["purchases"]}
+        say("member stats: the monthly rows per member and store")
+        months = conn.execute(
+            f"""INSERT INTO member_store_months (member_id, store_id, month, visits, payer_fen)
+                SELECT member_id, store_id, {_MONTH}, count(*), sum(fen) FROM ({_PURCHASE}) p
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+            params,
+        ).rowcount
+        say(f"  {months:,} monthly rows ({time.monotonic() - began:.0f} s, load {load_avg()})")
+        rows = conn.execute(
+            f"""INSERT INTO member_stats (member_id, joined_at, join_channel, join_store_id,
+                    first_purchase_at, last_purchase_at, last_store_id, purchase_count,
+                    payer_fen_total, window_month, purchases_12m, payer_fen_12m, lifecycle,
+                    lifecycle_since, updated_at)
+                SELECT m.id, m.created_at, m.source, m.join_store_id, s.first, s.last,
+                       CASE WHEN s.g IS NOT NULL THEN
+                           (SELECT {_store("m.id - %(m0)s")} FROM (SELECT s.g AS g) AS one)
+                       END,
+                       coalesce(s.n, 0), coalesce(s.fen, 0), NULL, 0, 0,
+                       CASE WHEN coalesce(s.n, 0) <= 1 THEN 'new' ELSE 'active' END,
+                       CASE WHEN coalesce(s.n, 0) <= 1 THEN m.created_at ELSE s.last END, now()
+                FROM members m LEFT JOIN (
+                    SELECT member_id, count(*) AS n, sum(fen) AS fen, min(at) AS first,
+                           max(at) AS last, max(g) AS g
+                    FROM ({_PURCHASE}) p GROUP BY member_id) s ON s.member_id = m.id
+                WHERE m.id >= %(m0)s AND m.id < %(m0)s + %(members)s
+                ORDER BY m.id""",
+            params,
+        ).rowcount
+        used = None if cpu is None else backend_cpu(backend) - cpu
+        conn.execute(
+            "INSERT INTO scale_bench_parts (chunk, writer, rows, seconds, cpu_seconds) "
+            "VALUES (%s, 0, %s, %s, %s)",
+            (STATS, rows, time.monotonic() - began, used),
+        )
+        conn.commit()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE member_store_months")
+        conn.execute("ANALYZE member_stats")
+    seconds = time.monotonic() - began
+    say(f"  {rows:,} stats rows: {seconds:.0f} s in all, {used} CPU s (load {load_avg()})")
+    return seconds
+
+
 def load_purchases(dsn: str, members: int, purchases: int, chunk: int) -> float:
     """Purchases (80 % WeChat, 20 % till) spread evenly over 13 months up to now, each with the
     rows the engine writes for it: its key, its earn entry and that entry's key, its lot.
@@ -558,9 +639,11 @@ def in_process(
 
         for step in steps:
             if step == "rfm":
-                say("RFM/lifecycle: intel.rebuild_stats, then intel.nightly")
-                timed("rebuild_stats", rebuild)
+                say("RFM/lifecycle: intel.nightly (windows, stages, RFM)")
                 timed("rfm", lambda: nightly(now=now))
+            elif step == "rebuild":
+                say("intel.rebuild_stats (every member's stats again from the purchases)")
+                timed("rebuild_stats", rebuild)
             elif step == "birthdays":
                 say("birthday run (members.birthdays)")
                 timed("birthdays", lambda: send_birthday_coupons(now=now))
@@ -705,6 +788,7 @@ def main() -> int:
     say(f"{len(made)} monthly partitions made for the months loaded")
     say(f"purchases: {args.purchases:,} over {MONTHS} months, chunks of {args.chunk:,}")
     purchases_s = load_purchases(dsn, args.members, args.purchases, args.chunk)
+    stats_s = load_stats(dsn)
     with psycopg.connect(dsn) as conn:
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         have_p = _purchases_loaded(conn)
@@ -718,7 +802,11 @@ def main() -> int:
         "purchases": have_p,
         "database_gb": round(size / 1e9, 2),
         "bytes_per_purchase_and_member": round(size / max(1, have_p + members), 1),
-        "load": {"members_s": round(members_s, 1), "purchases_s": round(purchases_s, 1)},
+        "load": {
+            "members_s": round(members_s, 1),
+            "purchases_s": round(purchases_s, 1),
+            "stats_s": round(stats_s, 1),
+        },
         "disk": {**disk, "on_disk_gb": on_disk_gb(args.tablespace)},
         "server": server,
     }
@@ -791,7 +879,6 @@ def summarise(results: dict, http: dict, jobs: dict, steps: list[str], began: fl
         return None if seconds is None else round(seconds / 60, 2)
 
     tier_s = http.get("tier_review", {}).get("seconds")
-    rfm_parts = [jobs.get("rebuild_stats_s"), jobs.get("rfm_s")]
     results.update(
         {
             "identify_p99_ms": http.get("identify_p99_ms"),
@@ -805,8 +892,8 @@ def summarise(results: dict, http: dict, jobs: dict, steps: list[str], began: fl
             "http_load_average_at_start": http.get("load_average_at_start"),
             "expiry_minutes": minutes(jobs.get("expiry_s")),
             "tier_review_minutes": minutes(tier_s),
-            "rfm_minutes": minutes(sum(rfm_parts)) if None not in rfm_parts else None,
-            "rfm_nightly_minutes": minutes(jobs.get("rfm_s")),
+            "rfm_minutes": minutes(jobs.get("rfm_s")),
+            "rebuild_stats_minutes": minutes(jobs.get("rebuild_stats_s")),
             "birthday_run_s": jobs.get("birthdays_s"),
             "kpi_month_s": jobs.get("kpi_month_s"),
             "steps": jobs.get("steps", steps),

@@ -73,11 +73,13 @@ def loaded() -> Iterator[dict]:
         assert scale_bench._purchases_loaded(conn) == 0  # the other writer has not run
     first = scale_bench.load_purchases(dsn, MEMBERS, PURCHASES, CHUNK)
     again = scale_bench.load_purchases(dsn, MEMBERS, PURCHASES, CHUNK)
+    stats_first, stats_again = scale_bench.load_stats(dsn), scale_bench.load_stats(dsn)
     yield {
         "app": app,
         "dsn": dsn,
         "first_s": first,
         "again_s": again,
+        "stats_s": (stats_first, stats_again),
         "indexes_before": indexes_before,
         "scale_bench": scale_bench,
     }
@@ -213,3 +215,31 @@ def test_indexes_are_rebuilt_and_a_second_run_has_nothing_to_do(loaded: dict) ->
         # the sequences go on after the loaded ids
         top = conn.execute("SELECT max(id) FROM purchases").fetchone()[0]
         assert conn.execute("SELECT last_value FROM purchases_id_seq").fetchone()[0] >= top
+
+
+def test_loaded_stats_are_what_the_purchase_hooks_keep(loaded: dict) -> None:
+    """The loader's monthly rows and stats totals equal ``intel.rebuild_stats``'s, which
+    recomputes them from the purchases as the hooks fold them in; a second load has nothing
+    to do."""
+    from app.intel.jobs import rebuild_stats
+
+    first, again = loaded["stats_s"]
+    assert first > 0 and again == 0.0
+    months = "SELECT member_id, store_id, month, visits, payer_fen FROM member_store_months"
+    totals = (
+        "SELECT member_id, purchase_count, payer_fen_total, first_purchase_at, "
+        "last_purchase_at, last_store_id FROM member_stats"
+    )
+
+    def snapshot() -> tuple[set, set]:
+        with psycopg.connect(loaded["dsn"]) as conn:
+            return set(conn.execute(months).fetchall()), set(conn.execute(totals).fetchall())
+
+    loaded_months, loaded_totals = snapshot()
+    assert len(loaded_totals) == MEMBERS
+    assert sum(row[3] for row in loaded_months) == PURCHASES
+    # most members keep to one store: fewer monthly rows than purchases
+    assert len(loaded_months) < PURCHASES
+    with loaded["app"].app_context():
+        assert rebuild_stats(chunk=100)["members"] == MEMBERS
+    assert snapshot() == (loaded_months, loaded_totals)
