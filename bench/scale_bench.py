@@ -450,15 +450,32 @@ STATS = -2  # scale_bench_parts.chunk of the members' stats (load_stats)
 _MONTH = "date_trunc('month', timezone('Asia/Shanghai', at))::date"
 
 
-def load_stats(dsn: str) -> float:
-    """The members' stats as the engine's purchase hooks (``intel.on_purchases_applied``) leave
-    them, so that the RFM/lifecycle figure measures the nightly job and not a one-off rebuild:
-    each member's monthly rows per store (visits and money), and a stats row with the totals,
-    first and last purchase, the last one's store and the stage that purchase left (``new``
-    after a first purchase, ``active`` after more). The 12-month windows are left to the
-    night (``window_month`` empty), as on the first night of a month, when every member's
-    window moves. Two statements over the draws, one transaction, recorded as chunk
-    ``STATS``. Returns seconds spent (0 when done before)."""
+def _stage_sql(db_url: str, at: datetime) -> str:
+    """The engine's lifecycle rule (``intel.jobs.stage_expression``) at ``at``, as SQL over a
+    relation named ``member_stats``."""
+    from expiry_bench import make_app
+    from sqlalchemy.dialects import postgresql
+
+    app = make_app(db_url, None)
+    with app.app_context():
+        from app.intel.jobs import stage_expression
+
+        expression = stage_expression(at)
+        return str(
+            expression.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        )
+
+
+def load_stats(dsn: str, db_url: str) -> float:
+    """The members' stats as the engine keeps them, so that the RFM/lifecycle figure measures
+    the nightly job and not a one-off rebuild: each member's monthly rows per store (visits and
+    money), as the purchase hooks (``intel.on_purchases_applied``) add them, and a stats row
+    with the totals, first and last purchase and the last one's store, also theirs, and the
+    stage last night's job left (the engine's rule at this time yesterday). The 12-month
+    windows and RFM scores are left to the night (``window_month`` and the scores empty), as
+    on the first night of a month, when every member's window moves. Two statements over the
+    draws, one transaction, recorded as chunk ``STATS``. Returns seconds spent (0 when done
+    before)."""
     with psycopg.connect(dsn) as conn:
         if conn.execute("SELECT 1 FROM scale_bench_parts WHERE chunk = %s", (STATS,)).fetchone():
             return 0.0
@@ -471,6 +488,7 @@ def load_stats(dsn: str) -> float:
                 strict=True,
             )
         )
+        stage = _stage_sql(db_url, datetime.now(UTC) - timedelta(days=1))
         members_load.bulk_session(conn)
         conn.execute("SET work_mem = '1GB'")
         began = time.monotonic()
@@ -490,19 +508,26 @@ def load_stats(dsn: str) -> float:
                     first_purchase_at, last_purchase_at, last_store_id, purchase_count,
                     payer_fen_total, window_month, purchases_12m, payer_fen_12m, lifecycle,
                     lifecycle_since, updated_at)
-                SELECT m.id, m.created_at, m.source, m.join_store_id, s.first, s.last,
-                       CASE WHEN s.g IS NOT NULL THEN
-                           (SELECT {_store("m.id - %(m0)s")} FROM (SELECT s.g AS g) AS one)
-                       END,
-                       coalesce(s.n, 0), coalesce(s.fen, 0), NULL, 0, 0,
-                       CASE WHEN coalesce(s.n, 0) <= 1 THEN 'new' ELSE 'active' END,
-                       CASE WHEN coalesce(s.n, 0) <= 1 THEN m.created_at ELSE s.last END, now()
-                FROM members m LEFT JOIN (
-                    SELECT member_id, count(*) AS n, sum(fen) AS fen, min(at) AS first,
-                           max(at) AS last, max(g) AS g
-                    FROM ({_PURCHASE}) p GROUP BY member_id) s ON s.member_id = m.id
-                WHERE m.id >= %(m0)s AND m.id < %(m0)s + %(members)s
-                ORDER BY m.id""",
+                SELECT member_id, joined_at, join_channel, join_store_id, first_purchase_at,
+                       last_purchase_at, last_store_id, purchase_count, payer_fen_total, NULL,
+                       0, 0, {stage},
+                       CASE WHEN {stage} = 'new' THEN joined_at ELSE last_purchase_at END, now()
+                FROM (
+                    SELECT m.id AS member_id, m.created_at AS joined_at,
+                           m.source AS join_channel, m.join_store_id,
+                           s.first AS first_purchase_at, s.last AS last_purchase_at,
+                           CASE WHEN s.g IS NOT NULL THEN
+                               (SELECT {_store("m.id - %(m0)s")} FROM (SELECT s.g AS g) AS one)
+                           END AS last_store_id,
+                           coalesce(s.n, 0) AS purchase_count,
+                           coalesce(s.fen, 0) AS payer_fen_total
+                    FROM members m LEFT JOIN (
+                        SELECT member_id, count(*) AS n, sum(fen) AS fen, min(at) AS first,
+                               max(at) AS last, max(g) AS g
+                        FROM ({_PURCHASE}) p GROUP BY member_id) s ON s.member_id = m.id
+                    WHERE m.id >= %(m0)s AND m.id < %(m0)s + %(members)s
+                ) AS member_stats
+                ORDER BY member_id""",
             params,
         ).rowcount
         used = None if cpu is None else backend_cpu(backend) - cpu
@@ -788,7 +813,7 @@ def main() -> int:
     say(f"{len(made)} monthly partitions made for the months loaded")
     say(f"purchases: {args.purchases:,} over {MONTHS} months, chunks of {args.chunk:,}")
     purchases_s = load_purchases(dsn, args.members, args.purchases, args.chunk)
-    stats_s = load_stats(dsn)
+    stats_s = load_stats(dsn, database_url(pg, args.db))
     with psycopg.connect(dsn) as conn:
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         have_p = _purchases_loaded(conn)

@@ -73,7 +73,8 @@ def loaded() -> Iterator[dict]:
         assert scale_bench._purchases_loaded(conn) == 0  # the other writer has not run
     first = scale_bench.load_purchases(dsn, MEMBERS, PURCHASES, CHUNK)
     again = scale_bench.load_purchases(dsn, MEMBERS, PURCHASES, CHUNK)
-    stats_first, stats_again = scale_bench.load_stats(dsn), scale_bench.load_stats(dsn)
+    stats_first = scale_bench.load_stats(dsn, sqlalchemy_url)
+    stats_again = scale_bench.load_stats(dsn, sqlalchemy_url)
     yield {
         "app": app,
         "dsn": dsn,
@@ -236,6 +237,14 @@ def test_loaded_stats_are_what_the_purchase_hooks_keep(loaded: dict) -> None:
             return set(conn.execute(months).fetchall()), set(conn.execute(totals).fetchall())
 
     loaded_months, loaded_totals = snapshot()
+    with psycopg.connect(loaded["dsn"]) as conn:
+        stages = dict(
+            conn.execute(
+                "SELECT lifecycle, count(*) FROM member_stats GROUP BY lifecycle"
+            ).fetchall()
+        )
+    # last night's stages, by the engine's rule: recent buyers active, a year's silence lost
+    assert stages.get("active", 0) > 0 and stages.get("lost", 0) > 0
     assert len(loaded_totals) == MEMBERS
     assert sum(row[3] for row in loaded_months) == PURCHASES
     # most members keep to one store: fewer monthly rows than purchases
