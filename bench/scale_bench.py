@@ -657,6 +657,11 @@ def in_process(
                 return expire_points(now=year_end, batch_size=expiry_chunk).as_dict()
             return shared("expiry", expiry_runners, year_end, expiry_chunk)
 
+        def night() -> dict:
+            if rfm_runners <= 1:
+                return nightly(now=now)
+            return shared("nightly", rfm_runners, now, 0)
+
         def rebuild() -> dict:
             if rfm_runners <= 1:
                 return rebuild_stats(chunk=5000, now=now)
@@ -664,8 +669,11 @@ def in_process(
 
         for step in steps:
             if step == "rfm":
-                say("RFM/lifecycle: intel.nightly (windows, stages, RFM)")
-                timed("rfm", lambda: nightly(now=now))
+                say(
+                    f"RFM/lifecycle: intel.nightly (windows, stages, RFM), {rfm_runners} "
+                    "runners sharing one run"
+                )
+                timed("rfm", night)
             elif step == "rebuild":
                 say("intel.rebuild_stats (every member's stats again from the purchases)")
                 timed("rebuild_stats", rebuild)
@@ -693,8 +701,9 @@ def in_process(
 def job_runner(
     db_url: str, redis_url: str, job: str, at: datetime, chunk: int, run_key: str
 ) -> dict:
-    """One runner process of ``job`` (``expiry`` or ``rebuild_stats``) on the run ``run_key``:
-    the run's counts, this runner's database backend CPU seconds and its peak memory."""
+    """One runner process of ``job`` (``expiry``, ``nightly`` or ``rebuild_stats``) on the run
+    ``run_key``: the run's counts, this runner's database backend CPU seconds and its peak
+    memory."""
     from expiry_bench import make_app, proc_cpu
     from sqlalchemy import text
 
@@ -705,6 +714,10 @@ def job_runner(
     with make_app(db_url, redis_url).app_context():
         if job == "expiry":
             counts = expire_points(now=at, batch_size=chunk, run_key=run_key).as_dict()
+        elif job == "nightly":
+            from app.intel.nightly import nightly
+
+            counts = dict(nightly(now=at, run_key=run_key))
         else:
             counts = dict(rebuild_stats(chunk=chunk, now=at, run_key=run_key))
         pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
@@ -776,7 +789,10 @@ def main() -> int:
     parser.add_argument("--expiry-runners", type=int, default=2)
     parser.add_argument("--expiry-chunk", type=int, default=1000, help="members per chunk")
     parser.add_argument(
-        "--rfm-runners", type=int, default=2, help="processes sharing intel.rebuild_stats"
+        "--rfm-runners",
+        type=int,
+        default=2,
+        help="processes sharing intel.nightly (and intel.rebuild_stats)",
     )
     args = parser.parse_args()
     pg = urlparse(args.pg_url)

@@ -15,7 +15,7 @@ from app.jobs.models import JobChunk, JobProgress
 from app.points.jobs import EXPIRY, expire_points
 from app.points.models import PointsEntry
 from app.points.services import balance_of
-from tests.conftest import requires_postgres
+from tests.conftest import on_postgres, requires_postgres
 from tests.test_points_core import new_member
 from tests.test_points_lots import earn
 
@@ -49,6 +49,25 @@ def killed_after(job: ChunkedJob, chunks: int) -> ChunkedJob:
     return ChunkedJob(
         job.name, (Step(step.name, run, keys=step.keys),), job.chunk_size, job.counters
     )
+
+
+def run_by_two(app, job: ChunkedJob, run_key: str) -> list[dict]:
+    """The run ``run_key`` of ``job`` by two runner threads started together; their results."""
+    results = []
+    barrier = threading.Barrier(2)
+
+    def runner() -> None:
+        with app.app_context():
+            barrier.wait()
+            results.append(run_chunked(job, now=END_2027, run_key=run_key))
+            db.session.remove()
+
+    threads = [threading.Thread(target=runner, name=f"runner-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def expired_entries() -> list[tuple[int, int]]:
@@ -102,20 +121,7 @@ def test_two_runners_on_one_run_share_its_chunks_and_do_each_once(app):
         return counts
 
     job = ChunkedJob(EXPIRY.name, (Step("expire", run, keys=slow.keys),), 2, EXPIRY.counters)
-    results = []
-    barrier = threading.Barrier(2)
-
-    def runner() -> None:
-        with app.app_context():
-            barrier.wait()
-            results.append(run_chunked(job, now=END_2027, run_key="shared"))
-            db.session.remove()
-
-    threads = [threading.Thread(target=runner, name=f"runner-{i}") for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_by_two(app, job, "shared")
     total = sum(10 + i for i in range(24))
     assert results[0] == results[1] == {"members": 24, "lots": 24, "points": total, "deferred": 0}
     workers = db.session.scalars(select(JobChunk.worker).where(JobChunk.status == "done")).all()
@@ -182,3 +188,55 @@ def test_a_self_committing_step_claimed_by_a_dead_process_is_taken_over(app):
 
 def _die(now, lo, hi):
     raise Killed
+
+
+def test_two_runners_share_the_nightly_windows_pass_and_compute_what_one_would(app):
+    from app.intel.jobs import refresh_windows
+    from app.intel.models import MemberStats
+    from tests.intel_support import at, buy, member, store
+
+    shop = store("W1")
+    with frozen(at(2027, 6, 1)):
+        for i in range(9):
+            buy(member(at(2027, 1, 1), store_id=shop), shop, 1000 * (i + 1), at(2027, 5, 1 + i))
+    window = (
+        MemberStats.member_id,
+        MemberStats.window_month,
+        MemberStats.purchases_12m,
+        MemberStats.payer_fen_12m,
+        MemberStats.home_store_id,
+    )
+
+    def stale() -> None:
+        db.session.execute(update(MemberStats).values(window_month=None, purchases_12m=0))
+        db.session.commit()
+
+    stale()
+    refresh_windows(END_2027)
+    one_runner = sorted(db.session.execute(select(*window)).all())
+    stale()
+    windows = NIGHTLY.steps[1]
+
+    def run(now, lo, hi):
+        counts = windows.run(now, lo, hi)
+        # longer than a runner's poll (0.5 s) while the other held the "rows" pass: it then
+        # comes and takes the next range
+        threading.Event().wait(0.3)
+        return counts
+
+    job = ChunkedJob(
+        NIGHTLY.name,
+        (NIGHTLY.steps[0], Step("windows", run, keys=windows.keys), NIGHTLY.steps[2]),
+        2,
+        NIGHTLY.counters,
+    )
+    results = run_by_two(app, job, "nights")
+    assert results[0] == results[1] and results[0]["windows"] == 9
+    chunks = db.session.execute(
+        select(JobChunk.worker).where(JobChunk.step == 1, JobChunk.status == "done")
+    ).all()
+    assert len(chunks) == 5
+    if on_postgres():  # SQLite's one writer lock goes to the runner already writing
+        assert len({w.rsplit("/", 1)[1] for (w,) in chunks}) == 2
+    assert sorted(db.session.execute(select(*window)).all()) == one_runner
+    assert all(row.purchases_12m == 1 for row in one_runner)

@@ -85,19 +85,26 @@ def _ranges(chunk: int) -> list[tuple[int, int]]:
 def refresh_windows(now: datetime, chunk: int = CHUNK) -> int:
     """Recompute 12-month figures and home stores of rows computed for an earlier window.
 
-    Per chunk of member ids, set-based (``_window_range``), each chunk its own transaction;
-    a chunk whose rows are all on this month's window is skipped after one look."""
+    Per chunk of member ids (``windows_in_range``), each chunk its own transaction."""
+    changed = 0
+    for lo, hi in _ranges(chunk):
+        with unit_of_work():
+            changed += windows_in_range(now, lo, hi - 1)
+    return changed
+
+
+def windows_in_range(now: datetime, lo: int, hi: int) -> int:
+    """The stale windows (computed for an earlier month, or never) of the stats rows of
+    members ``lo..hi``, set-based (``_window_range``), in the caller's transaction; a range
+    whose rows are all on this month's window is skipped after one look. Ranges are
+    independent: runners may take different ones at once (``app.intel.nightly``)."""
     start = window_start(now)
     m = MemberStats
     stale = (m.window_month < start) | m.window_month.is_(None)
-    changed = 0
-    for lo, hi in _ranges(chunk):
-        in_chunk = (m.member_id >= lo) & (m.member_id < hi)
-        if not db.session.scalar(select(exists().where(in_chunk, stale))):
-            continue  # most nights: every row is already on this month's window
-        with unit_of_work():
-            changed += _window_range(start, in_chunk & stale)
-    return changed
+    in_range = (m.member_id >= lo) & (m.member_id <= hi)
+    if not db.session.scalar(select(exists().where(in_range, stale))):
+        return 0  # most nights: every row is already on this month's window
+    return _window_range(start, in_range & stale)
 
 
 def _window_range(start: date, rows: Any) -> int:
