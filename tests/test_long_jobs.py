@@ -164,7 +164,7 @@ def test_a_self_committing_step_claimed_by_a_dead_process_is_taken_over(app):
                 tuple(
                     Step(
                         s.name,
-                        _die if s.name == "stages_and_rfm" else s.run,
+                        _die if s.name == "rows" else s.run,
                         owns_transactions=True,
                     )
                     for s in NIGHTLY.steps
@@ -174,7 +174,7 @@ def test_a_self_committing_step_claimed_by_a_dead_process_is_taken_over(app):
             now=END_2027,
             run_key="n1",
         )
-    # the process died holding the "stages_and_rfm" claim: a pid that no longer exists
+    # the process died holding the "rows" claim: a pid that no longer exists
     dead = f"{os.uname().nodename}:{2**22 + 7}/1"
     db.session.execute(update(JobChunk).where(JobChunk.status == "running").values(worker=dead))
     db.session.commit()
@@ -183,60 +183,75 @@ def test_a_self_committing_step_claimed_by_a_dead_process_is_taken_over(app):
     steps = db.session.execute(
         select(JobChunk.step, func.count()).where(JobChunk.status == "done").group_by(JobChunk.step)
     ).all()
-    assert sorted(steps) == [(0, 1), (1, 1), (2, 1)]
+    assert sorted(steps) == [(step, 1) for step in range(len(NIGHTLY.steps))]
 
 
 def _die(now, lo, hi):
     raise Killed
 
 
-def test_two_runners_share_the_nightly_windows_pass_and_compute_what_one_would(app):
-    from app.intel.jobs import refresh_windows
+def test_two_runners_share_the_nightly_ranges_and_compute_what_one_would(app):
+    from app.intel.jobs import nightly as one_pass_nightly
     from app.intel.models import MemberStats
     from tests.intel_support import at, buy, member, store
 
     shop = store("W1")
     with frozen(at(2027, 6, 1)):
         for i in range(9):
-            buy(member(at(2027, 1, 1), store_id=shop), shop, 1000 * (i + 1), at(2027, 5, 1 + i))
-    window = (
-        MemberStats.member_id,
-        MemberStats.window_month,
-        MemberStats.purchases_12m,
-        MemberStats.payer_fen_12m,
-        MemberStats.home_store_id,
+            who = member(at(2027, 1, 1), store_id=shop)
+            for n in range(1 + i % 3):
+                buy(who, shop, 1000 * (i + 1), at(2027, 1 + i, 1 + n))
+    m = MemberStats
+    state = (
+        m.member_id,
+        m.window_month,
+        m.purchases_12m,
+        m.payer_fen_12m,
+        m.home_store_id,
+        m.lifecycle,
+        m.r_score,
+        m.f_score,
+        m.m_score,
+        m.rfm_label,
     )
 
     def stale() -> None:
-        db.session.execute(update(MemberStats).values(window_month=None, purchases_12m=0))
+        db.session.execute(
+            update(m).values(window_month=None, purchases_12m=0, r_score=None, rfm_label=None)
+        )
         db.session.commit()
 
     stale()
-    refresh_windows(END_2027)
-    one_runner = sorted(db.session.execute(select(*window)).all())
+    one_pass_nightly(END_2027)
+    one_runner = sorted(db.session.execute(select(*state)).all())
     stale()
-    windows = NIGHTLY.steps[1]
 
-    def run(now, lo, hi):
-        counts = windows.run(now, lo, hi)
-        # longer than a runner's poll (0.5 s) while the other held the "rows" pass: it then
-        # comes and takes the next range
-        threading.Event().wait(0.3)
-        return counts
+    def slow(step: Step) -> Step:
+        def run(now, lo, hi):
+            counts = step.run(now, lo, hi)
+            # longer than a runner's poll (0.5 s) while the other held a whole pass: it then
+            # comes and takes the next range
+            threading.Event().wait(0.3)
+            return counts
+
+        return Step(step.name, run, keys=step.keys, owns_transactions=step.owns_transactions)
 
     job = ChunkedJob(
         NIGHTLY.name,
-        (NIGHTLY.steps[0], Step("windows", run, keys=windows.keys), NIGHTLY.steps[2]),
+        tuple(slow(s) if s.keys else s for s in NIGHTLY.steps),
         2,
         NIGHTLY.counters,
     )
     results = run_by_two(app, job, "nights")
-    assert results[0] == results[1] and results[0]["windows"] == 9
-    chunks = db.session.execute(
-        select(JobChunk.worker).where(JobChunk.step == 1, JobChunk.status == "done")
-    ).all()
-    assert len(chunks) == 5
-    if on_postgres():  # SQLite's one writer lock goes to the runner already writing
-        assert len({w.rsplit("/", 1)[1] for (w,) in chunks}) == 2
-    assert sorted(db.session.execute(select(*window)).all()) == one_runner
-    assert all(row.purchases_12m == 1 for row in one_runner)
+    assert results[0] == results[1]
+    active = sum(1 for row in one_runner if row.purchases_12m > 0)  # January is 13 months back
+    assert results[0]["windows"] == 9 and results[0]["rfm_members"] == active == 8
+    for step in (1, 3):  # the windows, the stages with scores
+        chunks = db.session.execute(
+            select(JobChunk.worker).where(JobChunk.step == step, JobChunk.status == "done")
+        ).all()
+        assert len(chunks) == 5
+        if on_postgres():  # SQLite's one writer lock goes to the runner already writing
+            assert len({w.rsplit("/", 1)[1] for (w,) in chunks}) == 2
+    assert sorted(db.session.execute(select(*state)).all()) == one_runner
+    assert {row.r_score for row in one_runner} >= {1, 5}

@@ -278,14 +278,37 @@ def _move_stages(
 def stage_and_score(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
     """Lifecycle stages moved by time, and RFM scores, in one pass over the member ids.
 
-    RFM boundaries come first, from the whole brand. Then per chunk of member ids, one
-    transaction of three set-based statements: the stage moves as events; one ``UPDATE``
-    writing stage and scores of the rows where either changes (a row is written at most once
-    a night, and not at all when nothing changed); the journey enrollments of the moves."""
+    RFM boundaries come first, from the whole brand (``rfm_bounds``). Then per chunk of
+    member ids, one transaction (``stages_in_range``)."""
+    n, bounds = rfm_bounds()
+    moved = written = 0
+    for lo, hi in _ranges(chunk):
+        with unit_of_work():
+            counts = stages_in_range(now, lo, hi - 1, n, bounds)
+        moved += counts["stage_moves"]
+        written += counts["rows_written"]
+    return {"stage_moves": moved, "rfm_members": n, "rows_written": written}
+
+
+def rfm_bounds() -> tuple[int, dict[str, list[Any]]]:
+    """The active members' count and RFM quintile boundaries (``_rfm_bounds``), from the
+    stats rows as they stand: once the windows are fresh, the stages pass changes none of the
+    columns they read, so every range of one night is scored against the same boundaries."""
+    return _rfm_bounds(MemberStats.purchases_12m > 0)
+
+
+def stages_in_range(
+    now: datetime, lo: int, hi: int, n: int, bounds: dict[str, list[Any]]
+) -> dict[str, int]:
+    """Stages and RFM scores of the stats rows of members ``lo..hi``, against the brand's
+    ``n`` active members and ``bounds`` (``rfm_bounds``), in the caller's transaction: three
+    set-based statements: the stage moves as events; one ``UPDATE`` writing stage and scores
+    of the rows where either changes (a row is written at most once a night, and not at all
+    when nothing changed); the journey enrollments of the moves. Ranges are independent:
+    runners may take different ones at once (``app.intel.nightly``)."""
     m = MemberStats
     stage = stage_expression(now)
     active = m.purchases_12m > 0
-    n, bounds = _rfm_bounds(active)
     if n:
         r = case((active, _score(m.last_purchase_at, bounds["r"])), else_=None)
         f = case((active, _score(m.purchases_12m, bounds["f"])), else_=None)
@@ -326,14 +349,9 @@ def stage_and_score(now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
         "m_score": mm,
         "rfm_label": label,
     }
-    moved = written = 0
-    for lo, hi in _ranges(chunk):
-        in_chunk = (m.member_id >= lo) & (m.member_id < hi)
-        with unit_of_work():
-            added, changed = _move_stages(now, in_chunk, stage, moves | rescored, values)
-        moved += added
-        written += changed
-    return {"stage_moves": moved, "rfm_members": n, "rows_written": written}
+    in_range = (m.member_id >= lo) & (m.member_id <= hi)
+    added, changed = _move_stages(now, in_range, stage, moves | rescored, values)
+    return {"stage_moves": added, "rows_written": changed}
 
 
 def ensure_rows(now: datetime) -> int:

@@ -54,6 +54,9 @@ ON_PROGRESS: ContextVar[Callable[[dict[str, Any]], None] | None] = ContextVar(
 
 # Chunk size for runs started here without one (``flask jobs run --chunk-size``).
 CHUNK_SIZE: ContextVar[int | None] = ContextVar("CHUNK_SIZE", default=None)
+# The run (its ``job_progress`` id) whose chunk is being worked, while a step runs: what a
+# step keys anything it leaves for the run's later steps by (``app.intel.nightly``).
+CURRENT_RUN: ContextVar[int | None] = ContextVar("CURRENT_RUN", default=None)
 
 KeysFn = Callable[[datetime, int, int], Sequence[int]]
 RunFn = Callable[[datetime, int, int], dict[str, int]]
@@ -96,6 +99,14 @@ def run_chunked(
     run_key = run_key or RUN_KEY.get() or f"adhoc:{uuid.uuid4().hex}"
     size = chunk_size or CHUNK_SIZE.get() or job.chunk_size
     progress_id = _open(job, run_key, now or utcnow(), size)
+    token = CURRENT_RUN.set(progress_id)
+    try:
+        return _run(job, progress_id)
+    finally:
+        CURRENT_RUN.reset(token)
+
+
+def _run(job: ChunkedJob, progress_id: int) -> dict[str, int]:
     me = worker_name()
     report = ON_PROGRESS.get()
     while True:
