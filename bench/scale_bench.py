@@ -113,7 +113,7 @@ def check_disk(
     path = data_dir if os.access(data_dir, os.R_OK) else "/"
     usage = shutil.disk_usage(path)
     rows = needed_bytes(max(0, members - have_m), max(0, purchases - have_p), 0)
-    need = int(rows / compression) + wal
+    need = int(rows / compression) + wal if rows else 0  # loaded: the WAL it had is recycled
     after = (usage.used + need) / usage.total
     info = {
         "needed_gb": round(need / 1e9, 1),
