@@ -458,12 +458,19 @@ def _stage_sql(db_url: str, at: datetime) -> str:
 
     app = make_app(db_url, None)
     with app.app_context():
+        from app.extensions import db
         from app.intel.jobs import stage_expression
 
-        expression = stage_expression(at)
-        return str(
-            expression.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-        )
+        try:
+            expression = stage_expression(at)
+            return str(
+                expression.compile(
+                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+                )
+            )
+        finally:
+            db.session.remove()
+            db.engine.dispose()  # its pooled connection, closed now rather than by the GC
 
 
 def load_stats(dsn: str, db_url: str) -> float:
