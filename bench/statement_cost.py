@@ -9,7 +9,9 @@ in rounds so noise hits them alike, and the process CPU per statement is printed
 to the raw driver:
 
 - raw psycopg (``conn.execute`` with ``%s`` parameters): the floor;
-- SQLAlchemy Core on the session's connection, statement built once;
+- ``app.db.fetch_rows`` (the statement compiled once, run on the driver's cursor with
+  SQLAlchemy's type processing: what a till identify's three reads use);
+- SQLAlchemy Core on the session's connection, statement built once (``execute_core``);
 - ``session.execute`` of the same prebuilt statement (what the hot paths use);
 - ``session.execute`` of a statement built on each call (what most code does);
 - the same for an ORM entity (``select(Member)`` by identity, joined), prebuilt and built.
@@ -46,7 +48,7 @@ def main() -> None:
     from sqlalchemy import bindparam, select
 
     from app import create_app
-    from app.db import unit_of_work
+    from app.db import fetch_rows, unit_of_work
     from app.extensions import db
     from app.members.models import Member, MemberIdentity
     from app.members.services import create_member
@@ -93,6 +95,7 @@ def main() -> None:
             "raw psycopg": lambda: raw.execute(
                 "SELECT balance FROM points_accounts WHERE member_id = %s", (member_id,)
             ).fetchone(),
+            "fetch_rows (driver, prebuilt)": lambda: fetch_rows(balance, params)[0],
             "Core, connection, prebuilt": lambda: (
                 db.session.connection().execute(balance, params).scalar_one()
             ),

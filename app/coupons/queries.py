@@ -12,7 +12,7 @@ from app.common.clock import utcnow
 from app.common.pagination import paginate
 from app.coupons.models import Coupon, CouponTemplate
 from app.coupons.templates import applies_at
-from app.db import execute_core
+from app.db import fetch_rows
 from app.extensions import db
 from app.members.models import Member
 
@@ -93,7 +93,7 @@ def coupons_for_till(member_id: int, store_id: int | None = None) -> list[Row]:
     expires_at``.
     """
     params = {"owner_id": member_id, "now": utcnow(), "store_id": store_id}
-    return list(execute_core(_usable_stmt(), params))
+    return fetch_rows(_usable_stmt(), params)
 
 
 def exchangeable_templates() -> list[CouponTemplate]:

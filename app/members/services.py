@@ -6,6 +6,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.common.clock import utcnow
 from app.common.hooks import MEMBERS_JOINED, MemberJoined
 from app.common.phone import normalize_phone
-from app.db import among_param, execute_core, insert_rows, unit_of_work
+from app.db import among_param, fetch_rows, insert_rows, unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.members.consent import channel_for_source, policy_version
@@ -95,18 +96,29 @@ def _lock_members_stmt(dialect: str) -> Select:
 
 # Hot statements are built once, with bind parameters: building a statement and its cache key
 # costs about as much Python as running it (bench/statement_cost.py).
+def _ref_columns() -> Select:
+    """A member's id, phone, merge pointer and points balance: what a :class:`MemberRef` needs."""
+    return select(Member.id, Member.phone, Member.merged_into_id, PointsAccount.balance).outerjoin(
+        PointsAccount, PointsAccount.member_id == Member.id
+    )
+
+
 @functools.cache
 def _by_identity_stmt() -> Select:
     return (
-        select(Member.id, Member.phone, Member.merged_into_id, PointsAccount.balance)
+        _ref_columns()
         .join(MemberIdentity, MemberIdentity.member_id == Member.id)
-        .outerjoin(PointsAccount, PointsAccount.member_id == Member.id)
         .where(
             MemberIdentity.kind == bindparam("kind"),
             MemberIdentity.app == bindparam("app"),
             MemberIdentity.external_id == bindparam("external_id"),
         )
     )
+
+
+@functools.cache
+def _by_id_stmt() -> Select:
+    return _ref_columns().where(Member.id == bindparam("member_id"))
 
 
 @dataclass(frozen=True)
@@ -124,11 +136,20 @@ def find_ref_by_identity(kind: str, external_id: str, app: str = "") -> MemberRe
     only)."""
     if kind not in IDENTITY_KINDS:
         raise NotFound(f"unknown identity kind {kind!r}", code="UNKNOWN_IDENTITY_KIND")
-    row = execute_core(
-        _by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id}
-    ).one_or_none()
-    if row is None:
-        return None
+    rows = fetch_rows(_by_identity_stmt(), {"kind": kind, "app": app, "external_id": external_id})
+    return _live_ref(rows[0]) if rows else None
+
+
+def find_ref(member_id: int) -> MemberRef:
+    """The live member behind an id (following ``merged_into``), as id, phone and balance:
+    one statement, reads only; ``MEMBER_NOT_FOUND`` if there is no such member."""
+    rows = fetch_rows(_by_id_stmt(), {"member_id": member_id})
+    if not rows:
+        raise NotFound("member not found", code="MEMBER_NOT_FOUND")
+    return _live_ref(rows[0])
+
+
+def _live_ref(row: Any) -> MemberRef:
     if row.merged_into_id is None:
         return MemberRef(int(row.id), row.phone, int(row.balance or 0))
     live = resolve_member(row.merged_into_id)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.common.phone import mask_phone
-from app.db import transaction
+from app.db import read_only, transaction
 from app.errors import NotFound, ValidationFailed
 from app.members.codes import resolve_member_code
-from app.members.services import MemberRef, resolve_member
-from app.points.services import balance_of
+from app.members.services import find_ref
 from app.pos import coupon_port
 from app.pos.context import TillContext
 from app.pos.members import member_for_phone
@@ -46,8 +45,7 @@ def identify_member(
     def attempt() -> dict[str, Any]:
         registered = False
         if member_code is not None:
-            found_by_code = resolve_member(resolve_member_code(member_code))
-            member = MemberRef(found_by_code.id, found_by_code.phone, balance_of(found_by_code.id))
+            member = find_ref(resolve_member_code(member_code))
         else:
             assert phone is not None
             found, registered = member_for_phone(phone, store_id=ctx.store_id, register=register)
@@ -72,5 +70,7 @@ def identify_member(
             answer["coupons"] = [{k: c[k] for k in _WITHOUT_CODE} for c in coupons]
         return answer
 
-    # another till registering the same phone at the same moment: the runner runs it again
-    return transaction(attempt)
+    if phone is not None and register:
+        # another till registering the same phone at the same moment: the runner runs it again
+        return transaction(attempt)
+    return read_only(attempt)  # a lookup: no transaction's round trips

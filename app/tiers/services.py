@@ -25,7 +25,7 @@ from app.common.hooks import (
     TierChanged,
 )
 from app.common.upsert import insert_ignore, upsert_add
-from app.db import among, execute_core, insert_rows, update_rows
+from app.db import among, among_param, fetch_rows, insert_rows, update_rows
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.points.models import Purchase
@@ -490,19 +490,20 @@ def tier_view(member_id: int) -> dict[str, Any] | None:
 
 
 @functools.cache
-def _views_stmt() -> Select:
+def _views_stmt(dialect: str) -> Select:
     """Built once (every member view and till identify runs it): the ids are a parameter."""
     return (
         select(TierSettings.version, TierSettings.updated_at, *_ROW_COLUMNS)
         .select_from(TierSettings)
-        .outerjoin(MemberTier, MemberTier.member_id.in_(bindparam("ids", expanding=True)))
+        .outerjoin(MemberTier, among_param(MemberTier.member_id, "ids", dialect))
         .where(TierSettings.id == 1)
     )
 
 
 def tier_views(member_ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
     """One statement: the members' tier rows beside which ladder is in force (none: no rows)."""
-    found = execute_core(_views_stmt(), {"ids": list(member_ids)}).all()
+    dialect = db.session.get_bind().dialect.name
+    found = fetch_rows(_views_stmt(dialect), {"ids": list(member_ids)})
     ladder = views_ladder((found[0].version, found[0].updated_at)) if found else None
     if ladder is None:
         return {m: None for m in member_ids}
