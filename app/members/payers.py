@@ -33,8 +33,23 @@ class Payer:
     store_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Enrolment:
+    """What :func:`enrolment` did: each payer's live member id, and which of them it created."""
+
+    member_ids: list[int]
+    created: frozenset[int]
+
+
 def enrol(payers: Sequence[Payer], *, lock: bool = True) -> list[int]:
-    """The live member id of each payer (created if none holds any of its identities).
+    """The live member id of each payer (created if none holds any of its identities)."""
+    return enrolment(payers, lock=lock).member_ids
+
+
+def enrolment(payers: Sequence[Payer], *, lock: bool = True) -> Enrolment:
+    """:func:`enrol`, saying which members it created: a caller that reports "registered"
+    asks it, since a member made by a racing transaction that committed after the caller's
+    own lookup is found here, not created.
 
     Set-based: one query finds every identity's holder; members are created only for payers
     nobody holds (a payer named twice in the batch is created once). With ``lock`` the members
@@ -104,7 +119,7 @@ def enrol(payers: Sequence[Payer], *, lock: bool = True) -> list[int]:
     # identities the member lacks (an Alipay open id beside the user id …); a concurrent add
     # fails the transaction on the unique key and the runner tries again
     add_identities([(live[m], identity) for m, identity in missing])
-    return [live[m] for m in found]
+    return Enrolment([live[m] for m in found], frozenset(live[m] for m in created))
 
 
 def payer_identity(kind: str, external_id: str) -> Identity:
