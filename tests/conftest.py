@@ -136,7 +136,7 @@ def _fresh_state(app: Flask) -> Iterator[None]:
         db.session.remove()
         _truncate_all(db)
         redis_store.client.flushdb()
-        app.extensions["huiyuan_limiter"].reset()  # throttles in process memory (no Redis)
+        app.extensions["huiyuan_limiter"].storage.reset()  # throttles in process memory (no Redis)
 
 
 def _truncate_all(db: object) -> None:

@@ -73,7 +73,7 @@ def authenticate_admin(token: str | None) -> AdminToken:
     return found
 
 
-# Failed admin tokens are throttled per IP address and per presented token (Flask-Limiter).
+# Failed admin tokens are throttled per IP address and per presented token (``limits``, in Redis).
 FAILED_TOKENS_PER_IP = Throttle(
     "admin-token-ip",
     "20 per 10 minutes",

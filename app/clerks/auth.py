@@ -1,6 +1,6 @@
 """Clerk login (rate limited, with lockout), short-lived revocable tokens, logout.
 
-- Throttles (Flask-Limiter, counted in Redis): ``LOGIN_ATTEMPTS`` failed logins per username
+- Throttles (``limits``, counted in Redis): ``LOGIN_ATTEMPTS`` failed logins per username
   (from any address) and ``LOGIN_FAILURES_PER_IP`` per IP address (across usernames: password
   spraying) per ``LOGIN_WINDOW_SECONDS``; more answer 429 ``LOGIN_RATE_LIMITED``.
 - Lockout: ``LOCKOUT_AFTER`` failed passwords in a row lock the account for
