@@ -904,13 +904,20 @@ def main() -> int:
         "disk": {**disk, "on_disk_gb": on_disk_gb(args.tablespace)},
         "server": server,
     }
+    out = results_path(args.db)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    loaded_now = any(results["load"].values())
+    if loaded_now:
+        # a new load: the figures of earlier loads are not this one's
+        http, jobs = {}, {}
+        out.write_text(json.dumps({**results, "steps": []}, indent=2) + "\n")
+    else:
+        http, jobs = earlier_figures(args.db, results)
+        results["load"] = jobs.pop("load", None) or results["load"]
     if args.load_only:
         print(json.dumps(results))
         return 0
     steps = [s for s in args.steps.split(",") if s]
-    out = results_path(args.db)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    http, jobs = earlier_figures(args.db, results)
     # the steps measured on this load, this run's and the earlier runs' (kept in the figures)
     jobs["steps"] = [*[s for s in jobs.get("steps", []) if s not in steps], *steps]
 
@@ -1012,7 +1019,8 @@ def summarise(results: dict, http: dict, jobs: dict, steps: list[str], began: fl
 
 def earlier_figures(db_name: str, results: dict) -> tuple[dict, dict]:
     """The HTTP and job figures of an earlier run on the same load (the steps not taken
-    again keep them: a run stopped half-way goes on with ``--steps`` of the rest)."""
+    again keep them: a run stopped half-way goes on with ``--steps`` of the rest), and under
+    ``load`` the figures of the load itself. A load writes the results afresh (no steps)."""
     http: dict = {}
     jobs: dict = {}
     try:
@@ -1024,11 +1032,12 @@ def earlier_figures(db_name: str, results: dict) -> tuple[dict, dict]:
         results["purchases"],
     ):
         return http, jobs
-    jobs = before.get("jobs", {})
-    try:
-        http = json.loads(results_path(db_name, "scale_http").read_text())
-    except (OSError, ValueError):
-        pass
+    jobs = {**before.get("jobs", {}), "load": before.get("load")}
+    if "http" in before.get("steps", []):
+        try:
+            http = json.loads(results_path(db_name, "scale_http").read_text())
+        except (OSError, ValueError):
+            pass
     return http, jobs
 
 
