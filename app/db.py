@@ -197,9 +197,9 @@ def read_only(fn: Callable[[], T]) -> T:
         return fn()
     if s.get_bind().dialect.name != "postgresql":
         return transaction(fn)
-    # the driver's own switch, as SQLAlchemy's AUTOCOMMIT isolation level sets it, without
-    # that option's bookkeeping (a quarter of the lookup's Python, py-spy 2026-11-24); it is
-    # switched back before the connection returns to the pool
+    # the driver's own switch, which SQLAlchemy's AUTOCOMMIT isolation level also sets, without
+    # that option's per-checkout bookkeeping; switched back before the connection returns to
+    # the pool
     conn = s.connection()
     driver = conn.connection.dbapi_connection
     driver.autocommit = True

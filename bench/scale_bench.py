@@ -912,8 +912,8 @@ def main() -> int:
         http, jobs = {}, {}
         out.write_text(json.dumps({**results, "steps": []}, indent=2) + "\n")
     else:
-        http, jobs = earlier_figures(args.db, results)
-        results["load"] = jobs.pop("load", None) or results["load"]
+        http, jobs, load = earlier_figures(args.db, results)
+        results["load"] = load or results["load"]
     if args.load_only:
         print(json.dumps(results))
         return 0
@@ -1017,28 +1017,28 @@ def summarise(results: dict, http: dict, jobs: dict, steps: list[str], began: fl
     )
 
 
-def earlier_figures(db_name: str, results: dict) -> tuple[dict, dict]:
+def earlier_figures(db_name: str, results: dict) -> tuple[dict, dict, dict | None]:
     """The HTTP and job figures of an earlier run on the same load (the steps not taken
-    again keep them: a run stopped half-way goes on with ``--steps`` of the rest), and under
-    ``load`` the figures of the load itself. A load writes the results afresh (no steps)."""
+    again keep them: a run stopped half-way goes on with ``--steps`` of the rest), and the
+    figures of the load itself. A load writes the results afresh (no steps)."""
     http: dict = {}
     jobs: dict = {}
     try:
         before = json.loads(results_path(db_name).read_text())
     except (OSError, ValueError):
-        return http, jobs
+        return http, jobs, None
     if (before.get("members"), before.get("purchases")) != (
         results["members"],
         results["purchases"],
     ):
-        return http, jobs
-    jobs = {**before.get("jobs", {}), "load": before.get("load")}
+        return http, jobs, None
+    jobs = before.get("jobs", {})
     if "http" in before.get("steps", []):
         try:
             http = json.loads(results_path(db_name, "scale_http").read_text())
         except (OSError, ValueError):
             pass
-    return http, jobs
+    return http, jobs, before.get("load")
 
 
 def ensure_tablespace(server_url: str, db_name: str, location: str) -> None:
